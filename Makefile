@@ -1,0 +1,51 @@
+# regbench: `make run` and `make test` set everything up on a fresh machine.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+VENV_STAMP := .venv/.installed-stamp
+RUN := $(UV) run --frozen --no-sync
+# Parallel test workers; conftest gives each one torch thread.
+TEST_WORKERS ?= 2
+
+.PHONY: install run test test-slow lint format ui bench reproduce clean help
+
+help:
+	@echo "make run | test | ui | bench | reproduce | lint | format | install | clean"
+
+$(VENV_STAMP): pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+install: $(VENV_STAMP)
+
+run: install  ## the main job: default MNIST-1D MLP run, tracked in mlruns/
+	$(RUN) regbench train $(ARGS)
+
+test: install
+	$(RUN) pytest -n $(TEST_WORKERS) -q -p no:cacheprovider
+
+test-slow: install
+	$(RUN) pytest -n $(TEST_WORKERS) -q -m slow -p no:cacheprovider
+
+lint: install
+	$(RUN) ruff check src tests
+	$(RUN) ruff format --check src tests
+
+format: install
+	$(RUN) ruff format src tests
+	$(RUN) ruff check --fix src tests
+
+ui: install  ## MLflow UI on the project store, bound to localhost
+	$(RUN) mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlruns/mlflow.db" \
+		--default-artifact-root "$(CURDIR)/mlruns/artifacts" --host 127.0.0.1 --port 5000
+
+bench: install
+	$(RUN) regbench bench
+
+reproduce: install
+	$(RUN) regbench reproduce variance_shift
+	$(RUN) regbench reproduce model_double_descent
+	$(RUN) regbench reproduce epoch_double_descent
+
+clean:
+	rm -rf .venv .pytest_cache .ruff_cache

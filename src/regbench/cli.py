@@ -1,0 +1,78 @@
+"""``regbench train | sweep | report | reproduce | bench``.
+
+``train`` is a Hydra app (overrides, ``-m`` multirun, ``--cfg job``); the others take
+ordinary flags. Heavy imports happen inside each command so ``--help`` is quick.
+"""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: regbench <command> [args]
+
+commands:
+  train [overrides]      one run (Hydra overrides; -m for a multirun grid)
+  sweep SPEC.yaml        an Optuna study from sweeps/
+  reproduce NAME         a published result: grid, then report
+  report NAME            rebuild a reproduction's report from MLflow
+  bench                  full stack vs a hand-written PyTorch loop
+
+examples:
+  regbench train model.width=64 trainer.max_epochs=3 seed=7
+  regbench train -m model.width=16,64 seed=0,1,2
+"""
+
+
+def _train(argv: list[str]) -> None:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import DictConfig
+
+    import regbench.config  # noqa: F401  (registers the rb_root resolver)
+    from regbench.paths import CONF_DIR
+
+    @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
+    def app(cfg: DictConfig) -> float:
+        from regbench.train import run
+
+        overrides = list(HydraConfig.get().overrides.task)
+        metrics = run(cfg, overrides)
+        print(
+            f"\nrun {metrics['run_id']} finished: test/acc={metrics['test/acc']:.4f} "
+            f"test/loss={metrics['test/loss']:.4f}\n"
+            f"open it in MLflow: make ui   (then http://127.0.0.1:5000, experiment "
+            f"'{cfg.experiment_name}')"
+        )
+        return metrics["test/acc"]
+
+    sys.argv = ["regbench train", *argv]
+    app()
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "train":
+        _train(rest)
+    elif cmd == "bench":
+        from regbench.bench import main as bench_main
+
+        bench_main(rest)
+    elif cmd == "sweep":
+        from regbench.sweep import main as sweep_main
+
+        sweep_main(rest)
+    elif cmd in ("reproduce", "report"):
+        from regbench.reproductions import main as repro_main
+
+        repro_main(cmd, rest)
+    else:
+        print(f"regbench: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""LightningDataModule over :class:`Splits`: tensors on the training device, batches by
+slicing, uint8 images turned into normalised floats after the batch reaches the device."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from regbench.data import Splits
+from regbench.data.batches import TensorBatches
+
+
+class TensorDataModule(pl.LightningDataModule):
+    def __init__(self, splits: Splits, batch_size: int, seed: int, eval_batch_size: int = 1000):
+        super().__init__()
+        self.splits = splits
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.seed = seed
+        self._train: TensorBatches | None = None
+        if splits.mean is not None:
+            shape = (1, -1) + (1,) * (splits.x_train.dim() - 2)  # broadcast over (B, C, ...)
+            self.register_mean_std(torch.tensor(splits.mean).view(shape), torch.tensor(splits.std).view(shape))
+        else:
+            self.mean = self.std = None
+
+    def register_mean_std(self, mean: Tensor, std: Tensor) -> None:
+        self.mean, self.std = mean * 255.0, std * 255.0
+
+    def _device(self) -> torch.device:
+        trainer = self.trainer
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def train_dataloader(self) -> TensorBatches:
+        # One iterable for the whole fit: its epoch counter drives the shuffle order.
+        if self._train is None:
+            s = self.splits
+            self._train = TensorBatches(s.x_train, s.y_train, self.batch_size, shuffle=True, seed=self.seed)
+        return self._train.to(self._device())
+
+    def val_dataloader(self) -> TensorBatches | list:
+        s = self.splits
+        if len(s.y_val) == 0:
+            return []
+        return TensorBatches(s.x_val, s.y_val, self.eval_batch_size).to(self._device())
+
+    def test_dataloader(self) -> TensorBatches:
+        s = self.splits
+        return TensorBatches(s.x_test, s.y_test, self.eval_batch_size).to(self._device())
+
+    def normalize(self, x: Tensor) -> Tensor:
+        if self.mean is None:
+            return x
+        mean, std = self.mean.to(x.device), self.std.to(x.device)
+        return (x.float() - mean) / std
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        x, y = batch
+        return self.normalize(x), y

@@ -1,0 +1,25 @@
+"""Models built from layer registries and the order spec (see DESIGN.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from omegaconf import DictConfig
+from torch import nn
+
+from regbench.registry import Registry
+
+#: model name -> builder(cfg.model, input_shape, num_classes) -> nn.Module
+MODELS = Registry("model")
+
+
+def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    # Importing the builders registers them.
+    from regbench.nn import mlp  # noqa: F401
+
+    try:
+        from regbench.nn import resnet  # noqa: F401
+    except ImportError:  # pragma: no cover - optional until the ResNet module lands
+        pass
+    builder: Callable[..., nn.Module] = MODELS.get(cfg.name, "model.name")
+    return builder(cfg, tuple(input_shape), int(num_classes))

@@ -1,0 +1,241 @@
+"""MLflow tracking: store location, runs with params/tags/config, an epoch-level logger.
+
+Default store: ``sqlite:///<repo root>/mlruns/mlflow.db`` with artifacts under
+``mlruns/artifacts``; ``MLFLOW_TRACKING_URI`` replaces it (a server, PostgreSQL, ...).
+Runs are driven through :class:`mlflow.MlflowClient` (no global active run), so
+sweeps can run trials from threads or processes.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers.logger import Logger
+from pytorch_lightning.utilities import rank_zero_only
+
+from regbench.paths import ROOT, mlruns_dir
+
+PARENT_TAG = "mlflow.parentRunId"
+PARENT_ENV = "REGBENCH_PARENT_RUN_ID"  # set by sweeps/multirun for child runs
+ERROR_TAG = "error"
+
+
+def default_tracking_uri() -> str:
+    return f"sqlite:///{mlruns_dir() / 'mlflow.db'}"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def get_client():
+    import mlflow
+
+    uri = tracking_uri()
+    if uri == default_tracking_uri():
+        mlruns_dir().mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    return mlflow.MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(client, name: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    if tracking_uri() == default_tracking_uri():
+        location = (mlruns_dir() / "artifacts" / name).as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except Exception:  # created concurrently by another worker
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def flatten(cfg: DictConfig | Mapping, prefix: str = "") -> dict[str, str]:
+    """Resolved config as ``{"model.width": "128", ...}`` (MLflow params are strings)."""
+    container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    out: dict[str, str] = {}
+    for k, v in container.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, f"{key}."))
+        else:
+            out[key] = str(v)
+    return out
+
+
+# Short names for the axes people vary most, used in run names.
+_ABBREV = {
+    "model.width": "w",
+    "model.depth": "d",
+    "model.dropout": "drop",
+    "model.dropout_kind": "",
+    "model.norm": "",
+    "model.placement": "",
+    "optim.lr": "lr",
+    "optim.weight_decay": "wd",
+    "data.label_noise": "noise",
+    "data.name": "",
+    "trainer.max_epochs": "ep",
+}
+
+
+def run_name(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> str:
+    """``mlp-w128-drop0.5-s2`` from the model name, the varied axes and the seed."""
+    parts = [str(cfg.model.name)]
+    for ov in overrides:
+        key, _, value = ov.lstrip("+~").partition("=")
+        if key in ("seed", "experiment_name") or key.startswith("hydra") or not value:
+            continue
+        short = _ABBREV.get(key, key.rsplit(".", 1)[-1])
+        value = value.strip("[]").replace(",", "_").replace(" ", "")
+        parts.append(f"{short}{value}")
+    parts.append(f"s{cfg.seed}")
+    return "-".join(parts)[:250]
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def environment_tags(device: str = "cpu") -> dict[str, str]:
+    import mlflow
+    import pytorch_lightning
+    import torch
+
+    commit = _git("rev-parse", "HEAD") or "unknown"
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git.commit": commit,
+        "git.dirty": str(bool(dirty)).lower() if commit != "unknown" else "unknown",
+        "version.python": platform.python_version(),
+        "version.torch": torch.__version__,
+        "version.lightning": pytorch_lightning.__version__,
+        "version.mlflow": mlflow.__version__,
+        "version.regbench": __import__("regbench").__version__,
+        "device": device,
+    }
+
+
+class TrackedRun:
+    def __init__(self, client, run_id: str) -> None:
+        self.client, self.run_id = client, run_id
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        batch = [Metric(k, float(v), ts, step) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=batch)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_text(self, text: str, name: str) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / name
+            p.write_text(text)
+            self.log_artifact(p)
+
+
+def log_params(client, run_id: str, params: Mapping[str, str]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, v[:6000]) for k, v in params.items()]
+    for i in range(0, len(items), 100):  # MLflow's per-batch limit
+        client.log_batch(run_id, params=items[i : i + 100])
+
+
+@contextmanager
+def tracked_run(
+    experiment: str,
+    name: str,
+    cfg: DictConfig | None = None,
+    tags: Mapping[str, Any] | None = None,
+    parent_run_id: str | None = None,
+) -> Iterator[TrackedRun]:
+    """An MLflow run that ends FINISHED, or FAILED/KILLED with the error in a tag."""
+    client = get_client()
+    exp_id = ensure_experiment(client, experiment)
+    parent_run_id = parent_run_id or os.environ.get(PARENT_ENV)
+    all_tags = {k: str(v) for k, v in (tags or {}).items()}
+    if parent_run_id:
+        all_tags[PARENT_TAG] = parent_run_id
+    run = client.create_run(exp_id, run_name=name, tags=all_tags)
+    tracked = TrackedRun(client, run.info.run_id)
+    try:
+        if cfg is not None:
+            log_params(client, tracked.run_id, flatten(cfg))
+            tracked.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        yield tracked
+    except BaseException as e:
+        status = "FAILED" if isinstance(e, Exception) else "KILLED"
+        client.set_tag(tracked.run_id, ERROR_TAG, f"{type(e).__name__}: {e}"[:5000])
+        client.set_terminated(tracked.run_id, status)
+        raise
+    client.set_terminated(tracked.run_id, "FINISHED")
+
+
+class MlflowEpochLogger(Logger):
+    """Lightning logger writing to an existing MLflow run, one batch call per log event,
+    stepped by epoch. Calls are asynchronous and flushed when training ends."""
+
+    def __init__(self, run: TrackedRun, synchronous: bool = False) -> None:
+        super().__init__()
+        self.run = run
+        self.synchronous = synchronous
+        self._pending: list = []
+        self.last: dict[str, float] = {}  # latest value of every metric logged
+
+    @property
+    def name(self) -> str:
+        return "mlflow"
+
+    @property
+    def version(self) -> str:
+        return self.run.run_id
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        """Params are logged from the resolved config by :func:`tracked_run`."""
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        metrics = dict(metrics)
+        epoch = int(metrics.pop("epoch", step or 0))
+        ts = int(time.time() * 1000)
+        batch = [Metric(k, float(v), ts, epoch) for k, v in metrics.items()]
+        self.last.update({m.key: m.value for m in batch})
+        if batch:
+            op = self.run.client.log_batch(self.run.run_id, metrics=batch, synchronous=self.synchronous)
+            if op is not None and not self.synchronous:
+                self._pending.append(op)
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        for op in self._pending:
+            op.wait()
+        self._pending.clear()

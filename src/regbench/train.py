@@ -1,0 +1,84 @@
+"""One training run: compose -> validate/build -> fit + test under an MLflow run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+
+from regbench import tracking
+from regbench.data import build_data
+from regbench.data.module import TensorDataModule
+from regbench.errors import positive_int
+from regbench.module import RegModule
+from regbench.nn import build_model
+from regbench.optim import build_scheduler, check_optim
+from regbench.progress import EpochProgressBar
+from regbench.reg import build_regularizers
+
+
+def build(cfg: DictConfig):
+    """Everything a run needs, built (and so validated) before any MLflow run exists."""
+    positive_int("trainer.max_epochs", cfg.trainer.max_epochs)
+    check_optim(cfg.optim)
+    build_scheduler(cfg.scheduler, torch.optim.SGD([torch.zeros(1)], lr=1.0), 1)
+    pl.seed_everything(cfg.seed, workers=False, verbose=False)
+    splits = build_data(cfg.data, cfg.seed)
+    model = build_model(cfg.model, splits.input_shape, splits.num_classes)
+    reg = build_regularizers(cfg)
+    module = RegModule(model, cfg.optim, cfg.scheduler, cfg.trainer.max_epochs, reg)
+    return splits, TensorDataModule(splits, cfg.data.batch_size, cfg.seed), module
+
+
+def make_trainer(cfg: DictConfig, logger, callbacks=()) -> pl.Trainer:
+    t = cfg.trainer
+    return pl.Trainer(
+        max_epochs=t.max_epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        precision=t.precision,
+        deterministic=t.deterministic,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        limit_test_batches=t.limit_test_batches,
+        check_val_every_n_epoch=t.check_val_every_n_epoch,
+        gradient_clip_val=t.gradient_clip_val,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        logger=logger,
+        callbacks=[*callbacks, EpochProgressBar()] if t.progress_bar else list(callbacks),
+        default_root_dir=str(tracking.mlruns_dir() / "lightning"),
+    )
+
+
+def run(
+    cfg: DictConfig,
+    overrides: Sequence[str] = (),
+    parent_run_id: str | None = None,
+    callbacks: Sequence[pl.Callback] = (),
+    tags: dict | None = None,
+) -> dict:
+    """Train and test one config. Returns the final logged metrics (``test/acc``, ...)
+    and ``run_id``. ``callbacks`` are added to the trainer (e.g. an Optuna pruner);
+    ``tags`` are added to the MLflow run."""
+    splits, datamodule, module = build(cfg)
+    tags = {
+        "data.fingerprint": splits.fingerprint(),
+        "model.params": sum(p.numel() for p in module.parameters()),
+        **(tags or {}),
+    }
+    name = tracking.run_name(cfg, overrides)
+    with tracking.tracked_run(cfg.experiment_name, name, cfg, tags, parent_run_id) as tracked:
+        logger = tracking.MlflowEpochLogger(tracked, cfg.logger.synchronous)
+        trainer = make_trainer(cfg, logger, [*module.reg.callbacks, *callbacks])
+        tracked.set_tags(tracking.environment_tags(str(trainer.strategy.root_device)))
+        trainer.fit(module, datamodule=datamodule)
+        trainer.test(module, datamodule=datamodule, verbose=False)
+        logger.finalize("success")
+        metrics: dict = dict(logger.last)
+        metrics["run_id"] = tracked.run_id
+    return metrics
