@@ -7,8 +7,8 @@ small next to a hand-written loop (see ``regbench bench``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pytorch_lightning as pl
 import torch
@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from regbench.optim import build_optimizer, build_scheduler
+from regbench.reg.inference import Inference, mc_log_probs
 
 Penalty = Callable[[nn.Module], Tensor]
 Constraint = Callable[[nn.Module], None]
@@ -32,6 +33,7 @@ class Regularizers:
     transforms: list[BatchTransform] = field(default_factory=list)  # train batches
     callbacks: list[pl.Callback] = field(default_factory=list)  # procedures
     label_smoothing: float = 0.0
+    inference: Inference = field(default_factory=Inference)  # test-time stochastic layers
 
 
 class EpochMeans:
@@ -90,7 +92,10 @@ class RegModule(pl.LightningModule):
 
     def _eval_step(self, split: str, batch: tuple[Tensor, Tensor]) -> None:
         x, y = batch
-        logits = self.model(x)
+        inf = self.reg.inference
+        # mc: log of the mean probabilities of k stochastic passes (log-probs feed the NLL).
+        mc = inf.mode == "mc"
+        logits = mc_log_probs(self.model, x, inf.samples) if mc else self.model(x)
         loss = F.cross_entropy(logits, y)
         self._stats[split].add(len(y), loss=loss, acc=(logits.argmax(1) == y).float().mean())
 
@@ -101,12 +106,21 @@ class RegModule(pl.LightningModule):
         self._eval_step("test", batch)
 
     # --- hooks --------------------------------------------------------------------
-    def on_before_zero_grad(self, optimizer) -> None:
-        # Runs right after optimizer.step(): the place for projections (max-norm etc.).
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # Projections (max-norm etc.) right after each step, so every forward pass and
+        # the final weights satisfy them.
         if self.reg.constraints:
             with torch.no_grad():
                 for constrain in self.reg.constraints:
                     constrain(self.model)
+
+    def on_fit_start(self) -> None:
+        # Transforms that build soft targets (mixup) need the number of classes.
+        splits = getattr(getattr(self.trainer, "datamodule", None), "splits", None)
+        for transform in self.reg.transforms:
+            if hasattr(transform, "bind") and splits is not None:
+                transform.bind(splits.num_classes)
 
     def on_train_epoch_end(self) -> None:
         metrics = self._stats["train"].pop("train")
@@ -130,4 +144,5 @@ class RegModule(pl.LightningModule):
         scheduler = build_scheduler(self.sched_cfg, optimizer, self.max_epochs)
         if scheduler is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        sched = {"scheduler": scheduler, "interval": "epoch"}
+        return {"optimizer": optimizer, "lr_scheduler": sched}

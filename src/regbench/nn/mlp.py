@@ -1,36 +1,78 @@
-"""Multi-layer perceptron built from the order spec.
+"""Multi-layer perceptrons built from the order spec: plain and residual.
 
-    input_dropout -> depth x block(order) -> head_dropout -> Linear(width, classes)
+``mlp``:    input_dropout -> depth x block(order) -> head_dropout -> Linear(width, classes)
+``resmlp``: input_dropout -> Linear(in, width) -> depth x [x + DropPath_l(block(x))]
+            -> final(order) -> head_dropout -> Linear(width, classes)
 
 ``block`` is a list of slot names, e.g. ``[linear, norm, act, dropout]`` (post-norm,
 dropout after the activation) or ``[linear, dropout, norm, act]`` (dropout directly
-before BatchNorm, the variance-shift case of Li et al. 2019).
+before BatchNorm, the variance-shift case of Li et al. 2019, arXiv 1801.05134).
+
+Dropout rates are *drop* probabilities (PyTorch's convention; Srivastava et al. and
+Li et al. write p for the retain probability). ``model.dropout`` is one rate for every
+``dropout`` slot, or a list with one rate per block; ``input_dropout`` acts on the
+inputs (Srivastava et al. use drop 0.2 there), ``head_dropout`` before the classifier.
+
+Residual blocks use stochastic depth (Huang et al. 2016, arXiv 1603.09382): block l of
+L survives with p_l = 1 - (l/L)(1 - p_L), ``p_L = model.survival_last`` (a *keep*
+probability; 1.0 turns it off); computed here, in the builder.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 from torch import Tensor, nn
 
 from regbench.errors import ConfigError, in_range, positive_int
 from regbench.nn import MODELS
 from regbench.nn.init import init_weights
 from regbench.nn.layers import LAYERS, LayerSpec, build_layers
+from regbench.reg.depth import DropPath, linear_decay_survival
 from regbench.reg.dropout import make_dropout
 
 
-def layer_spec(cfg: DictConfig, dims: int) -> LayerSpec:
-    """LayerSpec from the model config, validating the shared keys."""
+def dropout_rates(cfg: DictConfig, num_blocks: int) -> list[float]:
+    """``model.dropout`` as one validated drop rate per block (a scalar is repeated)."""
+    rates = cfg.get("dropout", 0.0)
+    if isinstance(rates, ListConfig | list | tuple):
+        if len(rates) != num_blocks:
+            raise ConfigError(
+                f"model.dropout={list(rates)} has {len(rates)} rates for {num_blocks} blocks; "
+                "give one rate per block or a single rate"
+            )
+        for i, r in enumerate(rates):
+            in_range(f"model.dropout[{i}]", r, 0.0, 1.0, hi_open=True)
+        return [float(r) for r in rates]
+    in_range("model.dropout", rates, 0.0, 1.0, hi_open=True)
+    return [float(rates)] * num_blocks
+
+
+def layer_spec(cfg: DictConfig, dims: int, per_block_dropout: bool = False) -> LayerSpec:
+    """LayerSpec from the model config, validating the shared keys. A list-valued
+    ``model.dropout`` is accepted only by builders passing ``per_block_dropout=True``
+    (they set the rate per block with :func:`dropout_rates`)."""
+    dropout = cfg.get("dropout", 0.0)
+    if isinstance(dropout, ListConfig | list | tuple):
+        if not per_block_dropout:
+            raise ConfigError(
+                f"model.dropout={list(dropout)}: per-block rates are supported by the mlp "
+                f"and resmlp models, not model.name={cfg.get('name')!r}; give a single rate"
+            )
+        dropout = 0.0  # replaced per block
     for key in ("dropout", "input_dropout", "head_dropout", "dropconnect"):
-        in_range(f"model.{key}", cfg.get(key, 0.0), 0.0, 1.0, hi_open=True)
+        value = dropout if key == "dropout" else cfg.get(key, 0.0)
+        in_range(f"model.{key}", value, 0.0, 1.0, hi_open=True)
     positive_int("model.norm_groups", cfg.get("norm_groups", 8))
+    in_range("model.norm_momentum", cfg.get("norm_momentum", 0.1), 0.0, 1.0)
+    in_range("model.norm_eps", cfg.get("norm_eps", 1e-5), 0.0, None, lo_open=True)
     return LayerSpec(
         dims=dims,
         norm=cfg.get("norm", "none"),
         act=cfg.get("act", "relu"),
-        dropout=float(cfg.get("dropout", 0.0)),
+        dropout=float(dropout),
         dropout_kind=cfg.get("dropout_kind", "bernoulli"),
         dropconnect=float(cfg.get("dropconnect", 0.0)),
         norm_groups=int(cfg.get("norm_groups", 8)),
@@ -52,19 +94,72 @@ class MLP(nn.Module):
         spec: LayerSpec,
         input_dropout: float = 0.0,
         head_dropout: float = 0.0,
+        rates: list[float] | None = None,
     ) -> None:
         super().__init__()
+        rates = rates if rates is not None else [spec.dropout] * depth
         self.flatten = nn.Flatten()  # (B, *shape) -> (B, F)
         self.input_drop = make_dropout(spec.dropout_kind, input_dropout)
         self.blocks = nn.Sequential(
-            *[build_layers(block, spec, in_features if i == 0 else width, width) for i in range(depth)]
+            *[
+                build_layers(
+                    block, replace(spec, dropout=rates[i]), in_features if i == 0 else width, width
+                )
+                for i in range(depth)
+            ]
         )
         self.head_drop = make_dropout(spec.dropout_kind, head_dropout)
         self.head = nn.Linear(width, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.input_drop(self.flatten(x))
-        return self.head(self.head_drop(self.blocks(x)))
+        x = self.input_drop(self.flatten(x))  # (B, F)
+        return self.head(self.head_drop(self.blocks(x)))  # (B, width) -> (B, classes)
+
+
+class ResidualBlock(nn.Module):
+    """``x + DropPath(branch(x))`` on (B, width) features."""
+
+    def __init__(self, branch: nn.Module, survival: float) -> None:
+        super().__init__()
+        self.branch = branch
+        self.drop_path = DropPath(survival) if survival < 1.0 else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.drop_path(self.branch(x))
+
+
+class ResMLP(nn.Module):
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        width: int,
+        block: list[str],
+        final: list[str],
+        spec: LayerSpec,
+        survival: list[float],
+        rates: list[float],
+        input_dropout: float = 0.0,
+        head_dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.input_drop = make_dropout(spec.dropout_kind, input_dropout)
+        self.stem = nn.Linear(in_features, width)  # (B, F) -> (B, width)
+        self.blocks = nn.Sequential(
+            *[
+                ResidualBlock(build_layers(block, replace(spec, dropout=r), width, width), p)
+                for p, r in zip(survival, rates, strict=True)
+            ]
+        )
+        # e.g. [norm, act] closes pre-activation blocks; empty = nothing.
+        self.final = build_layers(final, spec, width, width) if final else nn.Identity()
+        self.head_drop = make_dropout(spec.dropout_kind, head_dropout)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem(self.input_drop(self.flatten(x)))
+        return self.head(self.head_drop(self.final(self.blocks(x))))
 
 
 def check_block(block: list[str], required: str) -> list[str]:
@@ -87,7 +182,33 @@ def build_mlp(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -
         depth=cfg.depth,
         width=cfg.width,
         block=block,
-        spec=layer_spec(cfg, dims=0),
+        spec=layer_spec(cfg, dims=0, per_block_dropout=True),
+        input_dropout=float(cfg.get("input_dropout", 0.0)),
+        head_dropout=float(cfg.get("head_dropout", 0.0)),
+        rates=dropout_rates(cfg, cfg.depth),
+    )
+    init_weights(model, cfg.get("init", "kaiming"))
+    return model
+
+
+@MODELS.register("resmlp", "residual_mlp")
+def build_resmlp(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    positive_int("model.depth", cfg.depth)
+    positive_int("model.width", cfg.width)
+    block = check_block(list(cfg.block), "linear")
+    final = [LAYERS.canonical(n, "model.final") for n in (cfg.get("final") or [])]
+    survival = linear_decay_survival(
+        cfg.depth, cfg.get("survival_last", 1.0), key="model.survival_last"
+    )
+    model = ResMLP(
+        in_features=math.prod(input_shape),
+        num_classes=num_classes,
+        width=cfg.width,
+        block=block,
+        final=final,
+        spec=layer_spec(cfg, dims=0, per_block_dropout=True),
+        survival=survival,
+        rates=dropout_rates(cfg, cfg.depth),
         input_dropout=float(cfg.get("input_dropout", 0.0)),
         head_dropout=float(cfg.get("head_dropout", 0.0)),
     )

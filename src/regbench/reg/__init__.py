@@ -4,25 +4,65 @@
 :class:`~regbench.module.Regularizers` bundle: loss penalties, post-step constraints,
 train-batch transforms and callbacks. Each entry of ``cfg.reg`` is keyed by its config
 file name and has a ``kind`` that selects the factory in :data:`REGULARIZERS`.
+
+It also reads the test-time option of stochastic layers (``model.test_mode``,
+``model.mc_samples``) and adds the diagnostics callback (``diag`` section).
+
+Rates of the dropout family and DropConnect are *drop* probabilities (PyTorch's
+convention); Srivastava et al. 2014 and Li et al. 2019 write p for the *retain*
+probability. Stochastic depth's ``survival_last`` is a keep probability, as in its paper.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from omegaconf import DictConfig
 
+from regbench.errors import ConfigError
 from regbench.registry import Registry
 
 #: kind -> factory(entry_cfg, bundle, key) that adds itself to the bundle
 REGULARIZERS = Registry("regularizer kind")
 
 
-def build_regularizers(cfg: DictConfig):
-    from regbench.module import Regularizers
+def _register_all() -> None:
+    """Import every module of this package: each registers its kinds on import, so a new
+    regularizer is one file here plus one conf/reg/<name>.yaml."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
 
+
+def build_regularizers(cfg: DictConfig):
+    from regbench.diagnostics import diagnostics_callback
+    from regbench.module import Regularizers
+    from regbench.reg.inference import inference_from
+
+    _register_all()
     bundle = Regularizers()
     for name, entry in (cfg.get("reg") or {}).items():
         if entry is None:
             continue
+        if not isinstance(entry, DictConfig):
+            raise ConfigError(f"reg.{name}={entry!r} is not valid; it must be a mapping")
         key = f"reg.{name}.kind"
-        REGULARIZERS.get(entry.get("kind", name), key)(entry, bundle, f"reg.{name}")
+        kind = REGULARIZERS.canonical(entry.get("kind", name), key)
+        if kind == "early_stopping":
+            _check_monitor_is_logged(cfg, entry, f"reg.{name}")
+        REGULARIZERS.get(kind)(entry, bundle, f"reg.{name}")
+    bundle.inference = inference_from(cfg.get("model"))
+    diag = diagnostics_callback(cfg.get("diag"))
+    if diag is not None:
+        bundle.callbacks.append(diag)  # last: after early stopping has restored weights
     return bundle
+
+
+def _check_monitor_is_logged(cfg: DictConfig, entry: DictConfig, key: str) -> None:
+    monitor = str(entry.get("monitor", "val/loss"))
+    data = cfg.get("data") or {}
+    if monitor.startswith("val/") and data.get("val_fraction", 0.0) == 0:
+        raise ConfigError(
+            f"{key}.monitor={monitor!r} needs a validation split, but data.val_fraction=0; "
+            "set data.val_fraction > 0 or monitor a train/ metric"
+        )

@@ -39,6 +39,8 @@ def drop_path(x: Tensor, survival: float, training: bool) -> Tensor:
 class DropPath(nn.Module):
     """Module form of :func:`drop_path`; wrap a residual branch's output with it."""
 
+    stochastic = True  # put in training mode by Monte-Carlo inference (reg/inference.py)
+
     def __init__(self, survival_prob: float) -> None:
         super().__init__()
         in_range("survival_prob", survival_prob, 0.0, 1.0, lo_open=True)

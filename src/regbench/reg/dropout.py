@@ -53,6 +53,7 @@ def uout(x: Tensor, rate: float, training: bool) -> Tensor:
 
 class _Dropout(nn.Module):
     fn = staticmethod(bernoulli_dropout)
+    stochastic = True  # put in training mode by Monte-Carlo inference (reg/inference.py)
 
     def __init__(self, rate: float) -> None:
         super().__init__()

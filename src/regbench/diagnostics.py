@@ -1,0 +1,223 @@
+"""Diagnostics of a trained model, logged under ``diag/`` (see DESIGN.md).
+
+Variance shift (Li, Chen, Hu, Yang, CVPR 2019, arXiv 1801.05134): dropout in training
+changes the variance of the features a BatchNorm layer sees, so its moving variance
+(accumulated with dropout on) no longer matches the variance at inference (dropout
+off). Per BN layer we log, averaged over channels,
+
+    shift = max(real_var / moving_var, moving_var / real_var)     (1.0 = no shift)
+
+with real_var the variance of the layer's input over the training data in eval mode
+(measured by a forward pre-hook; ``eps`` of the layer is added to both, the variance
+the layer actually divides by). With inverted dropout of retain probability p (drop
+rate 1 - p) on zero-mean features directly before BN, the shift is about 1 / p.
+
+BN re-estimation (their fix): recompute the running statistics on a copy of the model
+over the training data with dropout off and weights frozen, as a cumulative average
+(``momentum=None``) of the batch statistics. The model the run tests stays the plain one.
+
+Also: train-set accuracy in train mode (dropout on, BN batch statistics) vs eval mode;
+test accuracy before/after re-estimation; per-layer weight norms; the fraction of
+weights with ``|w| < threshold`` (``diag/sparsity``); the generalization gap
+``train_acc_evalmode - test_acc``. Test accuracy here is deterministic inference.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+from torch import Tensor, nn
+
+from regbench.errors import in_range, positive_int
+
+Prep = Callable[[Tensor], Tensor]
+
+
+class EvalData:
+    """Re-iterable (x, y) batches in a fixed order, moved to ``device`` and prepared by
+    ``prep`` (e.g. uint8 images -> normalised floats) one batch at a time."""
+
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int, device, prep: Prep | None = None):
+        self.x, self.y, self.batch_size = x, y, int(batch_size)
+        self.device, self.prep = device, prep or (lambda t: t)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        for i in range(0, len(self.y), self.batch_size):
+            x = self.x[i : i + self.batch_size].to(self.device)
+            yield self.prep(x), self.y[i : i + self.batch_size].to(self.device)
+
+    def with_batch_size(self, batch_size: int) -> EvalData:
+        return EvalData(self.x, self.y, batch_size, self.device, self.prep)
+
+
+def batch_norms(model: nn.Module) -> dict[str, nn.modules.batchnorm._BatchNorm]:
+    """BN layers in module order, named ``bn1``, ``bn2``, ..."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    return {f"bn{i}": m for i, m in enumerate(bns, start=1)}
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, data: EvalData, train_mode: bool = False) -> float:
+    """Accuracy of ``model`` on ``data``; ``train_mode`` runs a deep copy in training mode
+    (stochastic layers on, BN on batch statistics) so the model itself is untouched."""
+    if train_mode:
+        model = copy.deepcopy(model).train()
+    was_training = model.training
+    model.train(train_mode)
+    correct, n = 0, 0
+    for x, y in data:
+        correct += int((model(x).argmax(1) == y).sum())
+        n += len(y)
+    model.train(was_training)
+    return correct / max(n, 1)
+
+
+@torch.no_grad()
+def input_variances(model: nn.Module, data: EvalData) -> dict[str, Tensor]:
+    """Per-channel variance (C,) of every BN layer's input over ``data``, eval mode."""
+    bns = batch_norms(model)
+    # running sums in float64: n, sum_c, sum_c of squares
+    acc = {name: [0, 0.0, 0.0] for name in bns}
+
+    def hook(name: str):
+        def pre(_m: nn.Module, args: tuple[Tensor, ...]) -> None:
+            x = args[0].double()
+            dims = [d for d in range(x.dim()) if d != 1]  # all but channels: (B, C, *S)
+            a = acc[name]
+            a[0] += x.numel() // x.shape[1]
+            a[1] = a[1] + x.sum(dims)
+            a[2] = a[2] + x.square().sum(dims)
+
+        return pre
+
+    handles = [m.register_forward_pre_hook(hook(name)) for name, m in bns.items()]
+    was_training = model.training
+    model.eval()
+    try:
+        for x, _ in data:
+            model(x)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return {name: (s2 - s1 * s1 / n) / max(n - 1, 1) for name, (n, s1, s2) in acc.items()}
+
+
+def variance_shift(model: nn.Module, data: EvalData) -> dict[str, float]:
+    """Li et al.'s shift ratio per BN layer (channel mean), see the module docstring."""
+    real = input_variances(model, data)
+    out = {}
+    for name, bn in batch_norms(model).items():
+        if bn.running_var is None:  # track_running_stats=False: no moving statistics
+            continue
+        r = real[name] + bn.eps
+        m = bn.running_var.double() + bn.eps
+        out[name] = float(torch.maximum(r / m, m / r).mean())
+    return out
+
+
+@torch.no_grad()
+def reestimate_bn(model: nn.Module, data: EvalData) -> nn.Module:
+    """A copy of ``model`` whose BN running statistics are the cumulative average over
+    ``data`` with everything else in eval mode (dropout off, weights untouched)."""
+    model = copy.deepcopy(model).eval()
+    for bn in batch_norms(model).values():
+        if bn.running_var is not None:
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative moving average over the passes
+            bn.train()
+    for x, _ in data:
+        model(x)
+    return model.eval()
+
+
+def weight_stats(model: nn.Module, threshold: float = 1e-3) -> dict[str, float]:
+    """Frobenius norm of each weight (ndim > 1) and the fraction of |w| < threshold."""
+    out, small, total = {}, 0, 0
+    for name, p in model.named_parameters():
+        if p.ndim > 1:
+            out[f"weight_norm/{name.removesuffix('.weight')}"] = float(p.detach().norm())
+            small += int((p.detach().abs() < threshold).sum())
+            total += p.numel()
+    out["sparsity"] = small / max(total, 1)
+    return out
+
+
+def diagnose(
+    model: nn.Module,
+    train: EvalData,
+    test: EvalData,
+    train_batch_size: int,
+    threshold: float = 1e-3,
+) -> dict[str, float]:
+    """All ``diag/`` metrics of ``model`` (not modified); ``train_batch_size`` is used
+    wherever BN runs on batch statistics (train-mode accuracy, re-estimation)."""
+    train_small = train.with_batch_size(train_batch_size)
+    out = {f"diag/{k}": v for k, v in weight_stats(model, threshold).items()}
+    out["diag/train_acc_trainmode"] = accuracy(model, train_small, train_mode=True)
+    out["diag/train_acc_evalmode"] = accuracy(model, train)
+    out["diag/test_acc"] = accuracy(model, test)
+    out["diag/gen_gap"] = out["diag/train_acc_evalmode"] - out["diag/test_acc"]
+    if batch_norms(model):
+        shifts = variance_shift(model, train)
+        out.update({f"diag/var_shift/{k}": v for k, v in shifts.items()})
+        reest = reestimate_bn(model, train_small)
+        shifts = variance_shift(reest, train)
+        out.update({f"diag/var_shift_reest/{k}": v for k, v in shifts.items()})
+        out["diag/test_acc_reest"] = accuracy(reest, test)
+    return out
+
+
+class DiagnosticsCallback(pl.Callback):
+    """Logs :func:`diagnose` at the end of training (after early stopping has restored
+    the best weights) and, if ``every_n_epochs`` > 0, every that many epochs."""
+
+    def __init__(
+        self, every_n_epochs: int = 0, threshold: float = 1e-3, eval_batch_size: int = 1000
+    ) -> None:
+        self.every_n_epochs, self.threshold = int(every_n_epochs), float(threshold)
+        self.eval_batch_size = int(eval_batch_size)
+        self.last: dict[str, float] = {}
+        self._epoch = 0
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._epoch = trainer.current_epoch
+        n = self.every_n_epochs
+        if n and (self._epoch + 1) % n == 0 and self._epoch + 1 < trainer.max_epochs:
+            self._log(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._log(trainer, pl_module)
+
+    def _log(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        dm = trainer.datamodule
+        if dm is None or not hasattr(dm, "splits"):
+            return  # diagnostics need the in-memory splits of regbench's data module
+        s, device = dm.splits, pl_module.device
+        prep = getattr(dm, "normalize", None)
+        train = EvalData(s.x_train, s.y_train, self.eval_batch_size, device, prep)
+        test = EvalData(s.x_test, s.y_test, self.eval_batch_size, device, prep)
+        # Own RNG stream: diagnostics must not change what training or the test draws.
+        cuda = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            self.last = diagnose(pl_module.model, train, test, dm.batch_size, self.threshold)
+        if trainer.logger is not None:
+            trainer.logger.log_metrics(self.last, step=self._epoch)
+
+
+def diagnostics_callback(cfg: DictConfig | None) -> DiagnosticsCallback | None:
+    """The callback from the ``diag`` config section; None when disabled or absent."""
+    if cfg is None or not cfg.get("enabled", True):
+        return None
+    every = cfg.get("every_n_epochs", 0)
+    if every != 0:
+        positive_int("diag.every_n_epochs", every)
+    in_range("diag.sparsity_threshold", cfg.get("sparsity_threshold", 1e-3), 0.0, lo_open=True)
+    positive_int("diag.eval_batch_size", cfg.get("eval_batch_size", 1000))
+    return DiagnosticsCallback(
+        every, cfg.get("sparsity_threshold", 1e-3), cfg.get("eval_batch_size", 1000)
+    )

@@ -1,0 +1,64 @@
+"""Target-side regularizers: label smoothing and mixup.
+
+- label_smoothing: Szegedy et al. 2016 (arXiv 1512.00567), the target becomes
+  ``(1 - eps) * onehot + eps / K``; passed to ``F.cross_entropy(label_smoothing=eps)``.
+- mixup: Zhang, Cisse, Dauphin, Lopez-Paz 2018 (arXiv 1710.09412). With
+  ``lam ~ Beta(alpha, alpha)`` (one per batch) and a random pairing ``perm`` of the batch,
+  ``x' = lam * x + (1 - lam) * x[perm]`` and the soft target
+  ``t' = lam * onehot(y) + (1 - lam) * onehot(y[perm])``, trained with cross-entropy
+  on probabilities. Accuracy in ``train/acc`` is still measured against ``y``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from torch import Tensor
+
+from regbench.errors import in_range
+from regbench.reg import REGULARIZERS
+
+
+class Mixup:
+    """Batch transform ``(x, target) -> (x_mixed, soft_target)``; ``target`` is (B,)
+    class indices or (B, K) probabilities. ``num_classes`` is bound before training
+    (by :class:`~regbench.module.RegModule` from the data) when not given."""
+
+    def __init__(self, alpha: float, num_classes: int | None = None) -> None:
+        self.alpha = float(alpha)
+        self.num_classes = num_classes
+
+    def bind(self, num_classes: int) -> None:
+        self.num_classes = self.num_classes or int(num_classes)
+
+    def __call__(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        if target.dim() == 1:
+            if self.num_classes is None:
+                raise RuntimeError("Mixup.num_classes is unset; call bind(num_classes) first")
+            target = F.one_hot(target, self.num_classes).to(x.dtype)  # (B, K)
+        # lam drawn on x's device from the global generator: seeded, no host sync.
+        a = torch.tensor(self.alpha, device=x.device)
+        lam = torch.distributions.Beta(a, a).sample()
+        perm = torch.randperm(x.shape[0], device=x.device)
+        lam_x = lam.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))  # broadcast over (B, ...)
+        x = lam_x * x + (1 - lam_x) * x[perm]
+        target = lam * target + (1 - lam) * target[perm]
+        return x, target
+
+    def __repr__(self) -> str:
+        return f"Mixup(alpha={self.alpha:g})"
+
+
+@REGULARIZERS.register("mixup")
+def add_mixup(entry: DictConfig, bundle, key: str) -> None:
+    alpha = entry.get("alpha", 0.2)
+    in_range(f"{key}.alpha", alpha, 0.0, None, lo_open=True)
+    bundle.transforms.append(Mixup(float(alpha)))
+
+
+@REGULARIZERS.register("label_smoothing", "smoothing")
+def add_label_smoothing(entry: DictConfig, bundle, key: str) -> None:
+    eps = entry.get("smoothing", 0.1)
+    in_range(f"{key}.smoothing", eps, 0.0, 1.0, hi_open=True)
+    bundle.label_smoothing = float(eps)
