@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Sequence
 
 import pytorch_lightning as pl
@@ -17,6 +19,12 @@ from regbench.nn import build_model
 from regbench.optim import build_scheduler, check_optim
 from regbench.progress import EpochProgressBar
 from regbench.reg import build_regularizers
+
+# Lightning's info lines (GPU available, tips, "100% of batches") are noise in sweeps.
+for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 
 
 def build(cfg: DictConfig):
