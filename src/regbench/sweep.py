@@ -1,0 +1,293 @@
+"""Optuna studies and grids over Hydra configs, tracked in MLflow, resumable and parallel.
+
+``regbench sweep sweeps/NAME.yaml [--n-jobs N] [--n-trials N] [--timeout S]
+[--storage URL] [--study NAME] [overrides...]`` runs the study file (see
+:mod:`regbench.sweep_spec`); :func:`run_grid` runs a grid from Python (reproductions).
+
+Layout: the parent process validates the study, creates the Optuna study and the MLflow
+parent run (both SQLite databases are initialised here, before any worker touches them),
+enqueues the missing points of a grid, then runs worker 0 itself and ``N - 1`` spawned
+workers (:mod:`regbench.sweep_worker`), each with ``cores // N`` torch threads. At the end
+it marks runs of dead workers KILLED, prints the trial table and logs Optuna's plots.
+
+Storage: ``sqlite:///<repo>/mlruns/optuna.db`` by default. Rerunning the same command
+resumes the study. For several machines, give every machine the same command with
+``--storage postgresql://user:pass@host/db`` (and ``MLFLOW_TRACKING_URI`` pointing at a
+shared MLflow server or database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import multiprocessing
+import os
+import sys
+from dataclasses import replace
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from regbench import tracking
+from regbench.errors import ConfigError, positive_int
+from regbench.paths import mlruns_dir
+from regbench.sweep_spec import StudySpec, hydra_value, load_spec, parse_spec
+from regbench.sweep_tracking import (
+    finish_parent,
+    kill_orphans,
+    log_plots,
+    parent_run,
+    trial_table,
+    use_wal,
+)
+from regbench.sweep_worker import (
+    FAIL_REASON,
+    WorkerContext,
+    open_storage,
+    quiet_libraries,
+    spawned_worker,
+    work,
+)
+
+FINGERPRINT_ATTR = "regbench.fingerprint"
+
+
+def default_storage() -> str:
+    mlruns_dir().mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{mlruns_dir() / 'optuna.db'}"
+
+
+def _experiment(spec: StudySpec, study_name: str, cli_overrides: list[str]) -> str:
+    """CLI ``experiment_name=`` > the study file's > the base config's (unless 'default') >
+    the study name. Children and the parent run must share one experiment."""
+    cfg = _compose_or_raise("overrides", [*spec.overrides, *cli_overrides])
+    for p in spec.space:  # every choice (or bound) must compose: catches typos before trials
+        for v in p.examples():
+            _compose_or_raise(f"space.{p.key}={hydra_value(v)}",
+                              [*spec.overrides, *cli_overrides, *p.overrides(v)])
+    if any(o.startswith("experiment_name=") for o in cli_overrides) or not spec.experiment_name:
+        return str(cfg.experiment_name) if cfg.experiment_name != "default" else study_name
+    return spec.experiment_name
+
+
+def _compose_or_raise(where: str, overrides: list[str]):
+    from regbench.config import compose
+
+    try:
+        return compose(overrides)
+    except ConfigError:
+        raise
+    except Exception as e:  # Hydra's parse/composition errors
+        raise ConfigError(f"{where}: {type(e).__name__}: {e}") from None
+
+
+def _point_key(spec: StudySpec, params: dict[str, Any]) -> tuple | None:
+    if any(p.key not in params for p in spec.space):
+        return None
+    return tuple(f"{p.key}={hydra_value(params[p.key])}" for p in spec.space)
+
+
+def _trial_point(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    return {**t.system_attrs.get("fixed_params", {}), **t.params}
+
+
+def enqueue_missing(study: optuna.Study, spec: StudySpec) -> int:
+    """Queue every grid point without a COMPLETE, PRUNED, RUNNING or WAITING trial:
+    completed points are not rerun, failed ones are retried."""
+    busy = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING}
+    taken = {_point_key(spec, _trial_point(t)) for t in study.get_trials(deepcopy=False)
+             if t.state in busy}
+    n = 0
+    for point in spec.grid_points():
+        if _point_key(spec, point) not in taken:
+            study.enqueue_trial(point)
+            n += 1
+    return n
+
+
+def run_study(
+    spec: StudySpec,
+    *,
+    n_jobs: int = 1,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    storage: str | None = None,
+    cli_overrides: list[str] | tuple[str, ...] = (),
+    study_name: str | None = None,
+    verbose: bool = True,
+) -> optuna.Study:
+    """Run (or resume) a study to its budget; returns the Optuna study."""
+    positive_int("--n-jobs", n_jobs)
+    if n_trials is not None:
+        positive_int("--n-trials", n_trials)
+        if spec.is_grid:
+            raise ConfigError("--n-trials does not apply to a grid: it runs every point")
+    name, cli = study_name or spec.name, list(cli_overrides)
+    experiment = _experiment(spec, name, cli)
+    quiet_libraries()
+    url = storage or default_storage()
+    study = optuna.create_study(study_name=name, storage=open_storage(spec, url),
+                                direction=spec.direction, load_if_exists=True)
+    use_wal(url)
+    fingerprint = spec.fingerprint(cli)
+    if study.user_attrs.get(FINGERPRINT_ATTR, fingerprint) != fingerprint:
+        raise ConfigError(
+            f"study {name!r} in {url} was run with other overrides, objective, seeds or space; "
+            "rerun it with the same study file and overrides, or start a new one with "
+            "--study NEW_NAME")
+    study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
+    client = tracking.get_client()
+    exp_id = tracking.ensure_experiment(client, experiment)
+    use_wal(tracking.tracking_uri())
+    kind = "grid" if spec.is_grid else "optuna"
+    parent = parent_run(client, exp_id, spec, name, kind)
+    kill_orphans(client, exp_id, parent, study)
+    if spec.is_grid:
+        queued = enqueue_missing(study, spec)
+        if verbose:
+            print(f"grid {name}: {spec.n_trials} points x {len(spec.seeds)} seeds, "
+                  f"{queued} to run", flush=True)
+    elif verbose:
+        print(f"study {name}: {n_trials or spec.n_trials} trials x {len(spec.seeds)} seeds, "
+              f"{n_jobs} worker(s); storage {url}", flush=True)
+    ctx = WorkerContext(spec=spec, study_name=name, storage_url=url, experiment_name=experiment,
+                        parent_run_id=parent, n_trials=n_trials or spec.n_trials,
+                        timeout=timeout or spec.timeout, n_jobs=n_jobs, cli_overrides=cli,
+                        verbose=verbose)
+    try:
+        _run_workers(ctx, n_jobs)
+    except BaseException:
+        kill_orphans(client, exp_id, parent, study)
+        finish_parent(client, parent, study, spec, status="KILLED")
+        raise
+    kill_orphans(client, exp_id, parent, study)
+    if verbose:
+        print("\n" + trial_table(study, spec), flush=True)
+    log_plots(client, parent, study)
+    finish_parent(client, parent, study, spec)
+    if verbose:
+        print(f"\nMLflow: experiment '{experiment}', parent run {parent}; "
+              f"Optuna: study '{name}' in {url}", flush=True)
+    return study
+
+
+def _run_workers(ctx: WorkerContext, n_jobs: int) -> None:
+    """Worker 0 runs here; the others are spawned processes (fresh interpreters: no forked
+    database connections or torch thread pools)."""
+    if n_jobs == 1:
+        work(ctx, 0)
+        return
+    mp = multiprocessing.get_context("spawn")
+    child = replace(ctx, parent_pid=os.getpid())
+    procs = [mp.Process(target=spawned_worker, args=(child, i)) for i in range(1, n_jobs)]
+    for p in procs:
+        p.start()
+    try:
+        work(ctx, 0)
+    except BaseException:
+        for p in procs:
+            p.terminate()
+        raise
+    finally:
+        for p in procs:
+            p.join()
+    bad = [f"worker {i} exit code {p.exitcode}" for i, p in enumerate(procs, 1) if p.exitcode]
+    if bad:
+        print(f"warning: {', '.join(bad)}; rerun the command to finish the study",
+              file=sys.stderr, flush=True)
+
+
+def run_grid(
+    name: str,
+    base_overrides: list[str],
+    grid: dict[str, list],
+    seeds: list[int],
+    n_jobs: int = 1,
+    experiment_name: str | None = None,
+    storage: str | None = None,
+    *,
+    verbose: bool = True,
+) -> list[dict]:
+    """Train every grid point x seed; resumable and parallel. Returns one dict per
+    (point, seed), in grid order (``itertools.product`` over ``grid`` in its key order,
+    seeds innermost)::
+
+        {"point": {"model.width": 16}, "overrides": ["model.width=16"], "seed": 0,
+         "metrics": {"test/acc": ..., "val/acc": ..., ...},  # everything train.run returns
+         "run_id": "<MLflow run id>", "state": "COMPLETE", "error": None, "trial": 3}
+
+    - ``name`` is the Optuna study name and the MLflow parent run's name; calling again
+      with the same name resumes: points already COMPLETE are not rerun, failed ones are.
+      Adding values to ``grid`` later runs only the new points.
+    - ``base_overrides`` apply to every run (e.g. ``["experiment=variance_shift"]``);
+      grid values may be scalars or lists (``model.block``: ``["linear", "norm", "act"]``).
+    - ``state`` is ``COMPLETE`` (metrics present), ``FAIL`` (``error`` says why, e.g. a
+      non-finite loss; ``metrics`` is empty) or ``MISSING`` (not run, e.g. the worker was
+      interrupted). A point's seeds run in one trial, in order; a failing seed stops the
+      later seeds of that point (they come back ``FAIL`` with the same error).
+    - ``n_jobs`` worker processes, each with ``cores // n_jobs`` torch threads.
+    - MLflow: one parent run (tags ``sweep.study=name``, ``sweep.role=parent``) in
+      ``experiment_name`` (default: the base config's experiment_name unless 'default',
+      else ``name``); one child run per point and seed (tags ``sweep.study``,
+      ``sweep.trial``, ``sweep.seed``).
+    - ``storage``: Optuna storage URL, default ``sqlite:///<mlruns>/optuna.db``.
+    """
+    raw = {"name": name, "overrides": list(base_overrides), "seeds": list(seeds),
+           "objective": {"metric": "val/acc", "direction": "maximize"}, "sampler": "grid",
+           "space": {k: {"type": "categorical", "choices": list(v)} for k, v in grid.items()}}
+    if experiment_name:
+        raw["experiment_name"] = experiment_name
+    spec = parse_spec(raw, name)
+    study = run_study(spec, n_jobs=n_jobs, storage=storage, verbose=verbose)
+    return grid_results(study, spec, grid)
+
+
+def grid_results(study: optuna.Study, spec: StudySpec, grid: dict[str, list]) -> list[dict]:
+    """The (point, seed) records of :func:`run_grid` from the study's trials."""
+    by_point: dict[tuple, optuna.trial.FrozenTrial] = {}
+    for t in study.get_trials(deepcopy=False):  # prefer COMPLETE, then the latest trial
+        key = _point_key(spec, _trial_point(t))
+        old = by_point.get(key)
+        if old is None or old.state != TrialState.COMPLETE:
+            by_point[key] = t
+    out = []
+    combos = itertools.product(*grid.values())
+    raw_points = [dict(zip(grid, combo, strict=True)) for combo in combos]
+    for raw_point, point in zip(raw_points, spec.grid_points(), strict=True):
+        t = by_point.get(_point_key(spec, point))
+        for seed in spec.seeds:
+            res = t.user_attrs.get("seed_results", {}).get(str(seed)) if t else None
+            run_ids = t.user_attrs.get("mlflow_run_ids", {}) if t else {}
+            state = "COMPLETE" if res else ("MISSING" if t is None or t.state in (
+                TrialState.WAITING, TrialState.RUNNING) else t.state.name)
+            out.append({
+                "point": raw_point, "overrides": spec.point_overrides(point), "seed": seed,
+                "metrics": {k: v for k, v in res.items() if k != "run_id"} if res else {},
+                "run_id": res["run_id"] if res else run_ids.get(str(seed)),
+                "state": state, "trial": None if t is None else t.number,
+                "error": None if res or t is None else t.user_attrs.get(FAIL_REASON),
+            })
+    return out
+
+
+def main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(
+        prog="regbench sweep", description="Run or resume an Optuna study from sweeps/*.yaml.",
+        epilog="Rerunning the same command resumes the study. Several machines can share a "
+               "study: --storage postgresql://user:pass@host/db on each.")
+    p.add_argument("spec", help="study file, e.g. sweeps/mlp_tpe.yaml")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides applied to every trial")
+    p.add_argument("--n-jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--n-trials", type=int, help="total trials (default: the study file's)")
+    p.add_argument("--timeout", type=float, help="seconds before workers stop starting trials")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///<mlruns>/optuna.db)")
+    p.add_argument("--study", help="study name (default: the file's name or stem)")
+    args = p.parse_args(argv)
+    try:
+        spec = load_spec(args.spec)
+        run_study(spec, n_jobs=args.n_jobs, n_trials=args.n_trials, timeout=args.timeout,
+                  storage=args.storage, cli_overrides=args.overrides, study_name=args.study)
+    except ConfigError as e:
+        print(f"regbench sweep: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
