@@ -24,6 +24,9 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from regbench.paths import ROOT, mlruns_dir
 
+# A local benchmark store has no use for usage telemetry (and offline it only waits).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 PARENT_TAG = "mlflow.parentRunId"
 PARENT_ENV = "REGBENCH_PARENT_RUN_ID"  # set by sweeps/multirun for child runs
 ERROR_TAG = "error"
@@ -182,6 +185,8 @@ def tracked_run(
     all_tags = {k: str(v) for k, v in (tags or {}).items()}
     if parent_run_id:
         all_tags[PARENT_TAG] = parent_run_id
+    if os.environ.get("REGBENCH_SWEEP_ID"):  # set by regbench.multirun for `train -m` grids
+        all_tags.setdefault("sweep.id", os.environ["REGBENCH_SWEEP_ID"])
     run = client.create_run(exp_id, run_name=name, tags=all_tags)
     tracked = TrackedRun(client, run.info.run_id)
     try:

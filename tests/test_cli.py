@@ -1,0 +1,61 @@
+"""The command line: `regbench train` end to end, and errors before training."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import runs_of
+from regbench.cli import main
+from regbench.tracking import get_client
+
+PER_EPOCH = ("train/loss", "train/acc", "val/loss", "val/acc")
+
+
+def test_train_command_twice_gives_identical_tracked_runs(experiment, capsys):
+    args = ["train", "model.width=64", "trainer.max_epochs=3", "seed=7",
+            f"experiment_name={experiment}"]
+    main(args)
+    assert "test/acc=" in capsys.readouterr().out
+    main(args)
+    runs = runs_of(experiment)
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+    client = get_client()
+    for r in runs:
+        assert r.info.run_name == "mlp-w64-ep3-s7"
+        for key in PER_EPOCH:
+            assert len(client.get_metric_history(r.info.run_id, key)) == 3, key
+        assert {"test/acc", "test/loss"} <= set(r.data.metrics)
+        assert "config.yaml" in [a.path for a in client.list_artifacts(r.info.run_id)]
+        assert {"git.commit", "git.dirty", "device", "data.fingerprint",
+                "version.torch", "version.lightning", "version.mlflow"} <= set(r.data.tags)
+    a, b = (r.data.metrics for r in runs)
+    assert a == b  # every final metric bit for bit, test/acc included
+
+
+def test_bad_norm_exits_nonzero_before_training_naming_key_and_choices(tmp_path):
+    env = {**os.environ, "REGBENCH_MLRUNS": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "regbench.cli", "train", "model.norm=banana"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode != 0
+    assert ("model.norm='banana' is not a known norm; choose one of: "
+            "batch, group, instance, layer, none") in proc.stderr
+    assert "Epoch" not in proc.stderr + proc.stdout  # nothing trained
+    os.environ["REGBENCH_MLRUNS"], old = str(tmp_path), os.environ["REGBENCH_MLRUNS"]
+    try:
+        assert runs_of("default") == []
+    finally:
+        os.environ["REGBENCH_MLRUNS"] = old
+
+
+def test_bench_prints_a_ratio_line_per_width(capsys):
+    from regbench.bench import main as bench
+
+    bench(["--reps", "1", "--epochs", "1", "--widths", "16", "--no-resnet"])
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("mlp width=16")]
+    assert len(line) == 1
+    ratio = float(line[0].rsplit("ratio=", 1)[1])
+    assert ratio > 0
