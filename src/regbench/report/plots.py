@@ -1,0 +1,35 @@
+"""Figure helpers (matplotlib, Agg backend): one style for every report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+
+
+def new_figure(ncols: int = 1, width: float = 5.0, height: float = 3.6):
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    return fig, list(axes[0])
+
+
+def band(ax, x, summaries, label: str, color: str, scale: float = 1.0, marker: str = "o") -> None:
+    """Mean line with its 95% CI as a shaded band (no band for one seed)."""
+    mean = [s.mean * scale for s in summaries]
+    ax.plot(x, mean, marker=marker, ms=3, color=color, label=label)
+    if all(s.n > 1 for s in summaries):
+        ax.fill_between(x, [s.lo * scale for s in summaries], [s.hi * scale for s in summaries],
+                        color=color, alpha=0.2, linewidth=0)
+
+
+def save(fig, path: Path) -> Path:
+    """Save deterministically (no timestamp in the PNG metadata) and close."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, metadata={"Software": None})
+    plt.close(fig)
+    return path

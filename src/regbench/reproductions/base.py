@@ -1,0 +1,96 @@
+"""What every reproduction shares: its grid through the sweep machinery, then a report.
+
+A reproduction names its experiment, its grid (base overrides + axes) per scale, and
+how to turn the finished runs into tables, figures and verdicts. Training goes through
+``regbench.sweep.run_grid`` (resumable, parallel, one parent run with child runs); the
+report reads everything back from MLflow, so ``regbench report`` needs no training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from regbench.errors import ConfigError
+from regbench.report import REPRO_TAG, Verdict, find_parent, report_dir, verdict_block
+from regbench.report.writer import write_report
+
+SCALES = ("cpu", "paper")
+
+
+@dataclass
+class Report:
+    """What a reproduction's analysis produces; ``markdown`` is the body below the title."""
+
+    markdown: str
+    verdicts: list[Verdict]
+    figures: list[Path] = field(default_factory=list)
+
+
+class Reproduction:
+    name: str = ""
+    title: str = ""  # paper and claim, one line
+    default_seeds: dict[str, int] = {"cpu": 2, "paper": 1}
+
+    def experiment_name(self, scale: str) -> str:
+        return f"reproduce-{self.name}" + ("" if scale == "cpu" else f"-{scale}")
+
+    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
+        """Base overrides and the axes (key -> values) of the grid at ``scale``."""
+        raise NotImplementedError
+
+    def train(self, scale: str, seeds: list[int], n_jobs: int) -> str | None:
+        """Run (or resume) the grid; returns the parent run id."""
+        base, axes = self.grid(scale)
+        experiment = self.experiment_name(scale)
+        from regbench.sweep import run_grid
+
+        results = run_grid(f"{experiment}", base, axes, seeds, n_jobs=n_jobs,
+                           experiment_name=experiment)
+        failed = [r for r in results if r.get("state") != "COMPLETE"]
+        for r in failed:
+            print(f"[{self.name}] {r.get('overrides')} seed={r.get('seed')}: "
+                  f"{r.get('state')} {r.get('error') or ''}")
+        if failed:
+            raise SystemExit(f"{len(failed)} of {len(results)} runs did not complete; rerun "
+                             f"`regbench reproduce {self.name}` to retry them")
+        return tag_parent(experiment, results, self.name, scale)
+
+    def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
+        raise NotImplementedError
+
+
+def tag_parent(experiment: str, results: Sequence[dict], name: str, scale: str) -> str | None:
+    """Mark the grid's parent run as this reproduction's, so ``report`` finds it."""
+    from regbench.tracking import PARENT_TAG, get_client
+
+    client = get_client()
+    parent = None
+    for res in results:
+        run_id = res.get("run_id")
+        if run_id:
+            parent = client.get_run(run_id).data.tags.get(PARENT_TAG) or parent
+    if parent:
+        client.set_tag(parent, REPRO_TAG, name)
+        client.set_tag(parent, "regbench.scale", scale)
+    return parent
+
+
+def build_report(repro: Reproduction, scale: str) -> Path:
+    """Analyse the experiment's runs, write ``report.md`` + figures, log them on the
+    parent run; returns the report path."""
+    experiment = repro.experiment_name(scale)
+    out_dir = report_dir(repro.name, scale)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rep = repro.analyse(experiment, scale, out_dir)
+    md = "\n\n".join([f"# {repro.name} ({scale} scale)", repro.title, rep.markdown,
+                      verdict_block(rep.verdicts)]) + "\n"
+    return write_report(out_dir, md, rep.figures, find_parent(experiment))
+
+
+def check_scale(scale: str) -> str:
+    if scale not in SCALES:
+        raise ConfigError(f"--scale={scale!r} is not a known scale; choose one of: "
+                          + ", ".join(SCALES))
+    return scale
