@@ -32,7 +32,7 @@ from optuna.trial import TrialState
 from regbench import tracking
 from regbench.errors import ConfigError, positive_int
 from regbench.paths import mlruns_dir
-from regbench.sweep_spec import StudySpec, hydra_value, load_spec, parse_spec
+from regbench.sweep_spec import GRID_POINT, StudySpec, hydra_value, load_spec, parse_spec
 from regbench.sweep_tracking import (
     finish_parent,
     kill_orphans,
@@ -89,7 +89,7 @@ def _point_key(spec: StudySpec, params: dict[str, Any]) -> tuple | None:
 
 
 def _trial_point(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    return {**t.system_attrs.get("fixed_params", {}), **t.params}
+    return {**t.params, **t.user_attrs.get(GRID_POINT, {})}  # grid values as queued
 
 
 def enqueue_missing(study: optuna.Study, spec: StudySpec) -> int:
@@ -101,7 +101,7 @@ def enqueue_missing(study: optuna.Study, spec: StudySpec) -> int:
     n = 0
     for point in spec.grid_points():
         if _point_key(spec, point) not in taken:
-            study.enqueue_trial(point)
+            study.enqueue_trial(point, user_attrs={GRID_POINT: point})
             n += 1
     return n
 
@@ -180,10 +180,17 @@ def _run_workers(ctx: WorkerContext, n_jobs: int) -> None:
         return
     mp = multiprocessing.get_context("spawn")
     child = replace(ctx, parent_pid=os.getpid())
-    procs = [mp.Process(target=spawned_worker, args=(child, i)) for i in range(1, n_jobs)]
+    ready = [mp.Event() for _ in range(1, n_jobs)]
+    procs = [mp.Process(target=spawned_worker, args=(child, i, ev))
+             for i, ev in enumerate(ready, 1)]
     for p in procs:
         p.start()
     try:
+        # Wait for the workers' imports (~20 s of Lightning each) so that the trials are
+        # shared from the start instead of worker 0 taking the first ones alone.
+        for p, ev in zip(procs, ready, strict=True):
+            while not ev.wait(1.0) and p.is_alive():
+                pass
         work(ctx, 0)
     except BaseException:
         for p in procs:

@@ -48,6 +48,7 @@ AGGREGATES = {"mean": statistics.fmean, "median": statistics.median, "min": min,
 SAMPLERS = {"tpe", "random", "grid"}
 PRUNERS = {"median", "hyperband", "none"}
 METRIC_PREFIXES = ("train/", "val/", "test/", "diag/")
+GRID_POINT = "grid_point"  # user attr of a queued grid trial: its values as queued
 
 
 def hydra_value(v: Any) -> str:
@@ -91,13 +92,29 @@ class Param:
     choices: tuple = ()  # categorical, as stored by Optuna
     bundles: dict[str, tuple[str, ...]] = field(default_factory=dict)  # named choices
 
-    def suggest(self, trial) -> Any:
+    def suggest(self, trial, grid: bool = False) -> Any:
+        if grid:
+            return self._suggest_grid(trial)
         if self.kind == "float":
             return trial.suggest_float(self.key, self.low, self.high, log=self.log, step=self.step)
         if self.kind == "int":
             return trial.suggest_int(self.key, int(self.low), int(self.high), log=self.log,
                                      step=int(self.step or 1))
         return trial.suggest_categorical(self.key, list(self.choices))
+
+    def _suggest_grid(self, trial) -> Any:
+        """A grid point is an enqueued trial with fixed params; record it so that a later,
+        larger grid stays compatible: Optuna refuses a categorical parameter whose choices
+        changed, but accepts numeric ones over a new range."""
+        nums = [c for c in self.choices if isinstance(c, int | float) and not isinstance(c, bool)]
+        if len(nums) == len(self.choices) and not self.bundles:
+            if all(isinstance(c, int) for c in nums):
+                return trial.suggest_int(self.key, min(nums), max(nums))
+            return trial.suggest_float(self.key, float(min(nums)), float(max(nums)))
+        try:
+            return trial.suggest_categorical(self.key, list(self.choices))
+        except ValueError:  # choices grew since the study began: keep the point unrecorded
+            return trial.user_attrs[GRID_POINT][self.key]
 
     def overrides(self, value: Any) -> list[str]:
         if self.bundles:

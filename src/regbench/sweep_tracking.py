@@ -153,7 +153,8 @@ def log_plots(client, run_id: str, study: optuna.Study) -> list[str]:
                 ax = fn(study)
                 fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
                 if name == "slice":  # one panel per parameter, side by side
-                    fig.set_size_inches(max(6.4, 3.2 * len(complete[0].params)), 4.8)
+                    n_params = len(complete[0].params) if complete else 1
+                    fig.set_size_inches(max(6.4, 3.2 * n_params), 4.8)
                 path = Path(d) / f"{name}.png"
                 fig.savefig(path, dpi=100, bbox_inches="tight")
                 plt.close(fig)

@@ -25,7 +25,8 @@ import optuna
 import pytorch_lightning as pl
 from optuna.trial import TrialState
 
-from regbench.sweep_spec import StudySpec
+from regbench.multirun import thread_budget
+from regbench.sweep_spec import GRID_POINT, StudySpec
 
 STUDY_TAG, TRIAL_TAG, SEED_TAG, ROLE_TAG = "sweep.study", "sweep.trial", "sweep.seed", "sweep.role"
 FAIL_REASON = "fail_reason"  # Optuna user attr of a trial that failed (not of a dead worker's)
@@ -55,10 +56,7 @@ def limit_threads(n_jobs: int) -> int:
     ``OMP_NUM_THREADS`` caps it), so parallel workers never oversubscribe the machine."""
     import torch
 
-    n = max(1, (os.cpu_count() or 1) // max(1, n_jobs))
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        n = min(n, int(env))
+    n = thread_budget(n_jobs)
     torch.set_num_threads(n)
     return n
 
@@ -131,11 +129,22 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         self.lock.release()  # the trial exists (RUNNING) now: other workers may decide
+        try:
+            return self._run(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as e:  # e.g. a composition error: the reason must be recorded
+            if FAIL_REASON not in trial.user_attrs:
+                trial.set_user_attr(FAIL_REASON, f"{type(e).__name__}: {e}"[:2000])
+            raise
+
+    def _run(self, trial: optuna.Trial) -> float:
         from regbench.config import compose
         from regbench.train import run
 
         spec, ctx = self.ctx.spec, self.ctx
-        params = {p.key: p.suggest(trial) for p in spec.space}
+        fixed = trial.user_attrs.get(GRID_POINT, {})  # a grid point, exactly as queued
+        params = {p.key: fixed.get(p.key, p.suggest(trial, spec.is_grid)) for p in spec.space}
         label = [f"{k}={v}" for k, v in params.items()]  # run names show the varied axes
         base = ["trainer.progress_bar=false", *spec.overrides, *ctx.cli_overrides,
                 *spec.point_overrides(params), f"experiment_name={ctx.experiment_name}"]
@@ -261,7 +270,7 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def work(ctx: WorkerContext, index: int = 0) -> None:
+def work(ctx: WorkerContext, index: int = 0, ready=None) -> None:
     """The worker loop: run trials until the study has what it needs."""
     import torch
 
@@ -269,12 +278,12 @@ def work(ctx: WorkerContext, index: int = 0) -> None:
     threads = torch.get_num_threads()
     limit_threads(ctx.n_jobs)
     try:
-        _loop(ctx, index)
+        _loop(ctx, index, ready)
     finally:
         torch.set_num_threads(threads)  # the in-process worker is the caller's process
 
 
-def _loop(ctx: WorkerContext, index: int) -> None:
+def _loop(ctx: WorkerContext, index: int, ready) -> None:
     storage = open_storage(ctx.spec, ctx.storage_url)
     n_before = len(storage.get_all_trials(storage.get_study_id_from_name(ctx.study_name)))
     study = optuna.load_study(study_name=ctx.study_name, storage=storage,
@@ -282,6 +291,8 @@ def _loop(ctx: WorkerContext, index: int) -> None:
                               pruner=make_pruner(ctx.spec))
     lock = LocalLock(f"{ctx.storage_url}|{ctx.study_name}")
     objective = Objective(ctx, lock)
+    if ready is not None:
+        ready.set()  # imports done: the parent starts its own trials now
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if ctx.verbose:
@@ -309,6 +320,6 @@ def _loop(ctx: WorkerContext, index: int) -> None:
             time.sleep(POLL_S)
 
 
-def spawned_worker(ctx: WorkerContext, index: int) -> None:
+def spawned_worker(ctx: WorkerContext, index: int, ready) -> None:
     """Entry point of a worker process (``multiprocessing`` spawn context)."""
-    work(ctx, index)
+    work(ctx, index, ready)

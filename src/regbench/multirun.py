@@ -1,0 +1,103 @@
+"""Hydra multirun grids grouped in MLflow: ``regbench train -m model.width=16,64 seed=0,1,2``.
+
+A Hydra callback (registered under ``hydra.callbacks`` in ``conf/train.yaml``):
+
+- ``on_multirun_start`` (launcher process) opens one MLflow parent run for the grid and
+  exports ``REGBENCH_PARENT_RUN_ID`` and ``REGBENCH_SWEEP_ID``; every job's run becomes a
+  child (``mlflow.parentRunId``) tagged ``sweep.id`` (``tracking.tracked_run`` reads both).
+- ``on_job_start`` (in the job's process, also under joblib or submitit) sets the same
+  variables again and limits torch to ``cores // n_jobs`` threads, so that
+  ``hydra/launcher=joblib hydra.launcher.n_jobs=2`` does not oversubscribe the machine.
+- ``on_multirun_end`` marks the parent FINISHED, or FAILED if a job failed. Hydra skips
+  this hook when a job raises, so an exit handler closes the parent in that case.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import time
+import uuid
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from regbench.tracking import PARENT_ENV
+
+SWEEP_ENV = "REGBENCH_SWEEP_ID"
+SWEEP_TAG = "sweep.id"
+
+
+def available_cores() -> int:
+    """CPUs this process may use (respects taskset / SLURM CPU binding)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def thread_budget(n_jobs: int) -> int:
+    """``cores // n_jobs`` torch threads per parallel job; ``OMP_NUM_THREADS`` caps it."""
+    n = max(1, available_cores() // max(1, n_jobs))
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return min(n, int(env)) if env.isdigit() and int(env) > 0 else n
+
+
+def launcher_jobs(config: DictConfig) -> int:
+    """Parallel jobs of the configured launcher (joblib's -1 means every core)."""
+    n = config.get("hydra", {}).get("launcher", {}).get("n_jobs")
+    cores = available_cores()
+    if not isinstance(n, int):
+        return 1
+    return max(1, cores + 1 + n if n < 0 else n)
+
+
+def job_threads(config: DictConfig) -> int:
+    return thread_budget(launcher_jobs(config))
+
+
+class MultirunTracking(Callback):
+    def __init__(self) -> None:
+        self.parent_run_id: str | None = None
+        self.sweep_id: str | None = None
+        self.failed = 0
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from regbench import tracking
+
+        self.sweep_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        overrides = list(config.hydra.overrides.task)
+        client = tracking.get_client()
+        exp_id = tracking.ensure_experiment(client, str(config.experiment_name))
+        tags = {SWEEP_TAG: self.sweep_id, "sweep.kind": "multirun", "sweep.role": "parent",
+                "sweep.overrides": " ".join(overrides)[:5000]}
+        run = client.create_run(exp_id, run_name=f"multirun-{self.sweep_id}", tags=tags)
+        self.parent_run_id = run.info.run_id
+        os.environ[PARENT_ENV], os.environ[SWEEP_ENV] = self.parent_run_id, self.sweep_id
+        atexit.register(self._close, "FAILED")  # no-op once on_multirun_end has run
+        print(f"multirun {self.sweep_id}: MLflow parent run {self.parent_run_id} in "
+              f"experiment '{config.experiment_name}'", flush=True)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        import torch
+
+        if self.parent_run_id:  # the job may run in another process (joblib, submitit)
+            os.environ[PARENT_ENV], os.environ[SWEEP_ENV] = self.parent_run_id, self.sweep_id
+            torch.set_num_threads(job_threads(config))
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if getattr(job_return, "status", None) is not None and job_return.status.name == "FAILED":
+            self.failed += 1
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._close("FAILED" if self.failed else "FINISHED")
+
+    def _close(self, status: str) -> None:
+        if self.parent_run_id is None:
+            return
+        from regbench import tracking
+
+        run_id, self.parent_run_id = self.parent_run_id, None
+        tracking.get_client().set_terminated(run_id, status)
+        for key in (PARENT_ENV, SWEEP_ENV):
+            os.environ.pop(key, None)
