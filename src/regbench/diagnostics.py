@@ -16,6 +16,8 @@ BN re-estimation (their fix): recompute the running statistics on a copy of the 
 over the training data with dropout off and weights frozen, as a cumulative average
 (``momentum=None``) of the batch statistics. The model the run tests stays the plain one.
 
+``diag/var_shift_max`` is the largest over the layers (the shift compounds with depth).
+
 Also: train-set accuracy in train mode (dropout on, BN batch statistics) vs eval mode;
 test accuracy before/after re-estimation; per-layer weight norms; the fraction of
 weights with ``|w| < threshold`` (``diag/sparsity``); the generalization gap
@@ -165,6 +167,8 @@ def diagnose(
     if batch_norms(model):
         shifts = variance_shift(model, train)
         out.update({f"diag/var_shift/{k}": v for k, v in shifts.items()})
+        if shifts:
+            out["diag/var_shift_max"] = max(shifts.values())
         reest = reestimate_bn(model, train_small)
         shifts = variance_shift(reest, train)
         out.update({f"diag/var_shift_reest/{k}": v for k, v in shifts.items()})
