@@ -153,9 +153,23 @@ def test_mc_average_of_vanilla_dropout_approaches_weight_scaling():
 def test_test_mode_mc_trains_and_tests_end_to_end(tiny, experiment):
     from regbench.train import run
 
-    out = run(tiny("model.dropout=0.3", "model.test_mode=mc", "model.mc_samples=4",
-                   "trainer.max_epochs=1", experiment_name=experiment))
+    out = run(
+        tiny(
+            "model.dropout=0.3",
+            "model.test_mode=mc",
+            "model.mc_samples=4",
+            "trainer.max_epochs=1",
+            experiment_name=experiment,
+        )
+    )
     assert 0.0 < out["test/acc"] <= 1.0
-    again = run(tiny("model.dropout=0.3", "model.test_mode=mc", "model.mc_samples=4",
-                     "trainer.max_epochs=1", experiment_name=experiment))
+    again = run(
+        tiny(
+            "model.dropout=0.3",
+            "model.test_mode=mc",
+            "model.mc_samples=4",
+            "trainer.max_epochs=1",
+            experiment_name=experiment,
+        )
+    )
     assert again["test/acc"] == out["test/acc"] and again["test/loss"] == out["test/loss"]

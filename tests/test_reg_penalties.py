@@ -76,8 +76,14 @@ def test_l1_drives_more_weights_near_zero_than_l2_at_equal_strength():
 def test_penalty_logged_as_train_reg_name_and_total_is_the_sum(tiny, experiment):
     from regbench.train import run
 
-    out = run(tiny("reg=[l1,l2]", "reg.l1.strength=1e-3", "reg.l2.strength=1e-3",
-                   experiment_name=experiment))
+    out = run(
+        tiny(
+            "reg=[l1,l2]",
+            "reg.l1.strength=1e-3",
+            "reg.l2.strength=1e-3",
+            experiment_name=experiment,
+        )
+    )
     assert out["train/reg/l1"] > 0 and out["train/reg/l2"] > 0
     total = out["train/loss_data"] + out["train/reg/l1"] + out["train/reg/l2"]
     assert out["train/loss"] == pytest.approx(total, rel=1e-5)
@@ -88,10 +94,22 @@ def test_penalty_logged_as_train_reg_name_and_total_is_the_sum(tiny, experiment)
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["reg=[l1]", "reg.l1.strength=-1"], "reg.l1.strength=-1 is out of range; allowed: [0, inf]"),
-        (["reg=[l2]", "reg.l2.params=biases"], "reg.l2.params='biases' is not valid; choose one of: all, weights"),
-        (["reg=[elastic_net]", "reg.elastic_net.l1_ratio=2"], "reg.elastic_net.l1_ratio=2 is out of range"),
-        (["reg=[l1]", "reg.l1.kind=banana"], "reg.l1.kind='banana' is not a known regularizer kind"),
+        (
+            ["reg=[l1]", "reg.l1.strength=-1"],
+            "reg.l1.strength=-1 is out of range; allowed: [0, inf]",
+        ),
+        (
+            ["reg=[l2]", "reg.l2.params=biases"],
+            "reg.l2.params='biases' is not valid; choose one of: all, weights",
+        ),
+        (
+            ["reg=[elastic_net]", "reg.elastic_net.l1_ratio=2"],
+            "reg.elastic_net.l1_ratio=2 is out of range",
+        ),
+        (
+            ["reg=[l1]", "reg.l1.kind=banana"],
+            "reg.l1.kind='banana' is not a known regularizer kind",
+        ),
     ],
 )
 def test_bad_penalty_settings_name_the_key(overrides, message):
@@ -102,11 +120,17 @@ def test_bad_penalty_settings_name_the_key(overrides, message):
 
 def test_decoupled_weight_decay_excludes_biases_and_norm_parameters():
     m = small_model()
-    opt = build_optimizer(compose(["optim=adamw", "optim.lr=0.1", "optim.weight_decay=0.5"]).optim, m)
+    opt = build_optimizer(
+        compose(["optim=adamw", "optim.lr=0.1", "optim.weight_decay=0.5"]).optim, m
+    )
     decay, no_decay = opt.param_groups
     assert {id(p) for p in decay["params"]} == {id(m[0].weight), id(m[3].weight)}
-    assert {id(p) for p in no_decay["params"]} == {id(m[0].bias), id(m[1].weight),
-                                                    id(m[1].bias), id(m[3].bias)}
+    assert {id(p) for p in no_decay["params"]} == {
+        id(m[0].bias),
+        id(m[1].weight),
+        id(m[1].bias),
+        id(m[3].bias),
+    }
     assert decay["weight_decay"] == 0.5 and no_decay["weight_decay"] == 0.0
     # With zero gradients AdamW only decays: w <- w (1 - lr * wd); the rest stays put.
     before = {n: p.detach().clone() for n, p in m.named_parameters()}
