@@ -90,3 +90,14 @@ def test_resnet1d_on_mnist1d_learns_in_two_epochs(tiny, experiment):
     loss = [m.value for m in get_client().get_metric_history(r.info.run_id, "train/loss")]
     assert len(loss) == 2 and loss[1] < loss[0]
     assert out["train/acc"] > 0.15  # above chance (0.1) after two epochs
+
+
+def test_resnet1d_mnist1d_experiment_composes_and_runs_shrunk(experiment):
+    overrides = ["experiment=resnet1d_mnist1d", "data.n_train=300", "data.n_test=100",
+                 "trainer=fast", "trainer.max_epochs=1", f"experiment_name={experiment}"]
+    cfg = compose(overrides)
+    assert cfg.model.name == "resnet_cifar" and cfg.model.width == 32
+    assert cfg.reg.augment1d.kind == "augment1d" and cfg.optim.name == "adam"
+    out = run(cfg, overrides)
+    [r] = runs_of(experiment)
+    assert r.info.status == "FINISHED" and 0.0 <= out["test/acc"] <= 1.0
