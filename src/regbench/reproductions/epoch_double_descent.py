@@ -57,6 +57,7 @@ class EpochDoubleDescent(Reproduction):
              "rises to a peak, falls again; equalising the speeds (reducing the fast part's "
              "step size) removes the bump.")
     default_seeds = {"cpu": 1, "paper": 1}
+    edd_overrides: list[str] = []  # e.g. ["edd.steps=200"] (tests)
 
     def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
         return ["experiment=epoch_double_descent_paper"], {"data.label_noise": [0.2]}
@@ -68,7 +69,7 @@ class EpochDoubleDescent(Reproduction):
         from regbench.config import compose
         from regbench.reproductions.teacher_student import make_draws, train
 
-        cfg = compose(["experiment=epoch_double_descent"]).edd
+        cfg = compose(["experiment=epoch_double_descent", *self.edd_overrides]).edd
         experiment = self.experiment_name(scale)
         client = tracking.get_client()
         exp_id = tracking.ensure_experiment(client, experiment)
