@@ -98,6 +98,14 @@ def test_forward_backward_shapes(model, shape, norm):
     assert all((m.bias is not None) == (norm == "none") for m in convs)
 
 
+@pytest.mark.parametrize(("bias", "norm", "want"), [(True, "batch", True), (False, "none", False)])
+def test_explicit_conv_bias(bias, norm, want):
+    cfg = model_cfg("resnet20", depth=8, width=4, bias=bias, norm=norm, dims=1)
+    net = build_model(cfg, (40,), 3)
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv1d)]
+    assert len(convs) == 7 and all((m.bias is not None) == want for m in convs)
+
+
 def test_pre_and_post_activation_layouts():
     post = build_model(model_cfg("resnet18", width=4), (3, 8, 8), 10)
     pre = build_model(model_cfg("preresnet18", width=4), (3, 8, 8), 10)

@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from regbench.errors import ConfigError, choice, positive_int
 from regbench.nn import MODELS
 from regbench.nn.init import init_weights
-from regbench.nn.layers import LAYERS, LayerSpec, build_layers
+from regbench.nn.layers import LAYERS, NORMS, LayerSpec, build_layers
 from regbench.nn.mlp import check_block, layer_spec
 from regbench.nn.resnet_blocks import optional_layers, residual_block
 from regbench.reg.depth import linear_decay_survival
@@ -127,11 +127,13 @@ def conv_spec(cfg: DictConfig, dims: int) -> LayerSpec:
     positive_int("model.kernel_size", k)
     if k % 2 == 0:
         raise ConfigError(f"model.kernel_size={k} is not valid; it must be odd ('same' padding)")
-    bias = cfg.get("bias", "auto")
-    choice("model.bias", str(bias).lower(), ("auto", "true", "false"))
-    if str(bias).lower() == "auto":
-        bias = str(spec.norm).lower() in ("none", "identity", "no")
-    return replace(spec, kernel_size=int(k), bias=bool(bias))
+    bias = str(cfg.get("bias", "auto")).lower()
+    choice("model.bias", bias, ("auto", "true", "false"))
+    if bias == "auto":
+        use_bias = NORMS.canonical(spec.norm, "model.norm") == "none"
+    else:
+        use_bias = bias == "true"
+    return replace(spec, kernel_size=int(k), bias=use_bias)
 
 
 def build_resnet(
