@@ -20,8 +20,13 @@ from regbench.sweep_spec import parse_spec
 
 
 def study_spec(experiment: str, **raw) -> object:
-    base = {"name": "s", "experiment_name": experiment, "objective": {"metric": "val/acc"},
-            "seeds": [0], "overrides": [*TINY, "trainer.max_epochs=1"]}
+    base = {
+        "name": "s",
+        "experiment_name": experiment,
+        "objective": {"metric": "val/acc"},
+        "seeds": [0],
+        "overrides": [*TINY, "trainer.max_epochs=1"],
+    }
     return parse_spec({**base, **raw}, "s")
 
 
@@ -39,10 +44,13 @@ def test_run_grid_runs_exactly_its_grid_resumes_and_extends(experiment, tmp_path
     blocks = [["linear", "norm", "act"], ["linear", "dropout", "norm", "act"]]
     grid = {"model.block": blocks, "model.dropout": [0.25]}
     base = [*TINY, "trainer.max_epochs=1", "model.norm=batch"]
-    out = run_grid("g", base, grid, [0, 1], experiment_name=experiment, storage=url,
-                   verbose=False)
+    out = run_grid("g", base, grid, [0, 1], experiment_name=experiment, storage=url, verbose=False)
     assert [(r["point"]["model.block"], r["seed"]) for r in out] == [
-        (blocks[0], 0), (blocks[0], 1), (blocks[1], 0), (blocks[1], 1)]
+        (blocks[0], 0),
+        (blocks[0], 1),
+        (blocks[1], 0),
+        (blocks[1], 1),
+    ]
     assert [r["state"] for r in out] == ["COMPLETE"] * 4
     assert out[2]["overrides"] == ["model.block=[linear,dropout,norm,act]", "model.dropout=0.25"]
     parent, children = family(experiment)
@@ -57,14 +65,17 @@ def test_run_grid_runs_exactly_its_grid_resumes_and_extends(experiment, tmp_path
     study = optuna.load_study(study_name="g", storage=url)
     assert sorted((t.state, t.params["model.block"]) for t in study.trials) == [
         (TrialState.COMPLETE, "[linear,dropout,norm,act]"),
-        (TrialState.COMPLETE, "[linear,norm,act]")]
+        (TrialState.COMPLETE, "[linear,norm,act]"),
+    ]
 
-    again = run_grid("g", base, grid, [0, 1], experiment_name=experiment, storage=url,
-                     verbose=False)
+    again = run_grid(
+        "g", base, grid, [0, 1], experiment_name=experiment, storage=url, verbose=False
+    )
     assert again == out  # nothing reran: same metrics, same MLflow runs
     bigger = {**grid, "model.dropout": [0.25, 0.5]}
-    more = run_grid("g", base, bigger, [0, 1], experiment_name=experiment, storage=url,
-                    verbose=False)
+    more = run_grid(
+        "g", base, bigger, [0, 1], experiment_name=experiment, storage=url, verbose=False
+    )
     assert len(more) == 8 and [r["state"] for r in more] == ["COMPLETE"] * 8
     assert {r["run_id"] for r in out} < {r["run_id"] for r in more}
     assert len(optuna.load_study(study_name="g", storage=url).trials) == 4
@@ -74,11 +85,18 @@ def test_run_grid_runs_exactly_its_grid_resumes_and_extends(experiment, tmp_path
 
 def test_failing_settings_are_recorded_and_the_sweep_goes_on(experiment, tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    settings = {"ok": {"optim.lr": 0.05}, "nan": {"optim.lr": 1.0e30},
-                "bad": {"model.norm": "banana"}}
-    spec = study_spec(experiment, sampler="grid", seeds=[0, 1], overrides=[
-        *TINY, "trainer.max_epochs=1", "optim=sgd"],
-        space={"setting": {"type": "categorical", "choices": settings}})
+    settings = {
+        "ok": {"optim.lr": 0.05},
+        "nan": {"optim.lr": 1.0e30},
+        "bad": {"model.norm": "banana"},
+    }
+    spec = study_spec(
+        experiment,
+        sampler="grid",
+        seeds=[0, 1],
+        overrides=[*TINY, "trainer.max_epochs=1", "optim=sgd"],
+        space={"setting": {"type": "categorical", "choices": settings}},
+    )
     study = run_study(spec, storage=url)
     printed = capsys.readouterr().out
     trials = {t.params["setting"]: t for t in study.trials}
@@ -97,20 +115,28 @@ def test_failing_settings_are_recorded_and_the_sweep_goes_on(experiment, tmp_pat
     # A rerun retries the failed points only.
     study = run_study(spec, storage=url, verbose=False)
     states = sorted((t.params["setting"], t.state.name) for t in study.trials)
-    assert states == [("bad", "FAIL"), ("bad", "FAIL"), ("nan", "FAIL"), ("nan", "FAIL"),
-                      ("ok", "COMPLETE")]
+    assert states == [
+        ("bad", "FAIL"),
+        ("bad", "FAIL"),
+        ("nan", "FAIL"),
+        ("nan", "FAIL"),
+        ("ok", "COMPLETE"),
+    ]
 
 
 def test_median_pruner_prunes_a_hopeless_trial(experiment, tmp_path):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    spec = study_spec(experiment, objective={"metric": "val/loss"}, sampler="grid",
-                      pruner={"kind": "median", "n_startup_trials": 2, "n_warmup_steps": 0},
-                      overrides=[*TINY, "trainer.max_epochs=3", "optim.lr=0.01"],
-                      space={"optim.lr": [0.01, 0.003, 1.0e-7]})
+    spec = study_spec(
+        experiment,
+        objective={"metric": "val/loss"},
+        sampler="grid",
+        pruner={"kind": "median", "n_startup_trials": 2, "n_warmup_steps": 0},
+        overrides=[*TINY, "trainer.max_epochs=3", "optim.lr=0.01"],
+        space={"optim.lr": [0.01, 0.003, 1.0e-7]},
+    )
     study = run_study(spec, storage=url, verbose=False)
     state = {t.params["optim.lr"]: t.state for t in study.trials}
-    assert state == {0.01: TrialState.COMPLETE, 0.003: TrialState.COMPLETE,
-                     1e-7: TrialState.PRUNED}
+    assert state == {0.01: TrialState.COMPLETE, 0.003: TrialState.COMPLETE, 1e-7: TrialState.PRUNED}
     pruned = next(t for t in study.trials if t.state == TrialState.PRUNED)
     assert list(pruned.intermediate_values) == [0]  # stopped after its first epoch
     _, children = family(experiment)
@@ -120,10 +146,16 @@ def test_median_pruner_prunes_a_hopeless_trial(experiment, tmp_path):
 
 def test_two_workers_finish_exactly_n_trials(experiment, tmp_path, capfd):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    spec = study_spec(experiment, sampler={"kind": "random", "seed": 0}, n_trials=4,
-                      seeds=[0, 1], space={"optim.lr": {"type": "float", "low": 1e-3,
-                                                        "high": 0.1, "log": True},
-                                           "model.dropout": [0.0, 0.2]})
+    spec = study_spec(
+        experiment,
+        sampler={"kind": "random", "seed": 0},
+        n_trials=4,
+        seeds=[0, 1],
+        space={
+            "optim.lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True},
+            "model.dropout": [0.0, 0.2],
+        },
+    )
     study = run_study(spec, storage=url, n_jobs=2)
     printed = capfd.readouterr().out
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
@@ -136,8 +168,9 @@ def test_two_workers_finish_exactly_n_trials(experiment, tmp_path, capfd):
         ids = t.user_attrs["mlflow_run_ids"]
         assert sorted(ids) == ["0", "1"]
         assert {by_id[i].data.tags["sweep.trial"] for i in ids.values()} == {str(t.number)}
-        assert t.value == pytest.approx(sum(by_id[i].data.metrics["val/acc"]
-                                            for i in ids.values()) / 2)
+        assert t.value == pytest.approx(
+            sum(by_id[i].data.metrics["val/acc"] for i in ids.values()) / 2
+        )
     from regbench.tracking import get_client
 
     plots = [a.path for a in get_client().list_artifacts(parent.info.run_id, "plots")]
@@ -146,25 +179,39 @@ def test_two_workers_finish_exactly_n_trials(experiment, tmp_path, capfd):
 
 def test_sigkilled_sweep_resumes_to_n_complete_trials(experiment, tmp_path):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    raw = {"name": "k", "experiment_name": experiment, "objective": {"metric": "val/acc"},
-           "seeds": [0, 1], "n_trials": 2, "sampler": {"kind": "random", "seed": 1},
-           "heartbeat": {"interval": 1, "grace_period": 2},
-           "overrides": [*TINY, "trainer.max_epochs=2"],
-           "space": {"optim.lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True}}}
+    raw = {
+        "name": "k",
+        "experiment_name": experiment,
+        "objective": {"metric": "val/acc"},
+        "seeds": [0, 1],
+        "n_trials": 2,
+        "sampler": {"kind": "random", "seed": 1},
+        "heartbeat": {"interval": 1, "grace_period": 2},
+        "overrides": [*TINY, "trainer.max_epochs=2"],
+        "space": {"optim.lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True}},
+    }
     path = tmp_path / "k.yaml"
     path.write_text(yaml.safe_dump(raw))
     log = open(tmp_path / "sweep.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "regbench.cli", "sweep", str(path),
-                             "--storage", url], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "regbench.cli", "sweep", str(path), "--storage", url],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:  # kill while trial 1 trains its second seed, after trial 0 completed
         deadline = time.time() + 300
         while True:
             assert proc.poll() is None and time.time() < deadline, (
-                tmp_path / "sweep.log").read_text()
-            running = [r for r in runs_of(experiment) if r.info.status == "RUNNING"
-                       and r.data.tags.get("sweep.seed") == "1"
-                       and r.data.tags.get("sweep.trial") == "1"]
+                tmp_path / "sweep.log"
+            ).read_text()
+            running = [
+                r
+                for r in runs_of(experiment)
+                if r.info.status == "RUNNING"
+                and r.data.tags.get("sweep.seed") == "1"
+                and r.data.tags.get("sweep.trial") == "1"
+            ]
             if running:
                 break
             time.sleep(0.2)

@@ -69,14 +69,21 @@ class MultirunTracking(Callback):
         overrides = list(config.hydra.overrides.task)
         client = tracking.get_client()
         exp_id = tracking.ensure_experiment(client, str(config.experiment_name))
-        tags = {SWEEP_TAG: self.sweep_id, "sweep.kind": "multirun", "sweep.role": "parent",
-                "sweep.overrides": " ".join(overrides)[:5000]}
+        tags = {
+            SWEEP_TAG: self.sweep_id,
+            "sweep.kind": "multirun",
+            "sweep.role": "parent",
+            "sweep.overrides": " ".join(overrides)[:5000],
+        }
         run = client.create_run(exp_id, run_name=f"multirun-{self.sweep_id}", tags=tags)
         self.parent_run_id = run.info.run_id
         os.environ[PARENT_ENV], os.environ[SWEEP_ENV] = self.parent_run_id, self.sweep_id
         atexit.register(self._close, "FAILED")  # no-op once on_multirun_end has run
-        print(f"multirun {self.sweep_id}: MLflow parent run {self.parent_run_id} in "
-              f"experiment '{config.experiment_name}'", flush=True)
+        print(
+            f"multirun {self.sweep_id}: MLflow parent run {self.parent_run_id} in "
+            f"experiment '{config.experiment_name}'",
+            flush=True,
+        )
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         import torch

@@ -19,20 +19,18 @@ shared MLflow server or database).
 from __future__ import annotations
 
 import argparse
-import itertools
 import multiprocessing
 import os
 import sys
 from dataclasses import replace
-from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 
 from regbench import tracking
 from regbench.errors import ConfigError, positive_int
 from regbench.paths import mlruns_dir
-from regbench.sweep_spec import GRID_POINT, StudySpec, hydra_value, load_spec, parse_spec
+from regbench.sweep_grid import enqueue_missing, grid_results
+from regbench.sweep_spec import StudySpec, hydra_value, load_spec, parse_spec
 from regbench.sweep_tracking import (
     finish_parent,
     kill_orphans,
@@ -42,7 +40,6 @@ from regbench.sweep_tracking import (
     use_wal,
 )
 from regbench.sweep_worker import (
-    FAIL_REASON,
     WorkerContext,
     open_storage,
     quiet_libraries,
@@ -64,8 +61,10 @@ def _experiment(spec: StudySpec, study_name: str, cli_overrides: list[str]) -> s
     cfg = _compose_or_raise("overrides", [*spec.overrides, *cli_overrides])
     for p in spec.space:  # every choice (or bound) must compose: catches typos before trials
         for v in p.examples():
-            _compose_or_raise(f"space.{p.key}={hydra_value(v)}",
-                              [*spec.overrides, *cli_overrides, *p.overrides(v)])
+            _compose_or_raise(
+                f"space.{p.key}={hydra_value(v)}",
+                [*spec.overrides, *cli_overrides, *p.overrides(v)],
+            )
     if any(o.startswith("experiment_name=") for o in cli_overrides) or not spec.experiment_name:
         return str(cfg.experiment_name) if cfg.experiment_name != "default" else study_name
     return spec.experiment_name
@@ -80,30 +79,6 @@ def _compose_or_raise(where: str, overrides: list[str]):
         raise
     except Exception as e:  # Hydra's parse/composition errors
         raise ConfigError(f"{where}: {type(e).__name__}: {e}") from None
-
-
-def _point_key(spec: StudySpec, params: dict[str, Any]) -> tuple | None:
-    if any(p.key not in params for p in spec.space):
-        return None
-    return tuple(f"{p.key}={hydra_value(params[p.key])}" for p in spec.space)
-
-
-def _trial_point(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    return {**t.params, **t.user_attrs.get(GRID_POINT, {})}  # grid values as queued
-
-
-def enqueue_missing(study: optuna.Study, spec: StudySpec) -> int:
-    """Queue every grid point without a COMPLETE, PRUNED, RUNNING or WAITING trial:
-    completed points are not rerun, failed ones are retried."""
-    busy = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING}
-    taken = {_point_key(spec, _trial_point(t)) for t in study.get_trials(deepcopy=False)
-             if t.state in busy}
-    n = 0
-    for point in spec.grid_points():
-        if _point_key(spec, point) not in taken:
-            study.enqueue_trial(point, user_attrs={GRID_POINT: point})
-            n += 1
-    return n
 
 
 def run_study(
@@ -127,15 +102,20 @@ def run_study(
     experiment = _experiment(spec, name, cli)
     quiet_libraries()
     url = storage or default_storage()
-    study = optuna.create_study(study_name=name, storage=open_storage(spec, url),
-                                direction=spec.direction, load_if_exists=True)
+    study = optuna.create_study(
+        study_name=name,
+        storage=open_storage(spec, url),
+        direction=spec.direction,
+        load_if_exists=True,
+    )
     use_wal(url)
     fingerprint = spec.fingerprint(cli)
     if study.user_attrs.get(FINGERPRINT_ATTR, fingerprint) != fingerprint:
         raise ConfigError(
             f"study {name!r} in {url} was run with other overrides, objective, seeds or space; "
             "rerun it with the same study file and overrides, or start a new one with "
-            "--study NEW_NAME")
+            "--study NEW_NAME"
+        )
     study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
     client = tracking.get_client()
     exp_id = tracking.ensure_experiment(client, experiment)
@@ -146,15 +126,28 @@ def run_study(
     if spec.is_grid:
         queued = enqueue_missing(study, spec)
         if verbose:
-            print(f"grid {name}: {spec.n_trials} points x {len(spec.seeds)} seeds, "
-                  f"{queued} to run", flush=True)
+            print(
+                f"grid {name}: {spec.n_trials} points x {len(spec.seeds)} seeds, {queued} to run",
+                flush=True,
+            )
     elif verbose:
-        print(f"study {name}: {n_trials or spec.n_trials} trials x {len(spec.seeds)} seeds, "
-              f"{n_jobs} worker(s); storage {url}", flush=True)
-    ctx = WorkerContext(spec=spec, study_name=name, storage_url=url, experiment_name=experiment,
-                        parent_run_id=parent, n_trials=n_trials or spec.n_trials,
-                        timeout=timeout or spec.timeout, n_jobs=n_jobs, cli_overrides=cli,
-                        verbose=verbose)
+        print(
+            f"study {name}: {n_trials or spec.n_trials} trials x {len(spec.seeds)} seeds, "
+            f"{n_jobs} worker(s); storage {url}",
+            flush=True,
+        )
+    ctx = WorkerContext(
+        spec=spec,
+        study_name=name,
+        storage_url=url,
+        experiment_name=experiment,
+        parent_run_id=parent,
+        n_trials=n_trials or spec.n_trials,
+        timeout=timeout or spec.timeout,
+        n_jobs=n_jobs,
+        cli_overrides=cli,
+        verbose=verbose,
+    )
     try:
         _run_workers(ctx, n_jobs)
     except BaseException:
@@ -167,8 +160,11 @@ def run_study(
     log_plots(client, parent, study)
     finish_parent(client, parent, study, spec)
     if verbose:
-        print(f"\nMLflow: experiment '{experiment}', parent run {parent}; "
-              f"Optuna: study '{name}' in {url}", flush=True)
+        print(
+            f"\nMLflow: experiment '{experiment}', parent run {parent}; "
+            f"Optuna: study '{name}' in {url}",
+            flush=True,
+        )
     return study
 
 
@@ -181,8 +177,9 @@ def _run_workers(ctx: WorkerContext, n_jobs: int) -> None:
     mp = multiprocessing.get_context("spawn")
     child = replace(ctx, parent_pid=os.getpid())
     ready = [mp.Event() for _ in range(1, n_jobs)]
-    procs = [mp.Process(target=spawned_worker, args=(child, i, ev))
-             for i, ev in enumerate(ready, 1)]
+    procs = [
+        mp.Process(target=spawned_worker, args=(child, i, ev)) for i, ev in enumerate(ready, 1)
+    ]
     for p in procs:
         p.start()
     try:
@@ -201,8 +198,11 @@ def _run_workers(ctx: WorkerContext, n_jobs: int) -> None:
             p.join()
     bad = [f"worker {i} exit code {p.exitcode}" for i, p in enumerate(procs, 1) if p.exitcode]
     if bad:
-        print(f"warning: {', '.join(bad)}; rerun the command to finish the study",
-              file=sys.stderr, flush=True)
+        print(
+            f"warning: {', '.join(bad)}; rerun the command to finish the study",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def run_grid(
@@ -240,9 +240,14 @@ def run_grid(
       ``sweep.trial``, ``sweep.seed``).
     - ``storage``: Optuna storage URL, default ``sqlite:///<mlruns>/optuna.db``.
     """
-    raw = {"name": name, "overrides": list(base_overrides), "seeds": list(seeds),
-           "objective": {"metric": "val/acc", "direction": "maximize"}, "sampler": "grid",
-           "space": {k: {"type": "categorical", "choices": list(v)} for k, v in grid.items()}}
+    raw = {
+        "name": name,
+        "overrides": list(base_overrides),
+        "seeds": list(seeds),
+        "objective": {"metric": "val/acc", "direction": "maximize"},
+        "sampler": "grid",
+        "space": {k: {"type": "categorical", "choices": list(v)} for k, v in grid.items()},
+    }
     if experiment_name:
         raw["experiment_name"] = experiment_name
     spec = parse_spec(raw, name)
@@ -250,39 +255,13 @@ def run_grid(
     return grid_results(study, spec, grid)
 
 
-def grid_results(study: optuna.Study, spec: StudySpec, grid: dict[str, list]) -> list[dict]:
-    """The (point, seed) records of :func:`run_grid` from the study's trials."""
-    by_point: dict[tuple, optuna.trial.FrozenTrial] = {}
-    for t in study.get_trials(deepcopy=False):  # prefer COMPLETE, then the latest trial
-        key = _point_key(spec, _trial_point(t))
-        old = by_point.get(key)
-        if old is None or old.state != TrialState.COMPLETE:
-            by_point[key] = t
-    out = []
-    combos = itertools.product(*grid.values())
-    raw_points = [dict(zip(grid, combo, strict=True)) for combo in combos]
-    for raw_point, point in zip(raw_points, spec.grid_points(), strict=True):
-        t = by_point.get(_point_key(spec, point))
-        for seed in spec.seeds:
-            res = t.user_attrs.get("seed_results", {}).get(str(seed)) if t else None
-            run_ids = t.user_attrs.get("mlflow_run_ids", {}) if t else {}
-            state = "COMPLETE" if res else ("MISSING" if t is None or t.state in (
-                TrialState.WAITING, TrialState.RUNNING) else t.state.name)
-            out.append({
-                "point": raw_point, "overrides": spec.point_overrides(point), "seed": seed,
-                "metrics": {k: v for k, v in res.items() if k != "run_id"} if res else {},
-                "run_id": res["run_id"] if res else run_ids.get(str(seed)),
-                "state": state, "trial": None if t is None else t.number,
-                "error": None if res or t is None else t.user_attrs.get(FAIL_REASON),
-            })
-    return out
-
-
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(
-        prog="regbench sweep", description="Run or resume an Optuna study from sweeps/*.yaml.",
+        prog="regbench sweep",
+        description="Run or resume an Optuna study from sweeps/*.yaml.",
         epilog="Rerunning the same command resumes the study. Several machines can share a "
-               "study: --storage postgresql://user:pass@host/db on each.")
+        "study: --storage postgresql://user:pass@host/db on each.",
+    )
     p.add_argument("spec", help="study file, e.g. sweeps/mlp_tpe.yaml")
     p.add_argument("overrides", nargs="*", help="Hydra overrides applied to every trial")
     p.add_argument("--n-jobs", type=int, default=1, help="worker processes (default 1)")
@@ -293,8 +272,15 @@ def main(argv: list[str]) -> None:
     args = p.parse_args(argv)
     try:
         spec = load_spec(args.spec)
-        run_study(spec, n_jobs=args.n_jobs, n_trials=args.n_trials, timeout=args.timeout,
-                  storage=args.storage, cli_overrides=args.overrides, study_name=args.study)
+        run_study(
+            spec,
+            n_jobs=args.n_jobs,
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            storage=args.storage,
+            cli_overrides=args.overrides,
+            study_name=args.study,
+        )
     except ConfigError as e:
         print(f"regbench sweep: {e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -42,8 +42,21 @@ import yaml
 
 from regbench.errors import ConfigError, choice, positive_int
 
-TOP_KEYS = {"name", "description", "experiment_name", "overrides", "objective", "seeds",
-            "aggregate", "sampler", "pruner", "n_trials", "timeout", "space", "heartbeat"}
+TOP_KEYS = {
+    "name",
+    "description",
+    "experiment_name",
+    "overrides",
+    "objective",
+    "seeds",
+    "aggregate",
+    "sampler",
+    "pruner",
+    "n_trials",
+    "timeout",
+    "space",
+    "heartbeat",
+}
 AGGREGATES = {"mean": statistics.fmean, "median": statistics.median, "min": min, "max": max}
 SAMPLERS = {"tpe", "random", "grid"}
 PRUNERS = {"median", "hyperband", "none"}
@@ -98,8 +111,9 @@ class Param:
         if self.kind == "float":
             return trial.suggest_float(self.key, self.low, self.high, log=self.log, step=self.step)
         if self.kind == "int":
-            return trial.suggest_int(self.key, int(self.low), int(self.high), log=self.log,
-                                     step=int(self.step or 1))
+            return trial.suggest_int(
+                self.key, int(self.low), int(self.high), log=self.log, step=int(self.step or 1)
+            )
         return trial.suggest_categorical(self.key, list(self.choices))
 
     def _suggest_grid(self, trial) -> Any:
@@ -134,8 +148,9 @@ def parse_param(key: str, raw: Any) -> Param:
         raise ConfigError(f"{where} must be a list of choices or a mapping with 'type'")
     kind = raw.get("type")
     choice(f"{where}.type", kind, {"float", "int", "categorical"})
-    allowed = {"type", "choices"} if kind == "categorical" else {"type", "low", "high", "log",
-                                                                  "step"}
+    allowed = (
+        {"type", "choices"} if kind == "categorical" else {"type", "low", "high", "log", "step"}
+    )
     for k in raw:
         choice(f"{where} key", k, allowed)
     if kind == "categorical":
@@ -143,12 +158,15 @@ def parse_param(key: str, raw: Any) -> Param:
         if isinstance(raw_choices, dict):  # named choices: label -> overrides
             if not raw_choices:
                 raise ConfigError(f"{where}.choices must not be empty")
-            bundles = {str(label): _bundle(f"{where}.choices.{label}", ov)
-                       for label, ov in raw_choices.items()}
+            bundles = {
+                str(label): _bundle(f"{where}.choices.{label}", ov)
+                for label, ov in raw_choices.items()
+            }
             return Param(key, kind, choices=tuple(bundles), bundles=bundles)
         if not isinstance(raw_choices, list) or not raw_choices:
-            raise ConfigError(f"{where}.choices must be a non-empty list (or a mapping of "
-                              f"named override sets)")
+            raise ConfigError(
+                f"{where}.choices must be a non-empty list (or a mapping of named override sets)"
+            )
         choices = tuple(_storable(c) for c in raw_choices)
         if len(set(map(json.dumps, choices))) != len(choices):
             raise ConfigError(f"{where}.choices={list(raw_choices)} has duplicates")
@@ -218,8 +236,17 @@ class StudySpec:
         """What makes two runs of a study comparable. Grid choices and budgets are left out,
         so that a grid can be extended and a study given more trials."""
         space = [p.key for p in self.space] if self.is_grid else [repr(p) for p in self.space]
-        blob = json.dumps([self.overrides, list(cli_overrides), self.metric, self.direction,
-                           self.seeds, self.aggregate, space])
+        blob = json.dumps(
+            [
+                self.overrides,
+                list(cli_overrides),
+                self.metric,
+                self.direction,
+                self.seeds,
+                self.aggregate,
+                space,
+            ]
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def aggregate_values(self, values: list[float]) -> float:
@@ -242,16 +269,22 @@ def parse_spec(raw: dict, name: str, text: str = "") -> StudySpec:
         choice("objective key", k, {"metric", "direction"})
     metric = str(obj["metric"])
     if not metric.startswith(METRIC_PREFIXES):
-        raise ConfigError(f"objective.metric={metric!r} must start with one of "
-                          f"{', '.join(METRIC_PREFIXES)} (a metric train.run returns)")
+        raise ConfigError(
+            f"objective.metric={metric!r} must start with one of "
+            f"{', '.join(METRIC_PREFIXES)} (a metric train.run returns)"
+        )
     direction = obj.get("direction", "maximize" if metric.endswith("acc") else "minimize")
     choice("objective.direction", direction, {"maximize", "minimize"})
     seeds = raw.get("seeds", [0])
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         positive_int("seeds", seeds)
         seeds = list(range(seeds))
-    if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
-            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or len(set(seeds)) != len(seeds)
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
         raise ConfigError(f"seeds={seeds!r} must be a count or a list of distinct integers")
     aggregate = raw.get("aggregate", "mean")
     choice("aggregate", aggregate, set(AGGREGATES))
@@ -265,12 +298,16 @@ def parse_spec(raw: dict, name: str, text: str = "") -> StudySpec:
     if sampler["kind"] == "grid":
         for p in space:
             if p.kind != "categorical":
-                raise ConfigError(f"space.{p.key}: sampler grid needs categorical choices "
-                                  f"(a list), not type {p.kind}")
+                raise ConfigError(
+                    f"space.{p.key}: sampler grid needs categorical choices "
+                    f"(a list), not type {p.kind}"
+                )
         n_grid = math.prod(len(p.choices) for p in space)
         if n_trials is not None and n_trials != n_grid:
-            raise ConfigError(f"n_trials={n_trials} but the grid has {n_grid} points; "
-                              f"leave n_trials out for a grid")
+            raise ConfigError(
+                f"n_trials={n_trials} but the grid has {n_grid} points; "
+                f"leave n_trials out for a grid"
+            )
         n_trials = n_grid
     if n_trials is not None:
         positive_int("n_trials", n_trials)
@@ -286,15 +323,26 @@ def parse_spec(raw: dict, name: str, text: str = "") -> StudySpec:
     grace = hb.get("grace_period", 3 * interval)
     positive_int("heartbeat.grace_period", grace)
     if grace <= interval:
-        raise ConfigError(f"heartbeat.grace_period={grace} must exceed heartbeat.interval="
-                          f"{interval}")
+        raise ConfigError(
+            f"heartbeat.grace_period={grace} must exceed heartbeat.interval={interval}"
+        )
     exp = raw.get("experiment_name")
     return StudySpec(
-        name=str(raw.get("name") or name), overrides=list(overrides), metric=metric,
-        direction=direction, seeds=seeds, space=space, aggregate=aggregate, sampler=sampler,
-        pruner=pruner, n_trials=n_trials, timeout=None if timeout is None else float(timeout),
-        experiment_name=None if exp is None else str(exp), heartbeat_interval=interval,
-        grace_period=grace, text=text,
+        name=str(raw.get("name") or name),
+        overrides=list(overrides),
+        metric=metric,
+        direction=direction,
+        seeds=seeds,
+        space=space,
+        aggregate=aggregate,
+        sampler=sampler,
+        pruner=pruner,
+        n_trials=n_trials,
+        timeout=None if timeout is None else float(timeout),
+        experiment_name=None if exp is None else str(exp),
+        heartbeat_interval=interval,
+        grace_period=grace,
+        text=text,
     )
 
 

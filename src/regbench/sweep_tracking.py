@@ -15,8 +15,8 @@ import optuna
 from optuna.trial import TrialState
 
 from regbench import tracking
+from regbench.sweep_objective import FAIL_REASON, ROLE_TAG, STUDY_TAG, TRIAL_TAG
 from regbench.sweep_spec import StudySpec
-from regbench.sweep_worker import FAIL_REASON, ROLE_TAG, STUDY_TAG, TRIAL_TAG
 
 T = TypeVar("T")
 
@@ -46,20 +46,32 @@ def use_wal(url: str) -> None:
 def parent_run(client, exp_id: str, spec: StudySpec, study_name: str, kind: str) -> str:
     """The study's parent run: the existing one (set RUNNING again) or a new one."""
     found = client.search_runs(
-        [exp_id], f"tags.`{STUDY_TAG}` = '{study_name}' and tags.`{ROLE_TAG}` = 'parent'",
-        order_by=["attributes.start_time DESC"], max_results=1)
+        [exp_id],
+        f"tags.`{STUDY_TAG}` = '{study_name}' and tags.`{ROLE_TAG}` = 'parent'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     if found:
         run_id = found[0].info.run_id
         retry_locked(lambda: client.update_run(run_id, status="RUNNING"))
         return run_id
-    tags = {STUDY_TAG: study_name, ROLE_TAG: "parent", "sweep.kind": kind,
-            **tracking.environment_tags()}
+    tags = {
+        STUDY_TAG: study_name,
+        ROLE_TAG: "parent",
+        "sweep.kind": kind,
+        **tracking.environment_tags(),
+    }
     run = retry_locked(lambda: client.create_run(exp_id, run_name=study_name, tags=tags))
     run_id = run.info.run_id
-    params = {"objective.metric": spec.metric, "objective.direction": spec.direction,
-              "seeds": str(spec.seeds), "aggregate": spec.aggregate,
-              "sampler": str(spec.sampler), "pruner": str(spec.pruner),
-              "overrides": " ".join(spec.overrides)[:6000]}
+    params = {
+        "objective.metric": spec.metric,
+        "objective.direction": spec.direction,
+        "seeds": str(spec.seeds),
+        "aggregate": spec.aggregate,
+        "sampler": str(spec.sampler),
+        "pruner": str(spec.pruner),
+        "overrides": " ".join(spec.overrides)[:6000],
+    }
     tracking.log_params(client, run_id, params)
     tracking.TrackedRun(client, run_id).log_text(spec.text or _spec_yaml(spec), "spec.yaml")
     return run_id
@@ -68,20 +80,33 @@ def parent_run(client, exp_id: str, spec: StudySpec, study_name: str, kind: str)
 def _spec_yaml(spec: StudySpec) -> str:
     import yaml
 
-    space = {p.key: list(p.choices) if p.kind == "categorical" else
-             {"type": p.kind, "low": p.low, "high": p.high, "log": p.log} for p in spec.space}
-    return yaml.safe_dump({"name": spec.name, "overrides": spec.overrides,
-                           "objective": {"metric": spec.metric, "direction": spec.direction},
-                           "seeds": spec.seeds, "sampler": spec.sampler, "space": space},
-                          sort_keys=False)
+    space = {
+        p.key: list(p.choices)
+        if p.kind == "categorical"
+        else {"type": p.kind, "low": p.low, "high": p.high, "log": p.log}
+        for p in spec.space
+    }
+    return yaml.safe_dump(
+        {
+            "name": spec.name,
+            "overrides": spec.overrides,
+            "objective": {"metric": spec.metric, "direction": spec.direction},
+            "seeds": spec.seeds,
+            "sampler": spec.sampler,
+            "space": space,
+        },
+        sort_keys=False,
+    )
 
 
 def kill_orphans(client, exp_id: str, parent_id: str, study: optuna.Study) -> int:
     """Mark KILLED the child runs left RUNNING by a dead worker: those whose trial is no
     longer RUNNING in Optuna (a live worker's runs, on any machine, are left alone)."""
     running = client.search_runs(
-        [exp_id], f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'",
-        max_results=10000)
+        [exp_id],
+        f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'",
+        max_results=10000,
+    )
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
     n = 0
     for r in running:
@@ -101,23 +126,29 @@ def trial_table(study: optuna.Study, spec: StudySpec) -> str:
     keys = [p.key for p in spec.space]
     width = {k: max(len(k), 10) for k in keys}
     head = f"{'trial':>5}  {'state':<8}  {spec.metric:>10}  {'seconds':>7}  " + "  ".join(
-        f"{k:<{width[k]}}" for k in keys)
+        f"{k:<{width[k]}}" for k in keys
+    )
     lines = [head, "-" * len(head)]
     for t in trials:
         value = f"{t.value:10.4f}" if t.value is not None else f"{'-':>10}"
         secs = f"{t.duration.total_seconds():7.1f}" if t.duration else f"{'-':>7}"
         cells = "  ".join(f"{_short(t.params.get(k, '')):<{width[k]}}" for k in keys)
-        note = f"  {t.user_attrs.get(FAIL_REASON, 'worker died')[:80]}" if (
-            t.state == TrialState.FAIL) else ""
+        note = (
+            f"  {t.user_attrs.get(FAIL_REASON, 'worker died')[:80]}"
+            if (t.state == TrialState.FAIL)
+            else ""
+        )
         lines.append(f"{t.number:>5}  {t.state.name:<8}  {value}  {secs}  {cells}{note}")
     counts = {s.name: sum(t.state == s for t in trials) for s in TrialState}
     lines.append("-" * len(head))
     lines.append("  ".join(f"{k}={v}" for k, v in counts.items() if v))
     best = best_trial(study)
     if best is not None:
-        lines.append(f"best: trial {best.number} {spec.metric}={best.value:.4f} "
-                     f"({spec.aggregate} over seeds {spec.seeds}) " +
-                     " ".join(f"{k}={_short(v)}" for k, v in best.params.items()))
+        lines.append(
+            f"best: trial {best.number} {spec.metric}={best.value:.4f} "
+            f"({spec.aggregate} over seeds {spec.seeds}) "
+            + " ".join(f"{k}={_short(v)}" for k, v in best.params.items())
+        )
     return "\n".join(lines)
 
 
@@ -142,8 +173,10 @@ def log_plots(client, run_id: str, study: optuna.Study) -> list[str]:
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     plots = {"optimization_history": ovm.plot_optimization_history, "slice": ovm.plot_slice}
-    if len(complete) >= 2 and len({tuple(sorted(map(str, t.params.items())))
-                                   for t in complete}) >= 2:
+    if (
+        len(complete) >= 2
+        and len({tuple(sorted(map(str, t.params.items()))) for t in complete}) >= 2
+    ):
         plots["param_importances"] = ovm.plot_param_importances
     logged = []
     with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
@@ -165,11 +198,14 @@ def log_plots(client, run_id: str, study: optuna.Study) -> list[str]:
     return logged
 
 
-def finish_parent(client, run_id: str, study: optuna.Study, spec: StudySpec,
-                  status: str = "FINISHED") -> None:
+def finish_parent(
+    client, run_id: str, study: optuna.Study, spec: StudySpec, status: str = "FINISHED"
+) -> None:
     trials = study.get_trials(deepcopy=False)
-    metrics = {f"trials/{s.name.lower()}": float(sum(t.state == s for t in trials))
-               for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    metrics = {
+        f"trials/{s.name.lower()}": float(sum(t.state == s for t in trials))
+        for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    }
     best = best_trial(study)
     if best is not None:
         metrics[f"best/{spec.metric}"] = float(best.value)

@@ -1,0 +1,111 @@
+"""Hydra multirun grids (`regbench train -m`): one MLflow parent run, a shared sweep id,
+and cores // n_jobs torch threads per job."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import torch
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+
+from conftest import TINY, runs_of
+from regbench.multirun import SWEEP_ENV, MultirunTracking, available_cores, job_threads
+from regbench.tracking import PARENT_ENV
+
+
+def hydra_conf(experiment: str, n_jobs: int | None = None):
+    launcher = {} if n_jobs is None else {"n_jobs": n_jobs}
+    return OmegaConf.create(
+        {
+            "experiment_name": experiment,
+            "hydra": {"overrides": {"task": ["model.width=16,32"]}, "launcher": launcher},
+        }
+    )
+
+
+def test_thread_limit_is_cores_over_jobs(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cores = available_cores()
+    assert job_threads(hydra_conf("x")) == cores  # basic launcher: one job at a time
+    assert job_threads(hydra_conf("x", 2)) == max(1, cores // 2)
+    assert job_threads(hydra_conf("x", -1)) == 1  # joblib: -1 = one job per core
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # an explicit limit wins
+    assert job_threads(hydra_conf("x")) == 1
+
+
+def test_callback_makes_jobs_children_and_fails_parent_on_failed_job(tiny, experiment):
+    conf = hydra_conf(experiment, 2)
+    cb = MultirunTracking()
+    threads = torch.get_num_threads()
+    cb.on_multirun_start(conf)
+    try:
+        parent_id, sweep_id = os.environ[PARENT_ENV], os.environ[SWEEP_ENV]
+        cb.on_job_start(conf, task_function=None)
+        assert torch.get_num_threads() == job_threads(conf)
+        from regbench.train import run
+
+        out = run(tiny("trainer.max_epochs=1", experiment_name=experiment))
+        cb.on_job_end(conf, JobReturn(status=JobStatus.FAILED))
+        cb.on_multirun_end(conf)
+    finally:
+        torch.set_num_threads(threads)
+    assert PARENT_ENV not in os.environ and SWEEP_ENV not in os.environ
+    runs = {r.info.run_id: r for r in runs_of(experiment)}
+    parent, child = runs[parent_id], runs[out["run_id"]]
+    assert parent.info.status == "FAILED"  # a job failed
+    assert parent.data.tags["sweep.id"] == child.data.tags["sweep.id"] == sweep_id
+    assert child.data.tags["mlflow.parentRunId"] == parent_id
+    assert parent.data.tags["sweep.overrides"] == "model.width=16,32"
+
+
+def test_train_multirun_grid_shares_one_parent(experiment, tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "regbench.cli",
+        "train",
+        "-m",
+        *TINY,
+        "trainer=fast",
+        "model.width=16,32",
+        f"experiment_name={experiment}",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = runs_of(experiment)
+    [parent] = [r for r in runs if r.data.tags.get("sweep.role") == "parent"]
+    children = [r for r in runs if r is not parent]
+    assert parent.info.status == "FINISHED" and len(children) == 2
+    assert sorted(c.data.params["model.width"] for c in children) == ["16", "32"]
+    for c in children:
+        assert c.info.status == "FINISHED"
+        assert c.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert c.data.tags["sweep.id"] == parent.data.tags["sweep.id"]
+    assert f"MLflow parent run {parent.info.run_id}" in done.stdout
+
+
+def compose_hydra(*overrides: str):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from regbench.paths import CONF_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_launcher_configs_compose():
+    cfg = compose_hydra("hydra/launcher=local")
+    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
+    assert cfg.hydra.callbacks.multirun_tracking._target_ == "regbench.multirun.MultirunTracking"
+    try:  # hydra-submitit-launcher is the optional extra regbench[slurm]
+        slurm = compose_hydra("hydra/launcher=slurm")
+    except Exception as e:
+        assert "submitit_slurm" in str(e)
+    else:
+        assert "submitit" in slurm.hydra.launcher._target_
