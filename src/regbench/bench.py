@@ -34,6 +34,7 @@ def _overrides(width: int, epochs: int) -> list[str]:
         "data.batch_size=128",
         f"trainer.max_epochs={epochs}",
         "trainer.progress_bar=false",
+        "diag.enabled=false",  # end-of-run diagnostics are extra work the hand loop skips
         "experiment_name=bench",
     ]
 
