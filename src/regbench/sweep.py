@@ -19,33 +19,18 @@ shared MLflow server or database).
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import sys
-from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import optuna
-
-from regbench import tracking
 from regbench.errors import ConfigError, positive_int
 from regbench.paths import mlruns_dir
-from regbench.sweep_grid import enqueue_missing, grid_results
 from regbench.sweep_spec import StudySpec, hydra_value, load_spec, parse_spec
-from regbench.sweep_tracking import (
-    finish_parent,
-    kill_orphans,
-    log_plots,
-    parent_run,
-    trial_table,
-    use_wal,
-)
-from regbench.sweep_worker import (
-    WorkerContext,
-    open_storage,
-    quiet_libraries,
-    spawned_worker,
-    work,
-)
+
+if TYPE_CHECKING:  # the heavy imports (Optuna, MLflow, Lightning) wait for a real run
+    import optuna
+
+    from regbench.sweep_worker import WorkerContext
 
 FINGERPRINT_ATTR = "regbench.fingerprint"
 
@@ -93,6 +78,20 @@ def run_study(
     verbose: bool = True,
 ) -> optuna.Study:
     """Run (or resume) a study to its budget; returns the Optuna study."""
+    import optuna
+
+    from regbench import tracking
+    from regbench.sweep_grid import enqueue_missing
+    from regbench.sweep_tracking import (
+        finish_parent,
+        kill_orphans,
+        log_plots,
+        parent_run,
+        trial_table,
+        use_wal,
+    )
+    from regbench.sweep_worker import WorkerContext, open_storage, quiet_libraries
+
     positive_int("--n-jobs", n_jobs)
     if n_trials is not None:
         positive_int("--n-trials", n_trials)
@@ -171,6 +170,11 @@ def run_study(
 def _run_workers(ctx: WorkerContext, n_jobs: int) -> None:
     """Worker 0 runs here; the others are spawned processes (fresh interpreters: no forked
     database connections or torch thread pools)."""
+    import multiprocessing
+    from dataclasses import replace
+
+    from regbench.sweep_worker import spawned_worker, work
+
     if n_jobs == 1:
         work(ctx, 0)
         return
@@ -250,6 +254,8 @@ def run_grid(
     }
     if experiment_name:
         raw["experiment_name"] = experiment_name
+    from regbench.sweep_grid import grid_results
+
     spec = parse_spec(raw, name)
     study = run_study(spec, n_jobs=n_jobs, storage=storage, verbose=verbose)
     return grid_results(study, spec, grid)
@@ -269,7 +275,7 @@ def main(argv: list[str]) -> None:
     p.add_argument("--timeout", type=float, help="seconds before workers stop starting trials")
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///<mlruns>/optuna.db)")
     p.add_argument("--study", help="study name (default: the file's name or stem)")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
     try:
         spec = load_spec(args.spec)
         run_study(
