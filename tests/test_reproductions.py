@@ -107,13 +107,14 @@ def test_epoch_double_descent_end_to_end_resumes_and_rebuilds_identically(experi
 
 
 def test_model_double_descent_tiny_grid_to_report(experiment, tmp_path):
+    from regbench.reproductions.base import grid
     from regbench.reproductions.model_double_descent import ModelDoubleDescent
-    from regbench.sweep import run_grid
 
     base = ["experiment=model_double_descent", "data.n_train=300", "data.n_test=100",
-            "trainer.max_epochs=2", f"experiment_name={experiment}"]
-    out = run_grid(experiment, base, {"data.label_noise": [0.15, 0.0], "model.width": [2, 32]},
-                   [0, 1], experiment_name=experiment, verbose=False)
+            "trainer.max_epochs=2"]
+    axes = {"data.label_noise": [0.15, 0.0], "model.width": [2, 32]}
+    # no val split in this config: the grid's objective must be a logged metric
+    out = grid(experiment, base, axes, [0, 1], 1, experiment, "test/acc")
     assert [r["state"] for r in out] == ["COMPLETE"] * 8
     rep = ModelDoubleDescent().analyse(experiment, "cpu", tmp_path)
     assert rep.markdown == ModelDoubleDescent().analyse(experiment, "cpu", tmp_path).markdown

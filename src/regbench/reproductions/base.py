@@ -32,6 +32,7 @@ class Reproduction:
     name: str = ""
     title: str = ""  # paper and claim, one line
     default_seeds: dict[str, int] = {"cpu": 2, "paper": 1}
+    objective: str = "val/acc"  # the grid's (unused) Optuna objective; must be logged
 
     def experiment_name(self, scale: str) -> str:
         return f"reproduce-{self.name}" + ("" if scale == "cpu" else f"-{scale}")
@@ -44,10 +45,11 @@ class Reproduction:
         """Run (or resume) the grid; returns the parent run id."""
         base, axes = self.grid(scale)
         experiment = self.experiment_name(scale)
-        from regbench.sweep import run_grid
+        results = grid(experiment, base, axes, seeds, n_jobs, experiment, self.objective)
+        return self.check(results, experiment, scale)
 
-        results = run_grid(f"{experiment}", base, axes, seeds, n_jobs=n_jobs,
-                           experiment_name=experiment)
+    def check(self, results: list[dict], experiment: str, scale: str) -> str | None:
+        """Stop on runs that did not complete; tag the grid's parent run."""
         failed = [r for r in results if r.get("state") != "COMPLETE"]
         for r in failed:
             print(f"[{self.name}] {r.get('overrides')} seed={r.get('seed')}: "
@@ -59,6 +61,27 @@ class Reproduction:
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         raise NotImplementedError
+
+
+def grid(name: str, base: Sequence[str], axes: dict[str, list], seeds: Sequence[int],
+         n_jobs: int, experiment: str, objective: str = "val/acc") -> list[dict]:
+    """``regbench.sweep.run_grid``, with the objective metric chosen: its default,
+    ``val/acc``, does not exist when a config trains on all data (``val_fraction=0``)."""
+    if objective == "val/acc":
+        from regbench.sweep import run_grid
+
+        return run_grid(name, list(base), axes, list(seeds), n_jobs=n_jobs,
+                        experiment_name=experiment)
+    from regbench.sweep import run_study
+    from regbench.sweep_grid import grid_results
+    from regbench.sweep_spec import parse_spec
+
+    raw = {"name": name, "overrides": list(base), "seeds": list(seeds),
+           "objective": {"metric": objective, "direction": "maximize"}, "sampler": "grid",
+           "space": {k: {"type": "categorical", "choices": list(v)} for k, v in axes.items()},
+           "experiment_name": experiment}
+    spec = parse_spec(raw, name)
+    return grid_results(run_study(spec, n_jobs=n_jobs), spec, axes)
 
 
 def tag_parent(experiment: str, results: Sequence[dict], name: str, scale: str) -> str | None:

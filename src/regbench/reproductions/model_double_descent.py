@@ -50,6 +50,7 @@ class ModelDoubleDescent(Reproduction):
              "width peaks near the interpolation threshold, then falls again; the peak shrinks "
              "without noise.")
     default_seeds = {"cpu": 2, "paper": 1}
+    objective = "test/acc"  # no val split: all 4000 train samples are used
 
     def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
         """The noisy arm; :meth:`train` adds the clean arm as a second, smaller grid."""
@@ -60,17 +61,18 @@ class ModelDoubleDescent(Reproduction):
             "data.label_noise": [NOISE], "model.width": PAPER_WIDTHS}
 
     def train(self, scale: str, seeds: list[int], n_jobs: int) -> str | None:
-        from regbench.reproductions.base import tag_parent
-        from regbench.sweep import run_grid
+        from regbench.reproductions.base import grid
 
-        super().train(scale, seeds, n_jobs)
-        base, _ = self.grid(scale)
-        widths = CLEAN_WIDTHS if scale == "cpu" else PAPER_WIDTHS
+        base, axes = self.grid(scale)
         experiment = self.experiment_name(scale)
-        results = run_grid(f"{experiment}-clean", base,
-                           {"data.label_noise": [CLEAN], "model.width": widths}, seeds[:1],
-                           n_jobs=n_jobs, experiment_name=experiment)
-        return tag_parent(experiment, results, self.name, scale)
+        noisy = grid(f"{experiment}-noisy", base, axes, seeds, n_jobs, experiment,
+                     self.objective)
+        self.check(noisy, experiment, scale)
+        widths = CLEAN_WIDTHS if scale == "cpu" else PAPER_WIDTHS
+        clean = grid(f"{experiment}-clean", base,
+                     {"data.label_noise": [CLEAN], "model.width": widths}, seeds[:1], n_jobs,
+                     experiment, self.objective)
+        return self.check(clean, experiment, scale)
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         def key(r: RunRecord):
