@@ -180,3 +180,17 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     with pytest.raises(ConfigError) as e:
         run_study(s, storage=url, cli_overrides=["trainer.max_epochs=2"])
     assert "study 't' in" in str(e.value) and "--study NEW_NAME" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"sampler": {"kind": "tpe", "n_startup": 5}}, "unexpected keyword argument 'n_startup'"),
+        ({"pruner": {"kind": "median", "n_warmup_steps": -1}}, "pruner={'kind': 'median'"),
+    ],
+)
+def test_bad_sampler_or_pruner_arguments_fail_before_any_trial(tmp_path, changes, message):
+    with pytest.raises(ConfigError) as e:
+        run_study(spec(**changes), storage=f"sqlite:///{tmp_path / 'o.db'}")
+    assert message in str(e.value)
+    assert not (tmp_path / "o.db").exists()

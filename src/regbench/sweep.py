@@ -90,7 +90,13 @@ def run_study(
         trial_table,
         use_wal,
     )
-    from regbench.sweep_worker import WorkerContext, open_storage, quiet_libraries
+    from regbench.sweep_worker import (
+        WorkerContext,
+        make_pruner,
+        make_sampler,
+        open_storage,
+        quiet_libraries,
+    )
 
     positive_int("--n-jobs", n_jobs)
     if n_trials is not None:
@@ -99,6 +105,8 @@ def run_study(
             raise ConfigError("--n-trials does not apply to a grid: it runs every point")
     name, cli = study_name or spec.name, list(cli_overrides)
     experiment = _experiment(spec, name, cli)
+    make_sampler(spec, 0)  # bad sampler or pruner arguments fail here, before any run
+    make_pruner(spec)
     quiet_libraries()
     url = storage or default_storage()
     study = optuna.create_study(

@@ -90,7 +90,8 @@ class Objective:
         spec, ctx = self.ctx.spec, self.ctx
         fixed = trial.user_attrs.get(GRID_POINT, {})  # a grid point, exactly as queued
         params = {p.key: fixed.get(p.key, p.suggest(trial, spec.is_grid)) for p in spec.space}
-        label = [f"{k}={v}" for k, v in params.items()]  # run names show the varied axes
+        # Run names show the varied axes, floats to 3 digits: mlp-lr0.00229-drop0.362-s1
+        label = [f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()]
         base = [
             "trainer.progress_bar=false",
             *spec.overrides,

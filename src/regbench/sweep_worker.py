@@ -21,6 +21,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from regbench.errors import ConfigError
 from regbench.multirun import thread_budget
 from regbench.sweep_objective import FAIL_REASON, Objective, WorkerContext
 from regbench.sweep_spec import StudySpec
@@ -103,10 +104,11 @@ def decide(study: optuna.Study, ctx: WorkerContext) -> str:
 
 
 def make_sampler(spec: StudySpec, salt: int) -> optuna.samplers.BaseSampler:
+    """The study file's sampler; a bad argument is a ConfigError naming ``sampler``."""
     kw = {k: v for k, v in spec.sampler.items() if k != "kind"}
     # Workers (and reruns) must not replay one random sequence: salt the seed.
-    if kw.get("seed") is not None:
-        kw["seed"] = int(kw["seed"]) + 7919 * salt
+    if isinstance(kw.get("seed"), int):
+        kw["seed"] = kw["seed"] + 7919 * salt
     kind = spec.sampler["kind"]
     if kind == "tpe":
         kw.setdefault("constant_liar", True)  # parallel workers avoid each other's points
@@ -117,8 +119,8 @@ def make_sampler(spec: StudySpec, salt: int) -> optuna.samplers.BaseSampler:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
             return cls(**kw)
-        except TypeError as e:
-            raise ValueError(f"sampler: {e}") from None
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"sampler={spec.sampler}: {e}") from None
 
 
 def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
@@ -130,8 +132,8 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     }[spec.pruner["kind"]]
     try:
         return cls(**kw)
-    except TypeError as e:
-        raise ValueError(f"pruner: {e}") from None
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"pruner={spec.pruner}: {e}") from None
 
 
 def progress_line(trial: optuna.trial.FrozenTrial, worker: int) -> str:
