@@ -92,7 +92,8 @@ class ModelDoubleDescent(Reproduction):
             te = [mean_ci([1 - r.metrics["test/acc"] for r in by_w[w]]) for w in ws]
             tr = [mean_ci([1 - r.metrics["diag/train_acc_evalmode"] for r in by_w[w]]) for w in ws]
             curves[noise] = (ws, te, tr)
-        n_seeds = min(len(v) for by_w in arms.values() for v in by_w.values())
+        n_seeds = ", ".join(f"{min(len(v) for v in arms[n].values())} seed(s) per width at "
+                            f"{n:.0%} noise" for n in sorted(arms, reverse=True))
         noises = sorted(curves, reverse=True)
         widths = sorted({w for ws, _, _ in curves.values() for w in ws})
         rows = []
@@ -105,7 +106,7 @@ class ModelDoubleDescent(Reproduction):
             rows.append(row)
         headers = ["width"] + [f"{h} ({n:.0%} noise)" for n in noises
                                for h in ("test err %", "train err %")]
-        md = [f"Experiment `{experiment}`, {len(runs)} runs, {n_seeds} seeds per point; "
+        md = [f"Experiment `{experiment}`, {len(runs)} runs, {n_seeds}; "
               "mean ± 95% t-interval over seeds. Train error is on the (noisy) training "
               "labels, eval mode, after training.", table(headers, rows)]
         verdicts = []
