@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Sequence
 
@@ -24,6 +25,11 @@ from regbench.reg import build_regularizers
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+# Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (fork safety on GPU hosts). Without a GPU
+# driver every torch.cuda.is_available() then tries to load NVML (~0.13 ms, several times
+# a step); the plain check is safe there, since there is no CUDA context to poison.
+if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and torch.cuda.device_count() == 0:
+    del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
 warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 
 
