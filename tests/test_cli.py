@@ -14,8 +14,13 @@ PER_EPOCH = ("train/loss", "train/acc", "val/loss", "val/acc")
 
 
 def test_train_command_twice_gives_identical_tracked_runs(experiment, capsys):
-    args = ["train", "model.width=64", "trainer.max_epochs=3", "seed=7",
-            f"experiment_name={experiment}"]
+    args = [
+        "train",
+        "model.width=64",
+        "trainer.max_epochs=3",
+        "seed=7",
+        f"experiment_name={experiment}",
+    ]
     main(args)
     assert "test/acc=" in capsys.readouterr().out
     main(args)
@@ -28,8 +33,15 @@ def test_train_command_twice_gives_identical_tracked_runs(experiment, capsys):
             assert len(client.get_metric_history(r.info.run_id, key)) == 3, key
         assert {"test/acc", "test/loss"} <= set(r.data.metrics)
         assert "config.yaml" in [a.path for a in client.list_artifacts(r.info.run_id)]
-        assert {"git.commit", "git.dirty", "device", "data.fingerprint",
-                "version.torch", "version.lightning", "version.mlflow"} <= set(r.data.tags)
+        assert {
+            "git.commit",
+            "git.dirty",
+            "device",
+            "data.fingerprint",
+            "version.torch",
+            "version.lightning",
+            "version.mlflow",
+        } <= set(r.data.tags)
     a, b = (r.data.metrics for r in runs)
     assert a == b  # every final metric bit for bit, test/acc included
 
@@ -38,11 +50,16 @@ def test_bad_norm_exits_nonzero_before_training_naming_key_and_choices(tmp_path)
     env = {**os.environ, "REGBENCH_MLRUNS": str(tmp_path), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "regbench.cli", "train", "model.norm=banana"],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode != 0
-    assert ("model.norm='banana' is not a known norm; choose one of: "
-            "batch, group, instance, layer, none") in proc.stderr
+    assert (
+        "model.norm='banana' is not a known norm; choose one of: "
+        "batch, group, instance, layer, none"
+    ) in proc.stderr
     assert "Epoch" not in proc.stderr + proc.stdout  # nothing trained
     os.environ["REGBENCH_MLRUNS"], old = str(tmp_path), os.environ["REGBENCH_MLRUNS"]
     try:

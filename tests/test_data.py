@@ -14,8 +14,15 @@ from regbench.data.noise import corrupt_labels
 
 
 def mnist1d_cfg(**kw):
-    base = {"name": "mnist1d", "n_train": 600, "n_test": 200, "generator_seed": 42,
-            "val_fraction": 0.1, "label_noise": 0.0, "batch_size": 50}
+    base = {
+        "name": "mnist1d",
+        "n_train": 600,
+        "n_test": 200,
+        "generator_seed": 42,
+        "val_fraction": 0.1,
+        "label_noise": 0.0,
+        "batch_size": 50,
+    }
     return OmegaConf.create({**base, **kw})
 
 
@@ -83,12 +90,19 @@ def test_mnist_loader_reads_torchvision_files(tmp_path):
     g = torch.Generator().manual_seed(0)
     imgs = torch.randint(0, 256, (30, 28, 28), generator=g, dtype=torch.uint8)
     labels = torch.arange(30) % 10
-    for prefix, n in (("train", 20), ("t10k", 10)):
-        sl = slice(0, 20) if prefix == "train" else slice(20, 30)
+    for prefix, sl in (("train", slice(0, 20)), ("t10k", slice(20, 30))):
         _write_idx(raw / f"{prefix}-images-idx3-ubyte", imgs[sl])
         _write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels[sl])
-    cfg = OmegaConf.create({"name": "mnist", "data_dir": str(tmp_path), "download": False,
-                            "val_fraction": 0.25, "label_noise": 0.0, "batch_size": 4})
+    cfg = OmegaConf.create(
+        {
+            "name": "mnist",
+            "data_dir": str(tmp_path),
+            "download": False,
+            "val_fraction": 0.25,
+            "label_noise": 0.0,
+            "batch_size": 4,
+        }
+    )
     s = build_data(cfg, seed=0)
     assert s.x_train.shape == (15, 1, 28, 28) and s.x_train.dtype == torch.uint8
     assert s.x_test.shape == (10, 1, 28, 28) and torch.equal(s.x_test[:, 0], imgs[20:])
@@ -98,8 +112,15 @@ def test_mnist_loader_reads_torchvision_files(tmp_path):
 def test_missing_files_without_download_name_the_path(tmp_path):
     from regbench.errors import ConfigError
 
-    cfg = OmegaConf.create({"name": "fashion_mnist", "data_dir": str(tmp_path / "nope"),
-                            "download": False, "val_fraction": 0.0, "label_noise": 0.0,
-                            "batch_size": 4})
+    cfg = OmegaConf.create(
+        {
+            "name": "fashion_mnist",
+            "data_dir": str(tmp_path / "nope"),
+            "download": False,
+            "val_fraction": 0.0,
+            "label_noise": 0.0,
+            "batch_size": 4,
+        }
+    )
     with pytest.raises(ConfigError, match="data.download=false .* under .*nope"):
         build_data(cfg, seed=0)

@@ -53,12 +53,23 @@ def _log_vs_run(experiment, placement, rate, seed, shift, reest, test, test_rees
     from regbench import tracking
 
     with tracking.tracked_run(experiment, f"{placement}-{rate}-s{seed}") as run:
-        tracking.log_params(run.client, run.run_id, {
-            "vs_placement": placement, "vs_rate": str(rate), "seed": str(seed)})
-        run.log_metrics({"diag/var_shift/bn1": shift, "diag/var_shift/bn2": shift,
-                         "diag/var_shift_reest/bn1": reest, "diag/var_shift_reest/bn2": reest,
-                         "diag/test_acc": test, "diag/test_acc_reest": test_reest,
-                         "diag/train_acc_trainmode": tr, "diag/train_acc_evalmode": ev})
+        tracking.log_params(
+            run.client,
+            run.run_id,
+            {"vs_placement": placement, "vs_rate": str(rate), "seed": str(seed)},
+        )
+        run.log_metrics(
+            {
+                "diag/var_shift/bn1": shift,
+                "diag/var_shift/bn2": shift,
+                "diag/var_shift_reest/bn1": reest,
+                "diag/var_shift_reest/bn2": reest,
+                "diag/test_acc": test,
+                "diag/test_acc_reest": test_reest,
+                "diag/train_acc_trainmode": tr,
+                "diag/train_acc_evalmode": ev,
+            }
+        )
 
 
 def test_variance_shift_report_from_mlflow_is_rebuilt_identically(experiment, tmp_path):
@@ -67,10 +78,21 @@ def test_variance_shift_report_from_mlflow_is_rebuilt_identically(experiment, tm
     for seed, eps in enumerate([0.0, 0.02]):
         for rate in (0.1, 0.3, 0.5):
             _log_vs_run(experiment, "none", rate, seed, 1.02, 1.01, 0.73, 0.73, 0.9, 0.95)
-            _log_vs_run(experiment, "head", rate, seed, 1.03 + eps / 10, 1.01, 0.72, 0.72, 0.88,
-                        0.95)
-            _log_vs_run(experiment, "before_bn", rate, seed, 1 + 4 * rate + eps, 1.01,
-                        0.5 + eps, 0.6 + eps, 0.5, 0.3)
+            _log_vs_run(
+                experiment, "head", rate, seed, 1.03 + eps / 10, 1.01, 0.72, 0.72, 0.88, 0.95
+            )
+            _log_vs_run(
+                experiment,
+                "before_bn",
+                rate,
+                seed,
+                1 + 4 * rate + eps,
+                1.01,
+                0.5 + eps,
+                0.6 + eps,
+                0.5,
+                0.3,
+            )
             _log_vs_run(experiment, "uout", rate, seed, 1 + rate / 10, 1.0, 0.7, 0.7, 0.9, 0.9)
     # a rerun of one (point, seed): the newest finished run replaces the older one
     _log_vs_run(experiment, "none", 0.1, 0, 1.02, 1.01, 0.73, 0.73, 0.9, 0.95)

@@ -21,8 +21,9 @@ def _one_batch(cfg) -> float:
 
     torch.manual_seed(0)
     model = build_model(cfg.model, (3, 32, 32), 10)
-    module = RegModule(model, cfg.optim, cfg.scheduler, cfg.trainer.max_epochs,
-                       build_regularizers(cfg))
+    module = RegModule(
+        model, cfg.optim, cfg.scheduler, cfg.trainer.max_epochs, build_regularizers(cfg)
+    )
     x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
     loss = module.training_step((x, y), 0)
     loss.backward()
@@ -31,8 +32,9 @@ def _one_batch(cfg) -> float:
 
 @pytest.mark.parametrize("placement", PLACEMENTS)
 def test_variance_shift_paper_config_composes_and_trains_one_batch(placement):
-    cfg = compose(["experiment=variance_shift_paper", f"+experiment/vs_placement={placement}",
-                   "vs_rate=0.3"])
+    cfg = compose(
+        ["experiment=variance_shift_paper", f"+experiment/vs_placement={placement}", "vs_rate=0.3"]
+    )
     assert cfg.data.name == "cifar10" and cfg.model.block[:3] == ["norm", "act", "conv"]
     assert "crop_flip" in cfg.reg and cfg.optim.name == "sgd" and cfg.optim.lr == 0.1
     drops = {"none": (0.0, 0.0), "before_bn": (0.3, 0.0), "head": (0.0, 0.3), "uout": (0.3, 0.0)}
@@ -85,7 +87,8 @@ def test_teacher_student_module_matches_closed_form_gradient_descent():
                 err = np.sum((data["w_star"][b].numpy() - data["f"].numpy() * w) ** 2)
                 assert records[t][f"draw/{b}/test_err"] == pytest.approx(err, rel=1e-9)
                 assert records[t][f"draw/{b}/train_mse"] == pytest.approx(
-                    np.mean((x @ w - y) ** 2), rel=1e-9)
+                    np.mean((x @ w - y) ** 2), rel=1e-9
+                )
 
 
 def test_epoch_double_descent_end_to_end_resumes_and_rebuilds_identically(experiment):
@@ -110,8 +113,12 @@ def test_model_double_descent_tiny_grid_to_report(experiment, tmp_path):
     from regbench.reproductions.base import grid
     from regbench.reproductions.model_double_descent import ModelDoubleDescent
 
-    base = ["experiment=model_double_descent", "data.n_train=300", "data.n_test=100",
-            "trainer.max_epochs=2"]
+    base = [
+        "experiment=model_double_descent",
+        "data.n_train=300",
+        "data.n_test=100",
+        "trainer.max_epochs=2",
+    ]
     axes = {"data.label_noise": [0.15, 0.0], "model.width": [2, 32]}
     # no val split in this config: the grid's objective must be a logged metric
     out = grid(experiment, base, axes, [0, 1], 1, experiment, "test/acc")

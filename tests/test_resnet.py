@@ -120,12 +120,23 @@ def test_pre_and_post_activation_layouts():
 
 
 def test_block_order_from_config_places_dropout_and_norm():
-    cfg = model_cfg("resnet20", depth=8, width=4, dropout=0.4,
-                    block=["conv", "norm", "act", "dropout", "conv", "norm"])
+    cfg = model_cfg(
+        "resnet20",
+        depth=8,
+        width=4,
+        dropout=0.4,
+        block=["conv", "norm", "act", "dropout", "conv", "norm"],
+    )
     net = build_model(cfg, (40,), 10)
     for block in net.blocks():
         assert [type(m).__name__ for m in block.branch] == [
-            "Conv1d", "BatchNorm1d", "ReLU", "BernoulliDropout", "Conv1d", "BatchNorm1d"]
+            "Conv1d",
+            "BatchNorm1d",
+            "ReLU",
+            "BernoulliDropout",
+            "Conv1d",
+            "BatchNorm1d",
+        ]
         assert block.branch[3].rate == 0.4
     wrn = build_model(model_cfg("wrn", depth=10, widen=2, width=4, dropout=0.3), (3, 8, 8), 10)
     drops = [m for m in wrn.modules() if type(m).__name__ == "BernoulliDropout"]
@@ -196,18 +207,30 @@ IMG = (3, 8, 8)
 @pytest.mark.parametrize(
     ("model", "keys", "shape", "message"),
     [
-        ("resnet20", {"depth": 21}, IMG,
-         "model.depth=21 is not valid for resnet_cifar; it must be 6n+2"),
+        (
+            "resnet20",
+            {"depth": 21},
+            IMG,
+            "model.depth=21 is not valid for resnet_cifar; it must be 6n+2",
+        ),
         ("wrn", {"depth": 20}, IMG, "model.depth=20 is not valid for wrn; it must be 6n+4"),
         ("resnet20", {"dims": 2}, (40,), "model.dims=2 does not fit inputs of shape (40,)"),
-        ("resnet20", {"shortcut": "x"}, IMG,
-         "model.shortcut='x' is not valid; choose one of: conv, pad"),
+        (
+            "resnet20",
+            {"shortcut": "x"},
+            IMG,
+            "model.shortcut='x' is not valid; choose one of: conv, pad",
+        ),
         ("resnet20", {"block": ["linear", "norm"]}, IMG, "must contain 'conv'"),
         ("resnet20", {"block": ["conv", "x"]}, IMG, "model.block='x' is not a known block layer"),
         ("resnet20", {"final": ["x"]}, IMG, "model.final='x'"),
         ("resnet20", {"kernel_size": 4}, IMG, "model.kernel_size=4 is not valid; it must be odd"),
-        ("resnet20", {"norm": "group", "norm_groups": 3}, IMG,
-         "model.norm_groups=3 does not divide"),
+        (
+            "resnet20",
+            {"norm": "group", "norm_groups": 3},
+            IMG,
+            "model.norm_groups=3 does not divide",
+        ),
         ("resnet20", {"survival_last": 0.0}, IMG, "model.survival_last=0.0 is out of range"),
         ("resnet20", {"dropconnect": 0.5}, IMG, "model.dropconnect applies to 'linear' layers"),
     ],

@@ -45,8 +45,9 @@ def write_tiny_cifar10(root, monkeypatch, n_per_batch: int = 20, n_test: int = 4
     meta.write_bytes(pickle.dumps({"label_names": names, "num_vis": 3072}, protocol=2))
     monkeypatch.setattr(tvd.CIFAR10, "train_list", train)
     monkeypatch.setattr(tvd.CIFAR10, "test_list", test)
-    monkeypatch.setattr(tvd.CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names",
-                                              "md5": _md5(meta)})
+    monkeypatch.setattr(
+        tvd.CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": _md5(meta)}
+    )
 
 
 def test_tiny_cifar_files_load_as_uint8_images(tmp_path, monkeypatch):
@@ -62,10 +63,24 @@ def test_tiny_cifar_files_load_as_uint8_images(tmp_path, monkeypatch):
 
 def test_resnet20_one_epoch_on_tiny_cifar_with_crop_flip(tmp_path, monkeypatch, experiment):
     write_tiny_cifar10(tmp_path, monkeypatch)
-    overrides = ["data=cifar10", "model=resnet20", "model.depth=8", "model.width=4",
-                 "reg=[crop_flip]", "trainer.max_epochs=1", "data.batch_size=25"]
-    cfg = compose([*overrides, f"data.data_dir={tmp_path}", "data.download=false",
-                   "trainer.progress_bar=false", f"experiment_name={experiment}"])
+    overrides = [
+        "data=cifar10",
+        "model=resnet20",
+        "model.depth=8",
+        "model.width=4",
+        "reg=[crop_flip]",
+        "trainer.max_epochs=1",
+        "data.batch_size=25",
+    ]
+    cfg = compose(
+        [
+            *overrides,
+            f"data.data_dir={tmp_path}",
+            "data.download=false",
+            "trainer.progress_bar=false",
+            f"experiment_name={experiment}",
+        ]
+    )
     out = run(cfg, overrides)
     [r] = runs_of(experiment)
     assert r.info.status == "FINISHED"
@@ -81,8 +96,13 @@ def test_resnet20_one_epoch_on_tiny_cifar_with_crop_flip(tmp_path, monkeypatch, 
 
 
 def test_resnet1d_on_mnist1d_learns_in_two_epochs(tiny, experiment):
-    cfg = tiny("model=resnet20", "model.depth=8", "model.width=8", "optim.lr=3e-3",
-               experiment_name=experiment)
+    cfg = tiny(
+        "model=resnet20",
+        "model.depth=8",
+        "model.width=8",
+        "optim.lr=3e-3",
+        experiment_name=experiment,
+    )
     out = run(cfg)
     [r] = runs_of(experiment)
     assert r.info.status == "FINISHED"
@@ -93,8 +113,14 @@ def test_resnet1d_on_mnist1d_learns_in_two_epochs(tiny, experiment):
 
 
 def test_resnet1d_mnist1d_experiment_composes_and_runs_shrunk(experiment):
-    overrides = ["experiment=resnet1d_mnist1d", "data.n_train=300", "data.n_test=100",
-                 "trainer=fast", "trainer.max_epochs=1", f"experiment_name={experiment}"]
+    overrides = [
+        "experiment=resnet1d_mnist1d",
+        "data.n_train=300",
+        "data.n_test=100",
+        "trainer=fast",
+        "trainer.max_epochs=1",
+        f"experiment_name={experiment}",
+    ]
     cfg = compose(overrides)
     assert cfg.model.name == "resnet_cifar" and cfg.model.width == 32
     assert cfg.reg.augment1d.kind == "augment1d" and cfg.optim.name == "adam"

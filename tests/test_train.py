@@ -23,8 +23,16 @@ def test_run_logs_finished_run_with_metrics_tags_and_config(tiny, experiment):
     assert 0.0 <= out["test/acc"] <= 1.0
     assert r.data.params["model.width"] == "32"
     assert r.data.params["seed"] == "7"
-    for tag in ("git.commit", "git.dirty", "version.python", "version.torch",
-                "version.lightning", "version.mlflow", "device", "data.fingerprint"):
+    for tag in (
+        "git.commit",
+        "git.dirty",
+        "version.python",
+        "version.torch",
+        "version.lightning",
+        "version.mlflow",
+        "device",
+        "data.fingerprint",
+    ):
         assert r.data.tags.get(tag), tag
     arts = [a.path for a in client.list_artifacts(r.info.run_id)]
     assert "config.yaml" in arts
@@ -42,7 +50,11 @@ def test_same_seed_is_bit_identical_and_other_seed_differs(tiny, experiment):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.norm=banana", "model.norm='banana' is not a known norm; choose one of: batch, group, instance, layer, none"),
+        (
+            "model.norm=banana",
+            "model.norm='banana' is not a known norm; "
+            "choose one of: batch, group, instance, layer, none",
+        ),
         ("model.act=banana", "model.act='banana'"),
         ("model.block=[linear,banana]", "model.block='banana'"),
         ("model.dropout=1.0", "model.dropout=1.0 is out of range; allowed: [0, 1)"),
@@ -63,8 +75,14 @@ def test_bad_input_fails_before_training_naming_the_key(tiny, experiment, overri
 def test_missing_vision_files_name_the_path(tiny, experiment, tmp_path):
     from regbench.config import compose
 
-    cfg = compose(["data=cifar10", f"data.data_dir={tmp_path}", "data.download=false",
-                   f"experiment_name={experiment}"])
+    cfg = compose(
+        [
+            "data=cifar10",
+            f"data.data_dir={tmp_path}",
+            "data.download=false",
+            f"experiment_name={experiment}",
+        ]
+    )
     with pytest.raises(ConfigError) as e:
         run(cfg)
     assert str(tmp_path) in str(e.value) and "data.download=false" in str(e.value)

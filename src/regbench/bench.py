@@ -55,7 +55,9 @@ def hand_loop(cfg) -> float:
     start = time.perf_counter()
     model = build_model(cfg.model, splits.input_shape, splits.num_classes)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
-    batches = TensorBatches(splits.x_train, splits.y_train, cfg.data.batch_size, shuffle=True, seed=cfg.seed)
+    batches = TensorBatches(
+        splits.x_train, splits.y_train, cfg.data.batch_size, shuffle=True, seed=cfg.seed
+    )
     for _ in range(cfg.trainer.max_epochs):
         model.train()
         loss_sum = torch.zeros(())
@@ -96,15 +98,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--reps", type=int, default=3, help="repetitions per measurement (median)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--widths", type=int, nargs="+", default=[128, 512])
-    p.add_argument("--resnet", action=argparse.BooleanOptionalAction, default=True,
-                   help="also time ResNet-20 on CIFAR-shaped tensors")
+    p.add_argument(
+        "--resnet",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time ResNet-20 on CIFAR-shaped tensors",
+    )
     args = p.parse_args(argv)
     print(f"torch threads: {torch.get_num_threads()}, reps: {args.reps} (median)", flush=True)
     for width in args.widths:
         f, h, ratio = bench_mlp(width, args.reps, args.epochs)
         target = TARGETS.get(width)
-        verdict = "" if target is None else (" (target <= %.2f: %s)" % (target, "ok" if ratio <= target else "MISSED"))
-        print(f"mlp width={width:<4d} epochs={args.epochs} full_stack={f:.3f}s hand_loop={h:.3f}s{verdict} ratio={ratio:.3f}", flush=True)
+        verdict = ""
+        if target is not None:
+            verdict = f" (target <= {target:.2f}: {'ok' if ratio <= target else 'MISSED'})"
+        print(
+            f"mlp width={width:<4d} epochs={args.epochs} full_stack={f:.3f}s "
+            f"hand_loop={h:.3f}s{verdict} ratio={ratio:.3f}",
+            flush=True,
+        )
     if args.resnet:
         try:
             from regbench.bench_resnet import bench_resnet20

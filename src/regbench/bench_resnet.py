@@ -49,15 +49,30 @@ def random_images(cfg: DictConfig):
 def bench_config(n_images: int, batch_size: int, epochs: int) -> DictConfig:
     from regbench.config import compose
 
-    cfg = compose([
-        "model=resnet20", "optim=sgd", "optim.lr=0.05", "scheduler=constant",
-        "reg=[crop_flip]", f"trainer.max_epochs={epochs}", "trainer.progress_bar=false",
-        "trainer.limit_val_batches=0", "experiment_name=bench",
-    ])
-    cfg.data = OmegaConf.create({
-        "name": "random_images", "n_train": n_images, "n_test": 256, "shape": [3, 32, 32],
-        "batch_size": batch_size, "val_fraction": 0.0, "label_noise": 0.0,
-    })
+    cfg = compose(
+        [
+            "model=resnet20",
+            "optim=sgd",
+            "optim.lr=0.05",
+            "scheduler=constant",
+            "reg=[crop_flip]",
+            f"trainer.max_epochs={epochs}",
+            "trainer.progress_bar=false",
+            "trainer.limit_val_batches=0",
+            "experiment_name=bench",
+        ]
+    )
+    cfg.data = OmegaConf.create(
+        {
+            "name": "random_images",
+            "n_train": n_images,
+            "n_test": 256,
+            "shape": [3, 32, 32],
+            "batch_size": batch_size,
+            "val_fraction": 0.0,
+            "label_noise": 0.0,
+        }
+    )
     if "diag" in cfg:  # diagnostics are extra passes over the data, not training
         with open_dict(cfg):
             cfg.diag.enabled = False

@@ -25,12 +25,20 @@ SCHEDULERS = Registry("scheduler")
 
 def param_groups(model: nn.Module, weight_decay: float, exclude_bias_norm: bool) -> list[dict]:
     if not exclude_bias_norm:
-        return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": weight_decay}]
+        return [
+            {
+                "params": [p for p in model.parameters() if p.requires_grad],
+                "weight_decay": weight_decay,
+            }
+        ]
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
             (no_decay if p.ndim <= 1 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
 
 
 def check_optim(cfg: DictConfig) -> None:
@@ -43,10 +51,14 @@ def check_optim(cfg: DictConfig) -> None:
 def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     check_optim(cfg)
     name = OPTIMIZERS.canonical(cfg.name, "optim.name")
-    groups = param_groups(model, float(cfg.get("weight_decay", 0.0)), bool(cfg.get("no_decay_bias_norm", False)))
+    groups = param_groups(
+        model, float(cfg.get("weight_decay", 0.0)), bool(cfg.get("no_decay_bias_norm", False))
+    )
     kwargs: dict = {"lr": float(cfg.lr)}
     if name == "sgd":
-        kwargs.update(momentum=float(cfg.get("momentum", 0.0)), nesterov=bool(cfg.get("nesterov", False)))
+        kwargs.update(
+            momentum=float(cfg.get("momentum", 0.0)), nesterov=bool(cfg.get("nesterov", False))
+        )
     else:
         kwargs.update(betas=tuple(cfg.get("betas", (0.9, 0.999))), eps=float(cfg.get("eps", 1e-8)))
     return OPTIMIZERS.get(name)(groups, **kwargs)
@@ -59,7 +71,9 @@ def _constant(cfg: DictConfig, optimizer, max_epochs: int):
 
 @SCHEDULERS.register("cosine")
 def _cosine(cfg: DictConfig, optimizer, max_epochs: int):
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs, eta_min=cfg.get("eta_min", 0.0))
+    return torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=max_epochs, eta_min=cfg.get("eta_min", 0.0)
+    )
 
 
 @SCHEDULERS.register("step")

@@ -23,14 +23,23 @@ class EpochProgressBar(ProgressBar):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._enabled:
-            self.bar = tqdm(total=trainer.max_epochs, desc="epochs", unit="ep", file=sys.stderr,
-                            dynamic_ncols=True, leave=True)
+            self.bar = tqdm(
+                total=trainer.max_epochs,
+                desc="epochs",
+                unit="ep",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                leave=True,
+            )
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.bar is not None:
             m = trainer.callback_metrics
-            shown = {k.split("/", 1)[0][:2] + "_" + k.split("/")[-1]: f"{float(v):.3f}"
-                     for k, v in m.items() if k in ("train/loss", "train/acc", "val/loss", "val/acc")}
+            shown = {
+                k.split("/", 1)[0][:2] + "_" + k.split("/")[-1]: f"{float(v):.3f}"
+                for k, v in m.items()
+                if k in ("train/loss", "train/acc", "val/loss", "val/acc")
+            }
             self.bar.set_postfix(shown, refresh=False)
             self.bar.update(1)
 

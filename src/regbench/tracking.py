@@ -235,7 +235,9 @@ class MlflowEpochLogger(Logger):
         batch = [Metric(k, float(v), ts, epoch) for k, v in metrics.items()]
         self.last.update({m.key: m.value for m in batch})
         if batch:
-            op = self.run.client.log_batch(self.run.run_id, metrics=batch, synchronous=self.synchronous)
+            op = self.run.client.log_batch(
+                self.run.run_id, metrics=batch, synchronous=self.synchronous
+            )
             if op is not None and not self.synchronous:
                 self._pending.append(op)
 

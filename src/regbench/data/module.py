@@ -21,7 +21,9 @@ class TensorDataModule(pl.LightningDataModule):
         self._train: TensorBatches | None = None
         if splits.mean is not None:
             shape = (1, -1) + (1,) * (splits.x_train.dim() - 2)  # broadcast over (B, C, ...)
-            self.register_mean_std(torch.tensor(splits.mean).view(shape), torch.tensor(splits.std).view(shape))
+            self.register_mean_std(
+                torch.tensor(splits.mean).view(shape), torch.tensor(splits.std).view(shape)
+            )
         else:
             self.mean = self.std = None
 
@@ -36,7 +38,9 @@ class TensorDataModule(pl.LightningDataModule):
         # One iterable for the whole fit: its epoch counter drives the shuffle order.
         if self._train is None:
             s = self.splits
-            self._train = TensorBatches(s.x_train, s.y_train, self.batch_size, shuffle=True, seed=self.seed)
+            self._train = TensorBatches(
+                s.x_train, s.y_train, self.batch_size, shuffle=True, seed=self.seed
+            )
         return self._train.to(self._device())
 
     def val_dataloader(self) -> TensorBatches | list:

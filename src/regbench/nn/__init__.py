@@ -15,11 +15,7 @@ MODELS = Registry("model")
 
 def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     # Importing the builders registers them.
-    from regbench.nn import mlp  # noqa: F401
+    from regbench.nn import mlp, resnet  # noqa: F401
 
-    try:
-        from regbench.nn import resnet  # noqa: F401
-    except ImportError:  # pragma: no cover - optional until the ResNet module lands
-        pass
     builder: Callable[..., nn.Module] = MODELS.get(cfg.name, "model.name")
     return builder(cfg, tuple(input_shape), int(num_classes))

@@ -32,7 +32,10 @@ from regbench.reg import REGULARIZERS
 
 
 def crop_flip(
-    x: Tensor, padding: int = 4, flip: bool = True, fill: float = 0.0,
+    x: Tensor,
+    padding: int = 4,
+    flip: bool = True,
+    fill: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Per-sample random crop of size (H, W) from ``x`` padded by ``padding`` with

@@ -6,5 +6,17 @@ from regbench.report.runs import REPRO_TAG, RunRecord, find_parent, history, loa
 from regbench.report.stats import Summary, mean_ci
 from regbench.report.writer import report_dir, write_report
 
-__all__ = ["REPRO_TAG", "RunRecord", "Summary", "Verdict", "find_parent", "history",
-           "load_runs", "mean_ci", "report_dir", "table", "verdict_block", "write_report"]
+__all__ = [
+    "REPRO_TAG",
+    "RunRecord",
+    "Summary",
+    "Verdict",
+    "find_parent",
+    "history",
+    "load_runs",
+    "mean_ci",
+    "report_dir",
+    "table",
+    "verdict_block",
+    "write_report",
+]

@@ -22,8 +22,14 @@ def band(ax, x, summaries, label: str, color: str, scale: float = 1.0, marker: s
     mean = [s.mean * scale for s in summaries]
     ax.plot(x, mean, marker=marker, ms=3, color=color, label=label)
     if all(s.n > 1 for s in summaries):
-        ax.fill_between(x, [s.lo * scale for s in summaries], [s.hi * scale for s in summaries],
-                        color=color, alpha=0.2, linewidth=0)
+        ax.fill_between(
+            x,
+            [s.lo * scale for s in summaries],
+            [s.hi * scale for s in summaries],
+            color=color,
+            alpha=0.2,
+            linewidth=0,
+        )
 
 
 def save(fig, path: Path) -> Path:

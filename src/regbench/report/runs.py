@@ -60,8 +60,15 @@ def load_runs(
     for r in _all_runs(experiment):
         if r.info.status != "FINISHED" or "seed" not in r.data.params:
             continue
-        records.append(RunRecord(r.info.run_id, dict(r.data.params), dict(r.data.metrics),
-                                 dict(r.data.tags), int(r.info.start_time or 0)))
+        records.append(
+            RunRecord(
+                r.info.run_id,
+                dict(r.data.params),
+                dict(r.data.metrics),
+                dict(r.data.tags),
+                int(r.info.start_time or 0),
+            )
+        )
     records.sort(key=lambda rec: (rec.start_time, rec.run_id), reverse=True)
     kept: dict[Hashable, RunRecord] = {}
     for rec in records:
@@ -74,8 +81,9 @@ def find_parent(experiment: str, children: Sequence[RunRecord] = ()) -> str | No
     """The grid's parent run: the newest run tagged as a reproduction parent, else the
     parent of the newest child."""
     runs = _all_runs(experiment)
-    parents = [r for r in runs if r.data.tags.get(REPRO_TAG)
-               or r.data.tags.get("sweep.role") == "parent"]
+    parents = [
+        r for r in runs if r.data.tags.get(REPRO_TAG) or r.data.tags.get("sweep.role") == "parent"
+    ]
     if parents:
         return max(parents, key=lambda r: (r.info.start_time or 0, r.info.run_id)).info.run_id
     for rec in sorted(children, key=lambda c: c.start_time, reverse=True):

@@ -19,8 +19,9 @@ def report_dir(name: str, scale: str = "cpu") -> Path:
     return ROOT / "reports" / (name if scale == "cpu" else f"{name}-{scale}")
 
 
-def write_report(out_dir: Path, markdown: str, figures: Sequence[Path],
-                 parent_run_id: str | None) -> Path:
+def write_report(
+    out_dir: Path, markdown: str, figures: Sequence[Path], parent_run_id: str | None
+) -> Path:
     """Write ``report.md`` (figures are already saved in ``out_dir``) and log everything
     under ``report/`` on the parent run. Returns the path of ``report.md``."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -39,8 +39,12 @@ def _parser(cmd: str) -> argparse.ArgumentParser:
     p.add_argument("--scale", default="cpu", help="cpu (minutes here) | paper (GPU, CIFAR-10)")
     if cmd == "reproduce":
         p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default per name)")
-        p.add_argument("--n-jobs", type=int, default=min(2, os.cpu_count() or 1),
-                       help="parallel training workers (default: min(2, cores))")
+        p.add_argument(
+            "--n-jobs",
+            type=int,
+            default=min(2, os.cpu_count() or 1),
+            help="parallel training workers (default: min(2, cores))",
+        )
     return p
 
 

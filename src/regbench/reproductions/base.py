@@ -52,34 +52,51 @@ class Reproduction:
         """Stop on runs that did not complete; tag the grid's parent run."""
         failed = [r for r in results if r.get("state") != "COMPLETE"]
         for r in failed:
-            print(f"[{self.name}] {r.get('overrides')} seed={r.get('seed')}: "
-                  f"{r.get('state')} {r.get('error') or ''}")
+            print(
+                f"[{self.name}] {r.get('overrides')} seed={r.get('seed')}: "
+                f"{r.get('state')} {r.get('error') or ''}"
+            )
         if failed:
-            raise SystemExit(f"{len(failed)} of {len(results)} runs did not complete; rerun "
-                             f"`regbench reproduce {self.name}` to retry them")
+            raise SystemExit(
+                f"{len(failed)} of {len(results)} runs did not complete; rerun "
+                f"`regbench reproduce {self.name}` to retry them"
+            )
         return tag_parent(experiment, results, self.name, scale)
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         raise NotImplementedError
 
 
-def grid(name: str, base: Sequence[str], axes: dict[str, list], seeds: Sequence[int],
-         n_jobs: int, experiment: str, objective: str = "val/acc") -> list[dict]:
+def grid(
+    name: str,
+    base: Sequence[str],
+    axes: dict[str, list],
+    seeds: Sequence[int],
+    n_jobs: int,
+    experiment: str,
+    objective: str = "val/acc",
+) -> list[dict]:
     """``regbench.sweep.run_grid``, with the objective metric chosen: its default,
     ``val/acc``, does not exist when a config trains on all data (``val_fraction=0``)."""
     if objective == "val/acc":
         from regbench.sweep import run_grid
 
-        return run_grid(name, list(base), axes, list(seeds), n_jobs=n_jobs,
-                        experiment_name=experiment)
+        return run_grid(
+            name, list(base), axes, list(seeds), n_jobs=n_jobs, experiment_name=experiment
+        )
     from regbench.sweep import run_study
     from regbench.sweep_grid import grid_results
     from regbench.sweep_spec import parse_spec
 
-    raw = {"name": name, "overrides": list(base), "seeds": list(seeds),
-           "objective": {"metric": objective, "direction": "maximize"}, "sampler": "grid",
-           "space": {k: {"type": "categorical", "choices": list(v)} for k, v in axes.items()},
-           "experiment_name": experiment}
+    raw = {
+        "name": name,
+        "overrides": list(base),
+        "seeds": list(seeds),
+        "objective": {"metric": objective, "direction": "maximize"},
+        "sampler": "grid",
+        "space": {k: {"type": "categorical", "choices": list(v)} for k, v in axes.items()},
+        "experiment_name": experiment,
+    }
     spec = parse_spec(raw, name)
     return grid_results(run_study(spec, n_jobs=n_jobs), spec, axes)
 
@@ -107,13 +124,23 @@ def build_report(repro: Reproduction, scale: str) -> Path:
     out_dir = report_dir(repro.name, scale)
     out_dir.mkdir(parents=True, exist_ok=True)
     rep = repro.analyse(experiment, scale, out_dir)
-    md = "\n\n".join([f"# {repro.name} ({scale} scale)", repro.title, rep.markdown,
-                      verdict_block(rep.verdicts)]) + "\n"
+    md = (
+        "\n\n".join(
+            [
+                f"# {repro.name} ({scale} scale)",
+                repro.title,
+                rep.markdown,
+                verdict_block(rep.verdicts),
+            ]
+        )
+        + "\n"
+    )
     return write_report(out_dir, md, rep.figures, find_parent(experiment))
 
 
 def check_scale(scale: str) -> str:
     if scale not in SCALES:
-        raise ConfigError(f"--scale={scale!r} is not a known scale; choose one of: "
-                          + ", ".join(SCALES))
+        raise ConfigError(
+            f"--scale={scale!r} is not a known scale; choose one of: " + ", ".join(SCALES)
+        )
     return scale

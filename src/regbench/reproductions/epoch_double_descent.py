@@ -52,10 +52,12 @@ def curves_of(run_id: str, draws: int) -> tuple[list[int], list[list[float]]]:
 @REPRODUCTIONS.register("epoch_double_descent")
 class EpochDoubleDescent(Reproduction):
     name = "epoch_double_descent"
-    title = ("Epoch-wise double descent (Nakkiran et al. 2019) from features learned at "
-             "different speeds (Pezeshki et al. 2022; Heckel & Yilmaz 2021): test error falls, "
-             "rises to a peak, falls again; equalising the speeds (reducing the fast part's "
-             "step size) removes the bump.")
+    title = (
+        "Epoch-wise double descent (Nakkiran et al. 2019) from features learned at "
+        "different speeds (Pezeshki et al. 2022; Heckel & Yilmaz 2021): test error falls, "
+        "rises to a peak, falls again; equalising the speeds (reducing the fast part's "
+        "step size) removes the bump."
+    )
     default_seeds = {"cpu": 1, "paper": 1}
     edd_overrides: list[str] = []  # e.g. ["edd.steps=200"] (tests)
 
@@ -73,27 +75,34 @@ class EpochDoubleDescent(Reproduction):
         experiment = self.experiment_name(scale)
         client = tracking.get_client()
         exp_id = tracking.ensure_experiment(client, experiment)
-        with tracking.tracked_run(experiment, f"{self.name}-grid",
-                                  tags={REPRO_TAG: self.name, "regbench.scale": scale}) as parent:
+        with tracking.tracked_run(
+            experiment, f"{self.name}-grid", tags={REPRO_TAG: self.name, "regbench.scale": scale}
+        ) as parent:
             for seed in seeds:
-                data = make_draws(cfg.draws, cfg.n, cfg.d, cfg.fast_dims, cfg.kappa, cfg.noise,
-                                  seed)
+                data = make_draws(
+                    cfg.draws, cfg.n, cfg.d, cfg.fast_dims, cfg.kappa, cfg.noise, seed
+                )
                 for arm in cfg.arms:
                     params = {**OmegaConf.to_container(cfg), "arm": arm, "seed": seed}
                     params.pop("arms")
                     key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()
                     done = client.search_runs(
-                        [exp_id], f"tags.`edd.key` = '{key}' and attributes.status = 'FINISHED'")
+                        [exp_id], f"tags.`edd.key` = '{key}' and attributes.status = 'FINISHED'"
+                    )
                     if done:
                         continue
                     t0 = time.time()
                     scale_fast = cfg.fast_lr_scale if arm == "fast_reduced" else 1.0
                     records = train(data, cfg.fast_dims, scale_fast, cfg.steps, cfg.n_log)
-                    with tracking.tracked_run(experiment, f"teacher_student-{arm}-s{seed}",
-                                              tags={"edd.key": key},
-                                              parent_run_id=parent.run_id) as run:
-                        tracking.log_params(client, run.run_id,
-                                            {k: str(v) for k, v in params.items()})
+                    with tracking.tracked_run(
+                        experiment,
+                        f"teacher_student-{arm}-s{seed}",
+                        tags={"edd.key": key},
+                        parent_run_id=parent.run_id,
+                    ) as run:
+                        tracking.log_params(
+                            client, run.run_id, {k: str(v) for k, v in params.items()}
+                        )
                         for step, rec in records:
                             run.log_metrics(rec, step=step)
                     print(f"[{self.name}] {arm} seed={seed}: {time.time() - t0:.0f}s", flush=True)
@@ -104,8 +113,10 @@ class EpochDoubleDescent(Reproduction):
             return self._analyse_paper(experiment, out_dir)
         runs = load_runs(experiment, key=lambda r: (r.p("arm"), r.seed))
         if not runs:
-            raise SystemExit(f"no finished runs in experiment {experiment!r}; run "
-                             f"`regbench reproduce {self.name}` first")
+            raise SystemExit(
+                f"no finished runs in experiment {experiment!r}; run "
+                f"`regbench reproduce {self.name}` first"
+            )
         arms: dict[str, tuple[list[int], list[Summary], list[list[float]]]] = {}
         for arm in LABELS:
             rs = [r for r in runs if r.p("arm") == arm]
@@ -120,12 +131,14 @@ class EpochDoubleDescent(Reproduction):
         steps = next(iter(arms.values()))[0]
         show = [i for i, s in enumerate(steps) if i % 3 == 0 or i == len(steps) - 1]
         rows = [[steps[i], *[arms[a][1][i].fmt(3) for a in arms]] for i in show]
-        md = [f"Experiment `{experiment}`: linear teacher-student (n={runs[0].p('n')}, "
-              f"d={runs[0].p('d')}, {runs[0].p('fast_dims')} fast dims, variance ratio "
-              f"{runs[0].p('kappa', float):g}), full-batch GD with step 1/lambda_max, "
-              f"{n_draws} data draws; population test error, mean ± 95% t-interval over draws.",
-              table(["step", *[LABELS[a] for a in arms]], rows),
-              f"Published shape (Pezeshki et al. 2022; REPRODUCTIONS.md): {PUBLISHED}."]
+        md = [
+            f"Experiment `{experiment}`: linear teacher-student (n={runs[0].p('n')}, "
+            f"d={runs[0].p('d')}, {runs[0].p('fast_dims')} fast dims, variance ratio "
+            f"{runs[0].p('kappa', float):g}), full-batch GD with step 1/lambda_max, "
+            f"{n_draws} data draws; population test error, mean ± 95% t-interval over draws.",
+            table(["step", *[LABELS[a] for a in arms]], rows),
+            f"Published shape (Pezeshki et al. 2022; REPRODUCTIONS.md): {PUBLISHED}.",
+        ]
         verdicts = self._verdicts(arms)
         figures = [self._figure(arms, out_dir)]
         md.append(f"![epoch-wise double descent]({figures[0].name})")
@@ -141,22 +154,29 @@ class EpochDoubleDescent(Reproduction):
             rise = mean_ci([c[j] - c[i] for c in curves])
             after = min(range(j, len(mean)), key=lambda k: mean[k].mean)
             drop = mean_ci([c[j] - c[after] for c in curves])
-            out.append(Verdict(
-                "equal step sizes: test error falls to a minimum, rises to a peak above it, "
-                "then falls again below the peak",
-                i > 0 and rise.lo > 0 and drop.lo > 0 and after > j,
-                f"start {mean[0].fmt(3)}, min {mean[i].fmt(3)} at t={steps[i]}, peak "
-                f"{mean[j].fmt(3)} at t={steps[j]} (rise {rise.fmt(3)}), then "
-                f"{mean[after].fmt(3)} at t={steps[after]} (drop {drop.fmt(3)})"))
+            out.append(
+                Verdict(
+                    "equal step sizes: test error falls to a minimum, rises to a peak above it, "
+                    "then falls again below the peak",
+                    i > 0 and rise.lo > 0 and drop.lo > 0 and after > j,
+                    f"start {mean[0].fmt(3)}, min {mean[i].fmt(3)} at t={steps[i]}, peak "
+                    f"{mean[j].fmt(3)} at t={steps[j]} (rise {rise.fmt(3)}), then "
+                    f"{mean[after].fmt(3)} at t={steps[after]} (drop {drop.fmt(3)})",
+                )
+            )
         if "fast_reduced" in arms and "equal" in arms:
             steps, mean, _ = arms["fast_reduced"]
             i, j, h = bump([s.mean for s in mean])
             h_eq = bump([s.mean for s in arms["equal"][1]])[2]
-            out.append(Verdict(
-                f"fast features' step reduced: the bump disappears (rise above the running "
-                f"minimum <= {FLAT})", h <= FLAT,
-                f"largest rise {h:.4f} (equal steps: {h_eq:.3f}); error {mean[0].mean:.3f} at "
-                f"t={steps[0]} -> {mean[-1].fmt(3)} at t={steps[-1]}"))
+            out.append(
+                Verdict(
+                    f"fast features' step reduced: the bump disappears (rise above the running "
+                    f"minimum <= {FLAT})",
+                    h <= FLAT,
+                    f"largest rise {h:.4f} (equal steps: {h_eq:.3f}); error {mean[0].mean:.3f} at "
+                    f"t={steps[0]} -> {mean[-1].fmt(3)} at t={steps[-1]}",
+                )
+            )
         return out
 
     @staticmethod
@@ -164,8 +184,12 @@ class EpochDoubleDescent(Reproduction):
         fig, (ax,) = new_figure(1, width=6.0, height=4.0)
         for k, (arm, (steps, mean, _)) in enumerate(arms.items()):
             band(ax, steps, mean, LABELS[arm], COLORS[k], marker=".")
-        ax.set(xscale="log", xlabel="gradient step t", ylabel="test error (population MSE)",
-               title="Epoch-wise double descent: linear teacher-student")
+        ax.set(
+            xscale="log",
+            xlabel="gradient step t",
+            ylabel="test error (population MSE)",
+            title="Epoch-wise double descent: linear teacher-student",
+        )
         ax.legend(fontsize=8)
         return save(fig, out_dir / "epoch_double_descent.png")
 
@@ -181,8 +205,14 @@ class EpochDoubleDescent(Reproduction):
         i, j, h = bump([s.mean for s in mean])
         after = min(range(j, n), key=lambda k: mean[k].mean) if n else 0
         ok = n > 0 and h > 0 and mean[after].mean < mean[j].mean
-        v = Verdict("val error falls, rises, falls again", ok,
-                    f"min {mean[i].mean:.3f} at epoch {i + 1}, peak {mean[j].mean:.3f} at "
-                    f"{j + 1}, then {mean[after].mean:.3f} at {after + 1}" if n else "no runs")
-        return Report(f"Experiment `{experiment}`, {len(runs)} runs.\n\n![curve]({path.name})",
-                      [v], [path])
+        v = Verdict(
+            "val error falls, rises, falls again",
+            ok,
+            f"min {mean[i].mean:.3f} at epoch {i + 1}, peak {mean[j].mean:.3f} at "
+            f"{j + 1}, then {mean[after].mean:.3f} at {after + 1}"
+            if n
+            else "no runs",
+        )
+        return Report(
+            f"Experiment `{experiment}`, {len(runs)} runs.\n\n![curve]({path.name})", [v], [path]
+        )

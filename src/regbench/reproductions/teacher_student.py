@@ -28,8 +28,9 @@ def log_steps(steps: int, n_log: int) -> list[int]:
     return sorted({int(round(s)) for s in np.geomspace(1, steps, n_log)})
 
 
-def make_draws(draws: int, n: int, d: int, fast_dims: int, kappa: float, noise: float,
-               seed: int = 0) -> dict[str, Tensor]:
+def make_draws(
+    draws: int, n: int, d: int, fast_dims: int, kappa: float, noise: float, seed: int = 0
+) -> dict[str, Tensor]:
     g = torch.Generator().manual_seed(seed)
     f = torch.ones(d, dtype=torch.float64)
     f[fast_dims:] = kappa**-0.5
@@ -75,8 +76,9 @@ class TeacherStudent(pl.LightningModule):
         scale = torch.ones(x.shape[2], dtype=x.dtype)
         scale[:fast_dims] = fast_lr_scale
         self.register_buffer("step", (eta[:, None] * scale)[..., None])  # (B, d, 1)
-        self.w = torch.nn.Parameter(torch.zeros(x.shape[0], x.shape[2], 1, dtype=x.dtype),
-                                    requires_grad=False)
+        self.w = torch.nn.Parameter(
+            torch.zeros(x.shape[0], x.shape[2], 1, dtype=x.dtype), requires_grad=False
+        )
         self.t = 0  # GD steps taken
         self.records: list[tuple[int, dict[str, float]]] = []
 
@@ -105,12 +107,20 @@ class TeacherStudent(pl.LightningModule):
         return None  # plain gradient descent in training_step
 
 
-def train(data: dict[str, Tensor], fast_dims: int, fast_lr_scale: float, steps: int,
-          n_log: int) -> list[tuple[int, dict[str, float]]]:
+def train(
+    data: dict[str, Tensor], fast_dims: int, fast_lr_scale: float, steps: int, n_log: int
+) -> list[tuple[int, dict[str, float]]]:
     """Train all draws for ``steps`` full-batch steps; the records at log-spaced steps."""
     module = TeacherStudent(data, fast_dims, fast_lr_scale)
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, train_dataloaders=Chunks(log_steps(steps, n_log)))
     return module.records
