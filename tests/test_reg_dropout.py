@@ -153,23 +153,14 @@ def test_mc_average_of_vanilla_dropout_approaches_weight_scaling():
 def test_test_mode_mc_trains_and_tests_end_to_end(tiny, experiment):
     from regbench.train import run
 
-    out = run(
-        tiny(
-            "model.dropout=0.3",
-            "model.test_mode=mc",
-            "model.mc_samples=4",
-            "trainer.max_epochs=1",
-            experiment_name=experiment,
-        )
+    cfg = tiny(
+        "model.dropout=0.3",
+        "model.test_mode=mc",
+        "model.mc_samples=4",
+        "trainer.max_epochs=1",
+        experiment_name=experiment,
     )
+    out = run(cfg)
     assert 0.0 < out["test/acc"] <= 1.0
-    again = run(
-        tiny(
-            "model.dropout=0.3",
-            "model.test_mode=mc",
-            "model.mc_samples=4",
-            "trainer.max_epochs=1",
-            experiment_name=experiment,
-        )
-    )
+    again = run(cfg)
     assert again["test/acc"] == out["test/acc"] and again["test/loss"] == out["test/loss"]

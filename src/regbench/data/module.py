@@ -19,16 +19,12 @@ class TensorDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.seed = seed
         self._train: TensorBatches | None = None
+        self.mean = self.std = None
         if splits.mean is not None:
             shape = (1, -1) + (1,) * (splits.x_train.dim() - 2)  # broadcast over (B, C, ...)
-            self.register_mean_std(
-                torch.tensor(splits.mean).view(shape), torch.tensor(splits.std).view(shape)
-            )
-        else:
-            self.mean = self.std = None
-
-    def register_mean_std(self, mean: Tensor, std: Tensor) -> None:
-        self.mean, self.std = mean * 255.0, std * 255.0
+            # uint8 pixels: statistics on the 0-255 scale.
+            self.mean = torch.tensor(splits.mean).view(shape) * 255.0
+            self.std = torch.tensor(splits.std).view(shape) * 255.0
 
     def _device(self) -> torch.device:
         trainer = self.trainer
@@ -56,8 +52,9 @@ class TensorDataModule(pl.LightningDataModule):
     def normalize(self, x: Tensor) -> Tensor:
         if self.mean is None:
             return x
-        mean, std = self.mean.to(x.device), self.std.to(x.device)
-        return (x.float() - mean) / std
+        if self.mean.device != x.device:  # moved once, not copied every batch
+            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
+        return (x.float() - self.mean) / self.std
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         x, y = batch
