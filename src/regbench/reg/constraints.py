@@ -19,10 +19,11 @@ from torch import Tensor, nn
 
 from regbench.errors import in_range
 from regbench.reg import REGULARIZERS
+from regbench.reg.penalties import selected_params
 
 
 def _weights(model: nn.Module) -> list[nn.Parameter]:
-    return [p for p in model.parameters() if p.ndim > 1]
+    return selected_params(model, "weights")  # linear/conv weights (ndim > 1), as penalties
 
 
 def unit_norms(w: Tensor) -> Tensor:
