@@ -46,19 +46,34 @@ def test_frobenius_bound_scales_each_weight_as_a_whole():
 
 
 class CheckAfterEveryStep(pl.Callback):
-    """Records the largest unit norm of every weight after every optimizer step."""
+    """Records the largest unit norm of every weight after every optimizer step: at each
+    backward after the first (the weights the previous step left) and at the end.
+    ``on_after_backward`` runs once per optimizer step whatever ``trainer.steps_per_call``
+    is (batch-level hooks run once per group of steps)."""
 
     def __init__(self) -> None:
         self.max_unit_norms: list[float] = []
         self.max_fro: list[float] = []
+        self.backwards = 0
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def _record(self, pl_module) -> None:
         ws = [p for p in pl_module.model.parameters() if p.ndim > 1]
         self.max_unit_norms.append(max(unit_norms(w).max().item() for w in ws))
         self.max_fro.append(max(w.norm().item() for w in ws))
 
+    def on_after_backward(self, trainer, pl_module) -> None:
+        if self.backwards:  # the first backward still sees the initial weights
+            self._record(pl_module)
+        self.backwards += 1
 
-def test_max_norm_and_frobenius_bound_hold_after_every_step_of_training(tiny, experiment):
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._record(pl_module)
+
+
+@pytest.mark.parametrize("steps_per_call", [1, 64])
+def test_max_norm_and_frobenius_bound_hold_after_every_step_of_training(
+    tiny, experiment, steps_per_call
+):
     from regbench.train import run
 
     check = CheckAfterEveryStep()
@@ -67,6 +82,7 @@ def test_max_norm_and_frobenius_bound_hold_after_every_step_of_training(tiny, ex
         "reg.max_norm.c=0.5",
         "reg.frobenius_bound.c=2.0",
         "optim.lr=0.01",
+        f"trainer.steps_per_call={steps_per_call}",
         experiment_name=experiment,
     )
     run(cfg, callbacks=[check])

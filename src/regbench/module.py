@@ -3,6 +3,22 @@
 Per-step work is kept to tensor ops (no ``.item()``, no per-step ``self.log``): sums are
 accumulated on the device and logged once per epoch, which keeps Lightning's overhead
 small next to a hand-written loop (see ``regbench bench``).
+
+Two training modes, with the same optimizer steps in the same order (a test checks the
+metrics are bit-identical):
+
+- ``steps_per_call == 1``: Lightning's automatic optimization, one Lightning step per
+  mini-batch.
+- ``steps_per_call > 1`` (the default, ``trainer.steps_per_call``): the data module
+  hands over a list of mini-batches and ``training_step`` runs one optimizer step per
+  mini-batch itself (Lightning's manual optimization: ``manual_backward``, the
+  ``LightningOptimizer`` step, gradient clipping, the epoch's scheduler step). Lightning's
+  loop costs about 1 ms a call on a small CPU, more than a small MLP's whole step; this
+  pays it once per list instead of once per mini-batch. Callback hooks that Lightning
+  calls per optimizer step (``on_before_backward``, ``on_after_backward``,
+  ``on_before_optimizer_step``) still run per step; batch-level ones
+  (``on_train_batch_start/end``) run once per list: a callback that needs them per
+  mini-batch wants ``trainer.steps_per_call=1``.
 """
 
 from __future__ import annotations
@@ -37,21 +53,30 @@ class Regularizers:
 
 
 class EpochMeans:
-    """Sums of per-batch quantities on the device, averaged over samples at epoch end."""
+    """Sums of per-batch quantities on the device, averaged over samples at epoch end.
+
+    The values of a batch are stacked into one tensor, so a step costs three small ops
+    whatever the number of quantities (at a few µs each they add up over a run)."""
 
     def __init__(self) -> None:
-        self.sums: dict[str, Tensor] = {}
+        self.keys: tuple[str, ...] = ()
+        self.sum: Tensor | None = None
         self.n = 0
 
     def add(self, n: int, **values: Tensor) -> None:
-        self.n += n
-        for k, v in values.items():
-            v = v.detach() * n
-            self.sums[k] = self.sums[k] + v if k in self.sums else v
+        keys = tuple(values)
+        if self.sum is not None and keys != self.keys:
+            raise ValueError(f"EpochMeans got {keys} after {self.keys} in one epoch")
+        v = torch.stack([t.detach().float() for t in values.values()]) * n
+        self.sum = v if self.sum is None else self.sum + v
+        self.keys, self.n = keys, self.n + n
 
     def pop(self, prefix: str) -> dict[str, Tensor]:
-        out = {f"{prefix}/{k}": v / max(self.n, 1) for k, v in self.sums.items()}
-        self.sums, self.n = {}, 0
+        if self.sum is None:
+            return {}
+        means = self.sum / max(self.n, 1)
+        out = {f"{prefix}/{k}": means[i] for i, k in enumerate(self.keys)}
+        self.sum, self.n = None, 0
         return out
 
 
@@ -63,19 +88,48 @@ class RegModule(pl.LightningModule):
         scheduler: DictConfig,
         max_epochs: int,
         reg: Regularizers | None = None,
+        steps_per_call: int = 1,
+        gradient_clip_val: float | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.optim_cfg, self.sched_cfg, self.max_epochs = optim, scheduler, max_epochs
         self.reg = reg or Regularizers()
         self._stats = {"train": EpochMeans(), "val": EpochMeans(), "test": EpochMeans()}
+        self.steps_per_call = int(steps_per_call)
+        # Automatic optimization clips with the trainer's gradient_clip_val; manual
+        # optimization forbids that, so the module clips (by norm) itself.
+        self.gradient_clip_val = gradient_clip_val
+        self.automatic_optimization = self.steps_per_call == 1
+
+    def __setattr__(self, name: str, value) -> None:
+        # Lightning sets `_current_fx_name` around every hook call (about 40 times a
+        # step); nn.Module.__setattr__'s parameter/buffer/module checks make each ~10 µs.
+        # It is a plain attribute, so it skips them.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
     # --- steps --------------------------------------------------------------------
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
+    def training_step(self, batch, batch_idx: int) -> Tensor | None:
+        if self.automatic_optimization:
+            return self._train_loss(*batch)
+        opt = self.optimizers()
+        for x, y in batch:  # a list of mini-batches: one optimizer step each
+            loss = self._train_loss(x, y)
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            if self.gradient_clip_val:
+                self.clip_gradients(opt, self.gradient_clip_val, "norm")
+            opt.step()
+            self._constrain()
+        return None
+
+    def _train_loss(self, x: Tensor, y: Tensor) -> Tensor:
         target = y
         for transform in self.reg.transforms:
             x, target = transform(x, target)
@@ -107,7 +161,10 @@ class RegModule(pl.LightningModule):
 
     # --- hooks --------------------------------------------------------------------
     def optimizer_step(self, *args, **kwargs) -> None:
-        super().optimizer_step(*args, **kwargs)
+        super().optimizer_step(*args, **kwargs)  # automatic optimization only
+        self._constrain()
+
+    def _constrain(self) -> None:
         # Projections (max-norm etc.) right after each step, so every forward pass and
         # the final weights satisfy them.
         if self.reg.constraints:
@@ -131,6 +188,11 @@ class RegModule(pl.LightningModule):
                 "lower optim.lr or check the regularizer strengths"
             )
         self.log_dict(metrics)
+        if not self.automatic_optimization:
+            # Lightning steps epoch schedulers itself only under automatic optimization.
+            scheduler = self.lr_schedulers()
+            if scheduler is not None:
+                scheduler.step()
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:

@@ -13,8 +13,9 @@ from omegaconf import DictConfig
 
 from regbench import tracking
 from regbench.data import build_data
+from regbench.data.batches import limit_batches
 from regbench.data.module import TensorDataModule
-from regbench.errors import positive_int
+from regbench.errors import ConfigError, positive_int
 from regbench.module import RegModule
 from regbench.nn import build_model
 from regbench.optim import build_scheduler, check_optim
@@ -42,23 +43,40 @@ def build(cfg: DictConfig):
     splits = build_data(cfg.data, cfg.seed)
     model = build_model(cfg.model, splits.input_shape, splits.num_classes)
     reg = build_regularizers(cfg)
-    module = RegModule(model, cfg.optim, cfg.scheduler, cfg.trainer.max_epochs, reg)
-    return splits, TensorDataModule(splits, cfg.data.batch_size, cfg.seed), module
+    t = cfg.trainer
+    steps = t.get("steps_per_call", 1)
+    positive_int("trainer.steps_per_call", steps)
+    try:
+        limit_batches(1, t.limit_train_batches)
+    except ValueError as e:
+        raise ConfigError(f"trainer.limit_train_batches: {e}") from None
+    clip = t.gradient_clip_val
+    module = RegModule(model, cfg.optim, cfg.scheduler, t.max_epochs, reg, steps, clip)
+    data = TensorDataModule(
+        splits,
+        cfg.data.batch_size,
+        cfg.seed,
+        steps_per_call=steps,
+        limit_train_batches=t.limit_train_batches,
+    )
+    return splits, data, module
 
 
 def make_trainer(cfg: DictConfig, logger, callbacks=()) -> pl.Trainer:
     t = cfg.trainer
+    # With several steps per call the module clips and the data module limits batches.
+    fused = t.get("steps_per_call", 1) > 1
     return pl.Trainer(
         max_epochs=t.max_epochs,
         accelerator=t.accelerator,
         devices=t.devices,
         precision=t.precision,
         deterministic=t.deterministic,
-        limit_train_batches=t.limit_train_batches,
+        limit_train_batches=1.0 if fused else t.limit_train_batches,
         limit_val_batches=t.limit_val_batches,
         limit_test_batches=t.limit_test_batches,
         check_val_every_n_epoch=t.check_val_every_n_epoch,
-        gradient_clip_val=t.gradient_clip_val,
+        gradient_clip_val=None if fused else t.gradient_clip_val,
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
         enable_checkpointing=False,
@@ -87,7 +105,7 @@ def run(
     }
     name = tracking.run_name(cfg, overrides)
     with tracking.tracked_run(cfg.experiment_name, name, cfg, tags, parent_run_id) as tracked:
-        logger = tracking.MlflowEpochLogger(tracked, cfg.logger.synchronous)
+        logger = tracking.MlflowEpochLogger(tracked, cfg.logger.background)
         trainer = make_trainer(cfg, logger, [*module.reg.callbacks, *callbacks])
         tracked.set_tags(tracking.environment_tags(str(trainer.strategy.root_device)))
         trainer.fit(module, datamodule=datamodule)
