@@ -39,3 +39,11 @@ def test_a_writer_error_is_raised_by_finalize(experiment):
         get_client().delete_run(tracked.run_id)  # the store now refuses new metrics
         logger.log_metrics({"train/loss": 1.0, "epoch": 0})
         logger.finalize("success")
+
+
+def test_every_n_epochs_logs_those_epochs_and_the_last(tiny, experiment):
+    out = run(tiny("trainer.max_epochs=5", "logger.every_n_epochs=2", experiment_name=experiment))
+    hist = _history(out["run_id"])
+    for key in ("train/loss", "train/acc", "val/loss", "val/acc"):
+        assert [m.step for m in hist[key]] == [1, 3, 4], key
+    assert "test/acc" in hist and hist["train/loss"][-1].value == out["train/loss"]

@@ -46,6 +46,7 @@ def build(cfg: DictConfig):
     t = cfg.trainer
     steps = t.get("steps_per_call", 1)
     positive_int("trainer.steps_per_call", steps)
+    positive_int("logger.every_n_epochs", cfg.logger.get("every_n_epochs", 1))
     try:
         limit_batches(1, t.limit_train_batches)
     except ValueError as e:
@@ -105,7 +106,9 @@ def run(
     }
     name = tracking.run_name(cfg, overrides)
     with tracking.tracked_run(cfg.experiment_name, name, cfg, tags, parent_run_id) as tracked:
-        logger = tracking.MlflowEpochLogger(tracked, cfg.logger.background)
+        logger = tracking.MlflowEpochLogger(
+            tracked, cfg.logger.background, cfg.logger.get("every_n_epochs", 1)
+        )
         trainer = make_trainer(cfg, logger, [*module.reg.callbacks, *callbacks])
         tracked.set_tags(tracking.environment_tags(str(trainer.strategy.root_device)))
         trainer.fit(module, datamodule=datamodule)
