@@ -26,6 +26,28 @@ def test_mean_ci_is_the_student_t_interval():
         mean_ci([1.0, float("nan")])
 
 
+@pytest.mark.parametrize(
+    # two-sided 95% and 99% points of Student's t (standard tables, 4 decimals)
+    ("level", "df", "table_value"),
+    [
+        (0.95, 1, 12.7062),
+        (0.95, 2, 4.3027),
+        (0.95, 3, 3.1824),
+        (0.95, 4, 2.7764),
+        (0.95, 9, 2.2622),
+        (0.95, 29, 2.0452),
+        (0.99, 5, 4.0321),
+        (0.99, 20, 2.8453),
+    ],
+)
+def test_t_quantile_matches_the_tables(level, df, table_value):
+    from regbench.report.stats import t_quantile, t_two_sided
+
+    q = t_quantile(level, df)
+    assert q == pytest.approx(table_value, abs=6e-5)
+    assert t_two_sided(q, df) == pytest.approx(level, abs=1e-12)
+
+
 def test_table_and_verdict_lines():
     assert table(["a", "b"], [[1, "x"]]) == "| a | b |\n|---|---|\n| 1 | x |"
     block = verdict_block([Verdict("c1", True, "1.0"), Verdict("c2", False, "2.0")])

@@ -10,7 +10,36 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from scipy.stats import t as student_t
+
+def t_two_sided(t: float, df: int) -> float:
+    """P(|T| <= t) for Student's t with integer ``df`` >= 1, in closed form
+    (Abramowitz & Stegun 1964, 26.7.3-26.7.4, theta = atan(t / sqrt(df)))."""
+    if df < 1 or int(df) != df:
+        raise ValueError(f"df must be an integer >= 1, got {df!r}")
+    theta = math.atan(abs(t) / math.sqrt(df))
+    c2, s = math.cos(theta) ** 2, math.sin(theta)
+    if df % 2 == 1:  # odd: (2/pi) [theta + sin cos (1 + 2/3 c^2 + 2*4/(3*5) c^4 + ...)]
+        term, total = 1.0, 1.0 if df > 1 else 0.0
+        for k in range(1, (df - 1) // 2):
+            term *= (2 * k) / (2 * k + 1) * c2
+            total += term
+        return 2 / math.pi * (theta + s * math.cos(theta) * total)
+    term, total = 1.0, 1.0  # even: sin [1 + 1/2 c^2 + 1*3/(2*4) c^4 + ...]
+    for k in range(1, df // 2):
+        term *= (2 * k - 1) / (2 * k) * c2
+        total += term
+    return s * total
+
+
+def t_quantile(level: float, df: int) -> float:
+    """The t with P(|T| <= t) = ``level`` (so t_{(1+level)/2, df}), by bisection."""
+    lo, hi = 0.0, 1.0
+    while t_two_sided(hi, df) < level:
+        hi *= 2
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_two_sided(mid, df) < level else (lo, mid)
+    return (lo + hi) / 2
 
 
 @dataclass(frozen=True)
@@ -49,5 +78,5 @@ def mean_ci(values: Iterable[float], level: float = 0.95) -> Summary:
     if n < 2:
         return Summary(mean, math.nan, 1, math.nan)
     sd = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
-    q = float(student_t.ppf(0.5 + level / 2, n - 1))
+    q = t_quantile(level, n - 1)
     return Summary(mean, q * sd / math.sqrt(n), n, sd)
