@@ -137,3 +137,23 @@ def test_variance_shift_report_from_mlflow_is_rebuilt_identically(experiment, tm
     c = repro.analyse(experiment, "cpu", tmp_path)
     assert [v.passed for v in c.verdicts] == [True, True, False, True, True, True]
     assert "dropout after last BN at 0.5: 1.200" in c.verdicts[2].measured
+
+
+def test_variance_shift_report_with_no_dropout_run_at_one_rate(experiment, tmp_path):
+    """`reproduce` runs `none` (no dropout: the rate changes nothing) at the first rate only;
+    its one row and flat line stand for every rate."""
+    from regbench.reproductions.variance_shift import VarianceShift
+
+    for seed, eps in enumerate([0.0, 0.02]):
+        _log_vs_run(experiment, "none", 0.1, seed, 1.02 + eps, 1.01, 0.73, 0.73, 0.9, 0.95)
+        for rate in (0.1, 0.3, 0.5):
+            _log_vs_run(experiment, "head", rate, seed, 1.03, 1.01, 0.72, 0.72, 0.88, 0.95)
+            _log_vs_run(
+                experiment, "before_bn", rate, seed, 1 + 4 * rate + eps, 1.01, 0.5 + eps,
+                0.6 + eps, 0.5, 0.3,
+            )  # fmt: skip
+            _log_vs_run(experiment, "uout", rate, seed, 1 + rate / 10, 1.0, 0.7, 0.7, 0.9, 0.9)
+    rep = VarianceShift().analyse(experiment, "cpu", tmp_path)
+    assert all(v.passed for v in rep.verdicts), [v.line() for v in rep.verdicts]
+    assert rep.markdown.count("| no dropout | - |") == 1
+    assert (tmp_path / "variance_shift.png").stat().st_size > 10_000

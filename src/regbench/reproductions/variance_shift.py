@@ -59,8 +59,30 @@ class VarianceShift(Reproduction):
     default_seeds = {"cpu": 3, "paper": 1}
 
     def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
+        """Every placement x rate; :meth:`train` runs ``none`` at one rate only."""
         exp = "variance_shift" if scale == "cpu" else "variance_shift_paper"
         return [f"experiment={exp}"], {"+experiment/vs_placement": PLACEMENTS, "vs_rate": RATES}
+
+    def train(self, scale: str, seeds: list[int], n_jobs: int) -> str | None:
+        """Two grids: ``none`` has no dropout, so its rate changes nothing and it runs at
+        the first rate only (its row and line stand for every rate); then the placements
+        with dropout x every rate."""
+        from regbench.reproductions.base import grid
+
+        base, axes = self.grid(scale)
+        experiment = self.experiment_name(scale)
+        key, rates = "+experiment/vs_placement", axes["vs_rate"]
+        plain = grid(
+            f"{experiment}-none", base, {key: ["none"], "vs_rate": rates[:1]}, seeds, n_jobs,
+            experiment, self.objective,
+        )  # fmt: skip
+        self.check(plain, experiment, scale)
+        dropped = [p for p in axes[key] if p != "none"]
+        results = grid(
+            experiment, base, {key: dropped, "vs_rate": rates}, seeds, n_jobs, experiment,
+            self.objective,
+        )  # fmt: skip
+        return self.check(results, experiment, scale)
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         runs = load_runs(
@@ -202,9 +224,13 @@ class VarianceShift(Reproduction):
         fig, (ax1, ax2) = new_figure(2)
         for i, pl in enumerate(placements):
             rs = [r for r in rates if (pl, r, "shift") in S]
-            band(ax1, rs, [S[pl, r, "shift"] for r in rs], LABELS[pl], COLORS[i])
+            at = {r: r for r in rs}
+            if pl == "none" and len(rs) == 1:  # no dropout: one run stands for every rate
+                at = dict.fromkeys(rates, rs[0])
+                rs = rates
+            band(ax1, rs, [S[pl, at[r], "shift"] for r in rs], LABELS[pl], COLORS[i])
             ax1.plot(rs, [theory(pl, r) for r in rs], ls=":", color=COLORS[i], lw=1)
-            band(ax2, rs, [S[pl, r, "test"] for r in rs], LABELS[pl], COLORS[i], scale=100)
+            band(ax2, rs, [S[pl, at[r], "test"] for r in rs], LABELS[pl], COLORS[i], scale=100)
             if pl == "before_bn":
                 band(
                     ax2,
