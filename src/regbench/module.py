@@ -119,9 +119,12 @@ class RegModule(pl.LightningModule):
         if self.automatic_optimization:
             return self._train_loss(*batch)
         opt = self.optimizers()
+        params = [p for group in opt.param_groups for p in group["params"]]
         for x, y in batch:  # a list of mini-batches: one optimizer step each
             loss = self._train_loss(x, y)
-            opt.zero_grad(set_to_none=True)
+            # zero_grad(set_to_none=True) without torch's per-call wrappers (~0.1 ms here)
+            for p in params:
+                p.grad = None
             self.manual_backward(loss)
             if self.gradient_clip_val:
                 self.clip_gradients(opt, self.gradient_clip_val, "norm")
