@@ -5,8 +5,11 @@ mechanism: features learned at different speeds (Pezeshki et al., ICML 2022, arX
 CPU scale: the linear teacher-student of :mod:`teacher_student`, all data draws in one
 LightningModule, one MLflow child run per arm: ``equal`` step sizes (test error falls,
 rises to a peak, falls again) and ``fast_reduced`` (the fast features' step scaled by
-1/kappa, so both feature groups learn at the same speed: no bump). Metrics are recorded
-at log-spaced steps. Paper scale: ResNet-18 k=64 on CIFAR-10 with 20% label noise through
+1/kappa, so both feature groups learn at the same speed: no bump). The same for the
+two-layer ReLU network of :mod:`two_layer` (Heckel & Yilmaz's per-layer mechanism):
+``two_layer_equal`` (one step size for both layers; the output layer is the fast one) and
+``two_layer_fast_reduced`` (the output layer's step reduced). Metrics are recorded at
+log-spaced steps. Paper scale: ResNet-18 k=64 on CIFAR-10 with 20% label noise through
 the grid machinery, val error per epoch.
 """
 
@@ -25,9 +28,16 @@ from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 
 LABELS = {"equal": "equal step sizes", "fast_reduced": "fast features' step x 1/kappa"}
+TWO_LAYER_LABELS = {
+    "two_layer_equal": "equal step sizes",
+    "two_layer_fast_reduced": "fast (output) layer's step reduced",
+}
 # Pezeshki et al.'s curve as seen on this setup (REPRODUCTIONS.md, 20 draws, approx.).
 PUBLISHED = "0.66 at t=1 -> 0.49 at t~7 -> peak 0.63 at t~160 -> 0.38 at 2e4 -> 0.10 at 1e5"
 FLAT = 0.01  # "no bump": the error never rises more than this above its running minimum
+# Heckel & Yilmaz's two-layer claim is qualitative (their two-layer section): with one step
+# size the risk shows a bump that the reduced step of the faster layer removes.
+PUBLISHED_TWO_LAYER = "a bump with equal step sizes that reducing the faster layer's step removes"
 
 
 def bump(curve: list[float]) -> tuple[int, int, float]:
@@ -82,31 +92,88 @@ class EpochDoubleDescent(Reproduction):
                 data = make_draws(
                     cfg.draws, cfg.n, cfg.d, cfg.fast_dims, cfg.kappa, cfg.noise, seed
                 )
+                linear = OmegaConf.to_container(cfg)
+                linear.pop("two_layer", None)  # the linear arms' params (and keys) as before
                 for arm in cfg.arms:
-                    params = {**OmegaConf.to_container(cfg), "arm": arm, "seed": seed}
+                    params = {**linear, "arm": arm, "seed": seed}
                     params.pop("arms")
-                    key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()
-                    done = client.search_runs(
-                        [exp_id], f"tags.`edd.key` = '{key}' and attributes.status = 'FINISHED'"
-                    )
-                    if done:
-                        continue
-                    t0 = time.time()
                     scale_fast = cfg.fast_lr_scale if arm == "fast_reduced" else 1.0
-                    records = train(data, cfg.fast_dims, scale_fast, cfg.steps, cfg.n_log)
-                    with tracking.tracked_run(
+                    self._run_arm(
+                        client,
+                        exp_id,
                         experiment,
+                        parent.run_id,
                         f"teacher_student-{arm}-s{seed}",
-                        tags={"edd.key": key},
-                        parent_run_id=parent.run_id,
-                    ) as run:
-                        tracking.log_params(
-                            client, run.run_id, {k: str(v) for k, v in params.items()}
-                        )
-                        for step, rec in records:
-                            run.log_metrics(rec, step=step)
-                    print(f"[{self.name}] {arm} seed={seed}: {time.time() - t0:.0f}s", flush=True)
+                        params,
+                        lambda s=scale_fast, d=data: train(
+                            d, cfg.fast_dims, s, cfg.steps, cfg.n_log
+                        ),
+                    )
+                self._train_two_layer(client, exp_id, experiment, parent.run_id, cfg, seed)
             return parent.run_id
+
+    def _train_two_layer(self, client, exp_id, experiment, parent_id, cfg, seed: int) -> None:
+        import torch
+
+        from regbench.reproductions import two_layer
+
+        tl = cfg.two_layer
+        data = None  # drawn only when an arm still has to run
+        for arm in tl.arms:
+            params = {**OmegaConf.to_container(tl), "model": "two_layer", "arm": arm, "seed": seed}
+            params.pop("arms")
+            if data is None and not self._finished(client, exp_id, params):
+                data = two_layer.make_draws(
+                    tl.draws,
+                    tl.n,
+                    tl.d,
+                    tl.hidden,
+                    tl.directions,
+                    tl.noise,
+                    tl.w_scale,
+                    tl.v_scale,
+                    tl.n_test,
+                    seed,
+                    getattr(torch, tl.dtype),
+                )
+            scale_v = tl.fast_lr_scale if arm == "two_layer_fast_reduced" else 1.0
+            self._run_arm(
+                client,
+                exp_id,
+                experiment,
+                parent_id,
+                f"{arm}-s{seed}",
+                params,
+                lambda s=scale_v, d=data: two_layer.train(d, tl.lr, 1.0, s, tl.steps, tl.n_log),
+            )
+
+    @staticmethod
+    def _key(params: dict) -> str:
+        return hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()
+
+    def _finished(self, client, exp_id: str, params: dict) -> bool:
+        query = f"tags.`edd.key` = '{self._key(params)}' and attributes.status = 'FINISHED'"
+        return bool(client.search_runs([exp_id], query))
+
+    def _run_arm(self, client, exp_id, experiment, parent_id, run_name, params, fit) -> None:
+        """Train one arm (``fit()`` returns its records) unless a finished run with the same
+        params exists (resume), and log it as a child run of ``parent_id``."""
+        from regbench import tracking
+
+        if self._finished(client, exp_id, params):
+            return
+        t0 = time.time()
+        records = fit()
+        with tracking.tracked_run(
+            experiment, run_name, tags={"edd.key": self._key(params)}, parent_run_id=parent_id
+        ) as run:
+            tracking.log_params(client, run.run_id, {k: str(v) for k, v in params.items()})
+            for step, rec in records:
+                run.log_metrics(rec, step=step)
+        print(
+            f"[{self.name}] {params['arm']} seed={params['seed']}: {time.time() - t0:.0f}s",
+            flush=True,
+        )
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         if scale != "cpu":
@@ -117,8 +184,51 @@ class EpochDoubleDescent(Reproduction):
                 f"no finished runs in experiment {experiment!r}; run "
                 f"`regbench reproduce {self.name}` first"
             )
-        arms: dict[str, tuple[list[int], list[Summary], list[list[float]]]] = {}
-        for arm in LABELS:
+        arms = self._arm_curves(runs, LABELS)
+        two = self._arm_curves(runs, TWO_LAYER_LABELS)
+        md, verdicts = [], []
+        if arms:
+            lin = next(r for r in runs if r.p("arm") in LABELS)
+            n_draws = len(next(iter(arms.values()))[2])
+            md += [
+                f"Experiment `{experiment}`: linear teacher-student (n={lin.p('n')}, "
+                f"d={lin.p('d')}, {lin.p('fast_dims')} fast dims, variance ratio "
+                f"{lin.p('kappa', float):g}), full-batch GD with step 1/lambda_max, "
+                f"{n_draws} data draws; population test error, mean ± 95% t-interval over "
+                "draws.",
+                self._table(arms, LABELS),
+                f"Published shape (Pezeshki et al. 2022; REPRODUCTIONS.md): {PUBLISHED}.",
+            ]
+            verdicts += self._verdicts(arms)
+        if two:
+            r = next(r for r in runs if r.p("arm") in TWO_LAYER_LABELS)
+            n_draws = len(next(iter(two.values()))[2])
+            md += [
+                f"Two-layer ReLU network (Heckel & Yilmaz 2021), f(x) = v . relu(W x) / sqrt(k): "
+                f"n={r.p('n')}, d={r.p('d')}, k={r.p('hidden')} hidden units whose first-layer "
+                f"init rows take {r.p('directions')} distinct random directions, linear "
+                f"teacher with label noise std {r.p('noise', float):g}, init scales "
+                f"{r.p('w_scale', float):.3g} (first layer) and {r.p('v_scale', float):.3g} "
+                "(output layer), so that with one step size the output layer is the fast one; "
+                f"full-batch GD with step {r.p('lr', float):g}/lambda_max of the tangent kernel "
+                f"at init, the reduced arm scales the output layer's step by "
+                f"{r.p('fast_lr_scale', float):g}. {n_draws} data draws (each with its own "
+                f"init, shared by the two arms); test MSE on {r.p('n_test')} fresh inputs "
+                "against the noise-free teacher, mean ± 95% t-interval over draws.",
+                self._table(two, TWO_LAYER_LABELS),
+                f"Published (Heckel & Yilmaz 2021, two-layer network; qualitative): "
+                f"{PUBLISHED_TWO_LAYER}.",
+            ]
+            verdicts += self._two_layer_verdicts(two)
+        figures = [self._figure(arms, two, out_dir)]
+        md.append(f"![epoch-wise double descent]({figures[0].name})")
+        return Report("\n\n".join(md), verdicts, figures)
+
+    @staticmethod
+    def _arm_curves(runs, labels) -> dict[str, tuple[list[int], list[Summary], list[list[float]]]]:
+        """Per arm in ``labels``: steps, mean ± CI per step, per-draw curves."""
+        arms = {}
+        for arm in labels:
             rs = [r for r in runs if r.p("arm") == arm]
             if not rs:
                 continue
@@ -127,70 +237,109 @@ class EpochDoubleDescent(Reproduction):
                 steps, cs = curves_of(r.run_id, r.p("draws", int))
                 curves += cs
             arms[arm] = (steps, [mean_ci(col) for col in zip(*curves, strict=True)], curves)
-        n_draws = len(next(iter(arms.values()))[2])
+        return arms
+
+    @staticmethod
+    def _table(arms, labels) -> str:
         steps = next(iter(arms.values()))[0]
         show = [i for i, s in enumerate(steps) if i % 3 == 0 or i == len(steps) - 1]
         rows = [[steps[i], *[arms[a][1][i].fmt(3) for a in arms]] for i in show]
-        md = [
-            f"Experiment `{experiment}`: linear teacher-student (n={runs[0].p('n')}, "
-            f"d={runs[0].p('d')}, {runs[0].p('fast_dims')} fast dims, variance ratio "
-            f"{runs[0].p('kappa', float):g}), full-batch GD with step 1/lambda_max, "
-            f"{n_draws} data draws; population test error, mean ± 95% t-interval over draws.",
-            table(["step", *[LABELS[a] for a in arms]], rows),
-            f"Published shape (Pezeshki et al. 2022; REPRODUCTIONS.md): {PUBLISHED}.",
-        ]
-        verdicts = self._verdicts(arms)
-        figures = [self._figure(arms, out_dir)]
-        md.append(f"![epoch-wise double descent]({figures[0].name})")
-        return Report("\n\n".join(md), verdicts, figures)
+        return table(["step", *[labels[a] for a in arms]], rows)
 
     @staticmethod
-    def _verdicts(arms) -> list[Verdict]:
+    def _double_descent(claim: str, steps, mean, curves) -> Verdict:
+        """Falls to a minimum, rises to a peak (per-draw rise CI excludes 0), falls again
+        below the peak (per-draw drop CI excludes 0)."""
+        i, j, h = bump([s.mean for s in mean])
+        # per-draw rise between the same two steps: its CI must exclude 0
+        rise = mean_ci([c[j] - c[i] for c in curves])
+        after = min(range(j, len(mean)), key=lambda k: mean[k].mean)
+        drop = mean_ci([c[j] - c[after] for c in curves])
+        return Verdict(
+            claim,
+            i > 0 and rise.lo > 0 and drop.lo > 0 and after > j,
+            f"start {mean[0].fmt(3)}, min {mean[i].fmt(3)} at t={steps[i]}, peak "
+            f"{mean[j].fmt(3)} at t={steps[j]} (rise {rise.fmt(3)}), then "
+            f"{mean[after].fmt(3)} at t={steps[after]} (drop {drop.fmt(3)})",
+        )
+
+    @staticmethod
+    def _no_bump(claim: str, steps, mean, mean_equal) -> Verdict:
+        i, j, h = bump([s.mean for s in mean])
+        h_eq = bump([s.mean for s in mean_equal])[2]
+        return Verdict(
+            claim,
+            h <= FLAT,
+            f"largest rise {h:.4f} (equal steps: {h_eq:.3f}); error {mean[0].mean:.3f} at "
+            f"t={steps[0]} -> {mean[-1].fmt(3)} at t={steps[-1]}",
+        )
+
+    @classmethod
+    def _verdicts(cls, arms) -> list[Verdict]:
         out = []
         if "equal" in arms:
-            steps, mean, curves = arms["equal"]
-            i, j, h = bump([s.mean for s in mean])
-            # per-draw rise between the same two steps: its CI must exclude 0
-            rise = mean_ci([c[j] - c[i] for c in curves])
-            after = min(range(j, len(mean)), key=lambda k: mean[k].mean)
-            drop = mean_ci([c[j] - c[after] for c in curves])
             out.append(
-                Verdict(
+                cls._double_descent(
                     "equal step sizes: test error falls to a minimum, rises to a peak above it, "
                     "then falls again below the peak",
-                    i > 0 and rise.lo > 0 and drop.lo > 0 and after > j,
-                    f"start {mean[0].fmt(3)}, min {mean[i].fmt(3)} at t={steps[i]}, peak "
-                    f"{mean[j].fmt(3)} at t={steps[j]} (rise {rise.fmt(3)}), then "
-                    f"{mean[after].fmt(3)} at t={steps[after]} (drop {drop.fmt(3)})",
+                    *arms["equal"],
                 )
             )
         if "fast_reduced" in arms and "equal" in arms:
             steps, mean, _ = arms["fast_reduced"]
-            i, j, h = bump([s.mean for s in mean])
-            h_eq = bump([s.mean for s in arms["equal"][1]])[2]
             out.append(
-                Verdict(
+                cls._no_bump(
                     f"fast features' step reduced: the bump disappears (rise above the running "
                     f"minimum <= {FLAT})",
-                    h <= FLAT,
-                    f"largest rise {h:.4f} (equal steps: {h_eq:.3f}); error {mean[0].mean:.3f} at "
-                    f"t={steps[0]} -> {mean[-1].fmt(3)} at t={steps[-1]}",
+                    steps,
+                    mean,
+                    arms["equal"][1],
+                )
+            )
+        return out
+
+    @classmethod
+    def _two_layer_verdicts(cls, arms) -> list[Verdict]:
+        out = []
+        if "two_layer_equal" in arms:
+            out.append(
+                cls._double_descent(
+                    "two-layer net, equal step sizes: test error falls to a minimum, rises to a "
+                    "peak above it, then falls again below the peak",
+                    *arms["two_layer_equal"],
+                )
+            )
+        if "two_layer_fast_reduced" in arms and "two_layer_equal" in arms:
+            steps, mean, _ = arms["two_layer_fast_reduced"]
+            out.append(
+                cls._no_bump(
+                    f"two-layer net, fast (output) layer's step reduced: the bump disappears "
+                    f"(rise above the running minimum <= {FLAT})",
+                    steps,
+                    mean,
+                    arms["two_layer_equal"][1],
                 )
             )
         return out
 
     @staticmethod
-    def _figure(arms, out_dir: Path) -> Path:
-        fig, (ax,) = new_figure(1, width=6.0, height=4.0)
-        for k, (arm, (steps, mean, _)) in enumerate(arms.items()):
-            band(ax, steps, mean, LABELS[arm], COLORS[k], marker=".")
-        ax.set(
-            xscale="log",
-            xlabel="gradient step t",
-            ylabel="test error (population MSE)",
-            title="Epoch-wise double descent: linear teacher-student",
-        )
-        ax.legend(fontsize=8)
+    def _figure(arms, two, out_dir: Path) -> Path:
+        panels = [
+            (arms, LABELS, "linear teacher-student", "test error (population MSE)"),
+            (two, TWO_LAYER_LABELS, "two-layer ReLU net (Heckel & Yilmaz)", "test error (MSE)"),
+        ]
+        panels = [p for p in panels if p[0]]
+        fig, axes = new_figure(len(panels), width=6.0, height=4.0)
+        for ax, (curves, labels, title, ylabel) in zip(axes, panels, strict=True):
+            for k, (arm, (steps, mean, _)) in enumerate(curves.items()):
+                band(ax, steps, mean, labels[arm], COLORS[k], marker=".")
+            ax.set(
+                xscale="log",
+                xlabel="gradient step t",
+                ylabel=ylabel,
+                title=f"Epoch-wise double descent: {title}",
+            )
+            ax.legend(fontsize=8)
         return save(fig, out_dir / "epoch_double_descent.png")
 
     def _analyse_paper(self, experiment: str, out_dir: Path) -> Report:
