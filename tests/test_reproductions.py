@@ -96,7 +96,7 @@ def test_epoch_double_descent_end_to_end_resumes_and_rebuilds_identically(experi
     from regbench.reproductions.base import build_report
 
     repro = edd.EpochDoubleDescent()
-    repro.edd_overrides = ["edd.steps=400", "edd.draws=4", "edd.n_log=12"]
+    repro.edd_overrides = ["edd.steps=400", "edd.draws=4", "edd.n_log=12", "edd.two_layer.steps=40"]
     repro.experiment_name = lambda scale: experiment
     repro.train("cpu", [0], 1)
     n_runs = len(runs_of(experiment))
