@@ -20,10 +20,12 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_store(tmp_path_factory):
-    """Point the default MLflow/Optuna store at a temporary mlruns/ for the session."""
+    """Point the default MLflow/Optuna store (and reports/) at temporary folders."""
     path = tmp_path_factory.mktemp("mlruns")
-    old = {k: os.environ.get(k) for k in ("REGBENCH_MLRUNS", "MLFLOW_TRACKING_URI")}
+    keys = ("REGBENCH_MLRUNS", "REGBENCH_REPORTS", "MLFLOW_TRACKING_URI")
+    old = {k: os.environ.get(k) for k in keys}
     os.environ["REGBENCH_MLRUNS"] = str(path)
+    os.environ["REGBENCH_REPORTS"] = str(tmp_path_factory.mktemp("reports"))
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     yield path
     for k, v in old.items():

@@ -3,6 +3,7 @@ artifacts of the grid's parent MLflow run."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,8 +16,10 @@ from regbench.tracking import get_client  # noqa: E402
 
 
 def report_dir(name: str, scale: str = "cpu") -> Path:
-    """``reports/<name>/`` at the repo root (``reports/<name>-paper/`` at paper scale)."""
-    return ROOT / "reports" / (name if scale == "cpu" else f"{name}-{scale}")
+    """``reports/<name>/`` at the repo root (``reports/<name>-paper/`` at paper scale);
+    the environment variable ``REGBENCH_REPORTS`` moves ``reports/`` (tests use it)."""
+    root = Path(os.environ.get("REGBENCH_REPORTS") or ROOT / "reports")
+    return root / (name if scale == "cpu" else f"{name}-{scale}")
 
 
 def write_report(
