@@ -124,3 +124,20 @@ def test_missing_files_without_download_name_the_path(tmp_path):
     )
     with pytest.raises(ConfigError, match="data.download=false .* under .*nope"):
         build_data(cfg, seed=0)
+
+
+def test_generating_mnist1d_leaves_torch_rng_untouched(tmp_path, monkeypatch):
+    """A cache miss must not consume torch's global RNG: the first run in a fresh checkout
+    would otherwise initialise its model differently from every later run."""
+    import torch
+
+    from regbench.data.mnist1d import load_mnist1d
+
+    monkeypatch.setenv("REGBENCH_DATA", str(tmp_path))
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    for case in ("miss", "hit"):  # generate + write, then read
+        torch.manual_seed(123)
+        load_mnist1d(n_train=50, n_test=20, seed=1)
+        assert torch.equal(torch.rand(3), expected), case
+    assert len(list((tmp_path / "mnist1d").glob("*.pt"))) == 1

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import uuid
 from pathlib import Path
 
 import torch
@@ -43,7 +45,9 @@ def load_mnist1d(n_train: int = 4000, n_test: int = 1000, seed: int = 42, cache:
         d = _generate(n_train, n_test, seed)
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{torch.randint(0, 1 << 30, ()).item()}")
+            # A unique name without touching torch's RNG: a draw here would make the first
+            # run in a fresh checkout (cache miss) initialise differently from later runs.
+            tmp = path.with_suffix(f".tmp{os.getpid()}-{uuid.uuid4().hex}")
             torch.save(d, tmp)
             tmp.replace(path)  # atomic: parallel workers may generate the same file
     return d
