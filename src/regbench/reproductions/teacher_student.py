@@ -97,11 +97,7 @@ class TeacherStudent(pl.LightningModule):
             # grad of 0.5 * mean (x w - y)^2 = cov w - X^T y / n; w -= step * grad
             w.sub_(self.step * torch.baddbmm(self.xty, self.cov, w, beta=-1))
         self.t += int(batch)
-        err, mse = self.test_error().tolist(), self.train_mse().tolist()
-        rec = {f"draw/{b}/test_err": e for b, e in enumerate(err)}
-        rec.update({f"draw/{b}/train_mse": m for b, m in enumerate(mse)})
-        rec["test/err"] = sum(err) / len(err)
-        self.records.append((self.t, rec))
+        self.records.append((self.t, record(self.test_error(), self.train_mse())))
 
     def configure_optimizers(self):
         return None  # plain gradient descent in training_step
@@ -111,7 +107,23 @@ def train(
     data: dict[str, Tensor], fast_dims: int, fast_lr_scale: float, steps: int, n_log: int
 ) -> list[tuple[int, dict[str, float]]]:
     """Train all draws for ``steps`` full-batch steps; the records at log-spaced steps."""
-    module = TeacherStudent(data, fast_dims, fast_lr_scale)
+    return fit_at_log_steps(TeacherStudent(data, fast_dims, fast_lr_scale), steps, n_log)
+
+
+def record(test_err: Tensor, train_mse: Tensor) -> dict[str, float]:
+    """One record point: per-draw test error and train MSE, and the mean test error."""
+    err, mse = test_err.tolist(), train_mse.tolist()
+    rec = {f"draw/{b}/test_err": e for b, e in enumerate(err)}
+    rec.update({f"draw/{b}/train_mse": m for b, m in enumerate(mse)})
+    rec["test/err"] = sum(err) / len(err)
+    return rec
+
+
+def fit_at_log_steps(
+    module: pl.LightningModule, steps: int, n_log: int
+) -> list[tuple[int, dict[str, float]]]:
+    """Fit a full-batch module whose dataloader items are the GD steps between record
+    points (:class:`Chunks`); its records at the log-spaced steps."""
     trainer = pl.Trainer(
         max_epochs=1,
         accelerator="cpu",

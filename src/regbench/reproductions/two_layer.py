@@ -51,7 +51,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from regbench.reproductions.teacher_student import Chunks, log_steps
+from regbench.reproductions.teacher_student import fit_at_log_steps, record
 
 
 def make_draws(
@@ -159,12 +159,8 @@ class TwoLayer(pl.LightningModule):
         for _ in range(int(batch)):
             self.gd_step()
         self.t += int(batch)
-        mse = (forward(self.x, self.w, self.v) - self.y).square().mean(1).tolist()
-        err = self.test_error().tolist()
-        rec = {f"draw/{b}/test_err": e for b, e in enumerate(err)}
-        rec.update({f"draw/{b}/train_mse": m for b, m in enumerate(mse)})
-        rec["test/err"] = sum(err) / len(err)
-        self.records.append((self.t, rec))
+        mse = (forward(self.x, self.w, self.v) - self.y).square().mean(1)
+        self.records.append((self.t, record(self.test_error(), mse)))
 
     def configure_optimizers(self):
         return None  # plain gradient descent in training_step
@@ -179,16 +175,4 @@ def train(
     n_log: int,
 ) -> list[tuple[int, dict[str, float]]]:
     """Train all draws for ``steps`` full-batch steps; the records at log-spaced steps."""
-    module = TwoLayer(data, lr, lr_w_scale, lr_v_scale)
-    trainer = pl.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(module, train_dataloaders=Chunks(log_steps(steps, n_log)))
-    return module.records
+    return fit_at_log_steps(TwoLayer(data, lr, lr_w_scale, lr_v_scale), steps, n_log)
