@@ -275,52 +275,41 @@ class EpochDoubleDescent(Reproduction):
         )
 
     @classmethod
-    def _verdicts(cls, arms) -> list[Verdict]:
+    def _pair_verdicts(cls, arms, equal: str, reduced: str, model: str, fast: str):
+        """The two claims of a mechanism: double descent with equal step sizes; no bump
+        with the fast part's step reduced."""
         out = []
-        if "equal" in arms:
+        if equal in arms:
             out.append(
                 cls._double_descent(
-                    "equal step sizes: test error falls to a minimum, rises to a peak above it, "
-                    "then falls again below the peak",
-                    *arms["equal"],
+                    f"{model}equal step sizes: test error falls to a minimum, rises to a peak "
+                    "above it, then falls again below the peak",
+                    *arms[equal],
                 )
             )
-        if "fast_reduced" in arms and "equal" in arms:
-            steps, mean, _ = arms["fast_reduced"]
+        if reduced in arms and equal in arms:
+            steps, mean, _ = arms[reduced]
             out.append(
                 cls._no_bump(
-                    f"fast features' step reduced: the bump disappears (rise above the running "
+                    f"{model}{fast} step reduced: the bump disappears (rise above the running "
                     f"minimum <= {FLAT})",
                     steps,
                     mean,
-                    arms["equal"][1],
+                    arms[equal][1],
                 )
             )
         return out
 
     @classmethod
+    def _verdicts(cls, arms) -> list[Verdict]:
+        return cls._pair_verdicts(arms, "equal", "fast_reduced", "", "fast features'")
+
+    @classmethod
     def _two_layer_verdicts(cls, arms) -> list[Verdict]:
-        out = []
-        if "two_layer_equal" in arms:
-            out.append(
-                cls._double_descent(
-                    "two-layer net, equal step sizes: test error falls to a minimum, rises to a "
-                    "peak above it, then falls again below the peak",
-                    *arms["two_layer_equal"],
-                )
-            )
-        if "two_layer_fast_reduced" in arms and "two_layer_equal" in arms:
-            steps, mean, _ = arms["two_layer_fast_reduced"]
-            out.append(
-                cls._no_bump(
-                    f"two-layer net, fast (output) layer's step reduced: the bump disappears "
-                    f"(rise above the running minimum <= {FLAT})",
-                    steps,
-                    mean,
-                    arms["two_layer_equal"][1],
-                )
-            )
-        return out
+        return cls._pair_verdicts(
+            arms, "two_layer_equal", "two_layer_fast_reduced", "two-layer net, ",
+            "fast (output) layer's",
+        )  # fmt: skip
 
     @staticmethod
     def _figure(arms, two, out_dir: Path) -> Path:
