@@ -12,7 +12,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from conftest import TINY, runs_of
-from regbench.multirun import SWEEP_ENV, MultirunTracking, available_cores, job_threads
+from regbench.sweep.multirun import SWEEP_ENV, MultirunTracking, available_cores, job_threads
 from regbench.tracking import PARENT_ENV
 
 
@@ -102,7 +102,9 @@ def compose_hydra(*overrides: str):
 def test_launcher_configs_compose():
     cfg = compose_hydra("hydra/launcher=local")
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
-    assert cfg.hydra.callbacks.multirun_tracking._target_ == "regbench.multirun.MultirunTracking"
+    assert (
+        cfg.hydra.callbacks.multirun_tracking._target_ == "regbench.sweep.multirun.MultirunTracking"
+    )
     try:  # hydra-submitit-launcher is the optional extra regbench[slurm]
         slurm = compose_hydra("hydra/launcher=slurm")
     except Exception as e:

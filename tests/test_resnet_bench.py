@@ -1,4 +1,4 @@
-"""The ResNet-20 throughput bench (regbench.bench_resnet), shrunk."""
+"""The ResNet-20 throughput bench (regbench.bench.resnet), shrunk."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from regbench.bench_resnet import bench_config, bench_resnet20
+from regbench.bench.resnet import bench_config, bench_resnet20
 from regbench.data import build_data
 
 

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from conftest import TINY, runs_of
 from regbench.sweep import run_grid, run_study
-from regbench.sweep_spec import parse_spec
+from regbench.sweep.spec import parse_spec
 
 
 def study_spec(experiment: str, **raw) -> object:

@@ -11,8 +11,8 @@ import pytest
 
 from regbench.errors import ConfigError
 from regbench.paths import ROOT
-from regbench.sweep import _experiment, main, run_study
-from regbench.sweep_spec import hydra_value, load_spec, parse_spec
+from regbench.sweep.spec import hydra_value, load_spec, parse_spec
+from regbench.sweep.study import _experiment, main, run_study
 
 BASE = {
     "objective": {"metric": "val/acc"},

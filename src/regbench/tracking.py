@@ -213,7 +213,7 @@ def tracked_run(
     all_tags = {k: str(v) for k, v in (tags or {}).items()}
     if parent_run_id:
         all_tags[PARENT_TAG] = parent_run_id
-    if os.environ.get("REGBENCH_SWEEP_ID"):  # set by regbench.multirun for `train -m` grids
+    if os.environ.get("REGBENCH_SWEEP_ID"):  # set by regbench.sweep.multirun for `train -m` grids
         all_tags.setdefault("sweep.id", os.environ["REGBENCH_SWEEP_ID"])
     run = client.create_run(exp_id, run_name=name, tags=all_tags)
     tracked = TrackedRun(client, run.info.run_id)

@@ -21,11 +21,13 @@ REPRODUCTIONS = Registry("reproduction")
 
 
 def _register() -> None:
-    from regbench.reproductions import (  # noqa: F401  (each module registers itself)
-        epoch_double_descent,
-        model_double_descent,
-        variance_shift,
-    )
+    """Import every module of this package: a reproduction registers itself with
+    ``@REPRODUCTIONS.register``, so adding one touches only its own files."""
+    import importlib
+    import pkgutil
+
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")
 
 
 def get(name: str):
@@ -33,10 +35,27 @@ def get(name: str):
     return REPRODUCTIONS.get(name, "reproduction")()
 
 
+def names() -> list[str]:
+    _register()
+    return sorted(REPRODUCTIONS.names())
+
+
+def listing() -> str:
+    """One line per reproduction: its name, scales and claim."""
+    lines = []
+    for n in names():
+        r = get(n)
+        lines.append(f"{n:<24} [{', '.join(r.default_seeds)}]  {r.title}")
+    return "\n".join(lines)
+
+
 def _parser(cmd: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"regbench {cmd}")
-    p.add_argument("name", help="variance_shift | model_double_descent | epoch_double_descent")
-    p.add_argument("--scale", default="cpu", help="cpu (minutes here) | paper (GPU, CIFAR-10)")
+    p.add_argument("name", nargs="?", help="a reproduction (see --list)")
+    p.add_argument("--list", action="store_true", help="list every reproduction and its claim")
+    p.add_argument(
+        "--scale", default="cpu", help="tiny (seconds) | cpu (minutes here) | paper (GPU)"
+    )
     if cmd == "reproduce":
         p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default per name)")
         p.add_argument(
@@ -52,9 +71,14 @@ def main(cmd: str, argv: list[str]) -> None:
     from regbench.reproductions.base import build_report, check_scale
 
     args = _parser(cmd).parse_args(argv)
+    if args.list:
+        print(listing())
+        return
+    if not args.name:
+        raise SystemExit(f"regbench {cmd}: name a reproduction; one of: " + ", ".join(names()))
     try:
         repro = get(args.name)
-        scale = check_scale(args.scale)
+        scale = check_scale(args.scale, repro)
     except ConfigError as e:
         raise SystemExit(f"regbench {cmd}: {e}") from None
     t0 = time.time()

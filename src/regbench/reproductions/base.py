@@ -14,24 +14,31 @@ from pathlib import Path
 
 from regbench.errors import ConfigError
 from regbench.report import REPRO_TAG, Verdict, find_parent, report_dir, verdict_block
+from regbench.report.claims import Verdict as ClaimVerdict
+from regbench.report.claims import claims_table
 from regbench.report.writer import write_report
 
-SCALES = ("cpu", "paper")
+#: tiny: seconds, same code path (make test asserts its verdicts); cpu: minutes on 2 cores;
+#: paper: the published setup (GPU)
+SCALES = ("tiny", "cpu", "paper")
 
 
 @dataclass
 class Report:
-    """What a reproduction's analysis produces; ``markdown`` is the body below the title."""
+    """What a reproduction's analysis produces; ``markdown`` is the body below the title.
+    ``claims`` are judged claims (:mod:`regbench.report.claims`), shown as the claims
+    table; ``verdicts`` are the older PASS/FAIL lines (being replaced by claims)."""
 
     markdown: str
-    verdicts: list[Verdict]
+    verdicts: list[Verdict] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
+    claims: list[ClaimVerdict] = field(default_factory=list)
 
 
 class Reproduction:
     name: str = ""
     title: str = ""  # paper and claim, one line
-    default_seeds: dict[str, int] = {"cpu": 2, "paper": 1}
+    default_seeds: dict[str, int] = {"cpu": 2, "paper": 1}  # its keys: the scales it has
     objective: str = "val/acc"  # the grid's (unused) Optuna objective; must be logged
 
     def experiment_name(self, scale: str) -> str:
@@ -85,8 +92,8 @@ def grid(
             name, list(base), axes, list(seeds), n_jobs=n_jobs, experiment_name=experiment
         )
     from regbench.sweep import run_study
-    from regbench.sweep_grid import grid_results
-    from regbench.sweep_spec import parse_spec
+    from regbench.sweep.grid import grid_results
+    from regbench.sweep.spec import parse_spec
 
     raw = {
         "name": name,
@@ -124,23 +131,21 @@ def build_report(repro: Reproduction, scale: str) -> Path:
     out_dir = report_dir(repro.name, scale)
     out_dir.mkdir(parents=True, exist_ok=True)
     rep = repro.analyse(experiment, scale, out_dir)
-    md = (
-        "\n\n".join(
-            [
-                f"# {repro.name} ({scale} scale)",
-                repro.title,
-                rep.markdown,
-                verdict_block(rep.verdicts),
-            ]
-        )
-        + "\n"
-    )
+    parts = [f"# {repro.name} ({scale} scale)", repro.title]
+    if rep.claims:
+        parts.append(claims_table(rep.claims))
+    parts.append(rep.markdown)
+    if rep.verdicts:
+        parts.append(verdict_block(rep.verdicts))
+    md = "\n\n".join(parts) + "\n"
     return write_report(out_dir, md, rep.figures, find_parent(experiment))
 
 
-def check_scale(scale: str) -> str:
-    if scale not in SCALES:
+def check_scale(scale: str, repro: Reproduction | None = None) -> str:
+    known = [s for s in SCALES if repro is None or s in repro.default_seeds]
+    if scale not in known:
         raise ConfigError(
-            f"--scale={scale!r} is not a known scale; choose one of: " + ", ".join(SCALES)
+            f"--scale={scale!r} is not a scale of {repro.name if repro else 'any reproduction'}; "
+            "choose one of: " + ", ".join(known)
         )
     return scale

@@ -15,9 +15,6 @@ the grid machinery, val error per epoch.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -26,6 +23,9 @@ from regbench.report import REPRO_TAG, Summary, Verdict, history, load_runs, mea
 from regbench.report.plots import COLORS, band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
+from regbench.reproductions.direct import finished, run_once
+
+KEY_TAG = "edd.key"  # the resume key's tag (kept from earlier stores)
 
 LABELS = {"equal": "equal step sizes", "fast_reduced": "fast features' step x 1/kappa"}
 TWO_LAYER_LABELS = {
@@ -122,7 +122,7 @@ class EpochDoubleDescent(Reproduction):
         for arm in tl.arms:
             params = {**OmegaConf.to_container(tl), "model": "two_layer", "arm": arm, "seed": seed}
             params.pop("arms")
-            if data is None and not self._finished(client, exp_id, params):
+            if data is None and not finished(experiment, params, KEY_TAG):
                 data = two_layer.make_draws(
                     tl.draws,
                     tl.n,
@@ -147,33 +147,8 @@ class EpochDoubleDescent(Reproduction):
                 lambda s=scale_v, d=data: two_layer.train(d, tl.lr, 1.0, s, tl.steps, tl.n_log),
             )
 
-    @staticmethod
-    def _key(params: dict) -> str:
-        return hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()
-
-    def _finished(self, client, exp_id: str, params: dict) -> bool:
-        query = f"tags.`edd.key` = '{self._key(params)}' and attributes.status = 'FINISHED'"
-        return bool(client.search_runs([exp_id], query))
-
     def _run_arm(self, client, exp_id, experiment, parent_id, run_name, params, fit) -> None:
-        """Train one arm (``fit()`` returns its records) unless a finished run with the same
-        params exists (resume), and log it as a child run of ``parent_id``."""
-        from regbench import tracking
-
-        if self._finished(client, exp_id, params):
-            return
-        t0 = time.time()
-        records = fit()
-        with tracking.tracked_run(
-            experiment, run_name, tags={"edd.key": self._key(params)}, parent_run_id=parent_id
-        ) as run:
-            tracking.log_params(client, run.run_id, {k: str(v) for k, v in params.items()})
-            for step, rec in records:
-                run.log_metrics(rec, step=step)
-        print(
-            f"[{self.name}] {params['arm']} seed={params['seed']}: {time.time() - t0:.0f}s",
-            flush=True,
-        )
+        run_once(experiment, parent_id, run_name, params, fit, key_tag=KEY_TAG, label=self.name)
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         if scale != "cpu":

@@ -15,8 +15,8 @@ import optuna
 from optuna.trial import TrialState
 
 from regbench import tracking
-from regbench.sweep_objective import FAIL_REASON, ROLE_TAG, STUDY_TAG, TRIAL_TAG
-from regbench.sweep_spec import StudySpec
+from regbench.sweep.objective import FAIL_REASON, ROLE_TAG, STUDY_TAG, TRIAL_TAG
+from regbench.sweep.spec import StudySpec
 
 T = TypeVar("T")
 

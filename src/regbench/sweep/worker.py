@@ -22,9 +22,9 @@ import optuna
 from optuna.trial import TrialState
 
 from regbench.errors import ConfigError
-from regbench.multirun import thread_budget
-from regbench.sweep_objective import FAIL_REASON, Objective, WorkerContext
-from regbench.sweep_spec import StudySpec
+from regbench.sweep.multirun import thread_budget
+from regbench.sweep.objective import FAIL_REASON, Objective, WorkerContext
+from regbench.sweep.spec import StudySpec
 
 POLL_S = 2.0  # seconds between checks while other workers finish (or turn out dead)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import optuna
 import pytorch_lightning as pl
 
-from regbench.sweep_spec import GRID_POINT, StudySpec
+from regbench.sweep.spec import GRID_POINT, StudySpec
 
 STUDY_TAG, TRIAL_TAG, SEED_TAG, ROLE_TAG = "sweep.study", "sweep.trial", "sweep.seed", "sweep.role"
 FAIL_REASON = "fail_reason"  # Optuna user attr of a trial that failed (not of a dead worker's)

@@ -13,8 +13,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from regbench.sweep_objective import FAIL_REASON
-from regbench.sweep_spec import GRID_POINT, StudySpec, hydra_value
+from regbench.sweep.objective import FAIL_REASON
+from regbench.sweep.spec import GRID_POINT, StudySpec, hydra_value
 
 
 def _point_key(spec: StudySpec, params: dict[str, Any]) -> tuple | None:

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     if args.resnet:
         try:
-            from regbench.bench_resnet import bench_resnet20
+            from regbench.bench.resnet import bench_resnet20
         except ImportError:
             print("resnet20: not available yet")
         else:

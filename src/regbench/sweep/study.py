@@ -2,12 +2,12 @@
 
 ``regbench sweep sweeps/NAME.yaml [--n-jobs N] [--n-trials N] [--timeout S]
 [--storage URL] [--study NAME] [overrides...]`` runs the study file (see
-:mod:`regbench.sweep_spec`); :func:`run_grid` runs a grid from Python (reproductions).
+:mod:`regbench.sweep.spec`); :func:`run_grid` runs a grid from Python (reproductions).
 
 Layout: the parent process validates the study, creates the Optuna study and the MLflow
 parent run (both SQLite databases are initialised here, before any worker touches them),
 enqueues the missing points of a grid, then runs worker 0 itself and ``N - 1`` spawned
-workers (:mod:`regbench.sweep_worker`), each with ``cores // N`` torch threads. At the end
+workers (:mod:`regbench.sweep.worker`), each with ``cores // N`` torch threads. At the end
 it marks runs of dead workers KILLED, prints the trial table and logs Optuna's plots.
 
 Storage: ``sqlite:///<repo>/mlruns/optuna.db`` by default. Rerunning the same command
@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING
 
 from regbench.errors import ConfigError, positive_int
 from regbench.paths import mlruns_dir
-from regbench.sweep_spec import StudySpec, hydra_value, load_spec, parse_spec
+from regbench.sweep.spec import StudySpec, hydra_value, load_spec, parse_spec
 
 if TYPE_CHECKING:  # the heavy imports (Optuna, MLflow, Lightning) wait for a real run
     import optuna
 
-    from regbench.sweep_worker import WorkerContext
+    from regbench.sweep.worker import WorkerContext
 
 FINGERPRINT_ATTR = "regbench.fingerprint"
 
@@ -81,8 +81,8 @@ def run_study(
     import optuna
 
     from regbench import tracking
-    from regbench.sweep_grid import enqueue_missing
-    from regbench.sweep_tracking import (
+    from regbench.sweep.grid import enqueue_missing
+    from regbench.sweep.tracking import (
         finish_parent,
         kill_orphans,
         log_plots,
@@ -90,7 +90,7 @@ def run_study(
         trial_table,
         use_wal,
     )
-    from regbench.sweep_worker import (
+    from regbench.sweep.worker import (
         WorkerContext,
         make_pruner,
         make_sampler,
@@ -181,7 +181,7 @@ def _run_workers(ctx: WorkerContext, n_jobs: int) -> None:
     import multiprocessing
     from dataclasses import replace
 
-    from regbench.sweep_worker import spawned_worker, work
+    from regbench.sweep.worker import spawned_worker, work
 
     if n_jobs == 1:
         work(ctx, 0)
@@ -262,7 +262,7 @@ def run_grid(
     }
     if experiment_name:
         raw["experiment_name"] = experiment_name
-    from regbench.sweep_grid import grid_results
+    from regbench.sweep.grid import grid_results
 
     spec = parse_spec(raw, name)
     study = run_study(spec, n_jobs=n_jobs, storage=storage, verbose=verbose)

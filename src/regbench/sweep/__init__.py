@@ -1,0 +1,13 @@
+"""Sweeps: Optuna studies and grids over Hydra configs, tracked in MLflow.
+
+- :mod:`~regbench.sweep.spec`: the study file (search space or grid, objective, seeds)
+- :mod:`~regbench.sweep.study`: ``regbench sweep`` and :func:`run_grid` / :func:`run_study`
+- :mod:`~regbench.sweep.worker`, :mod:`~regbench.sweep.objective`: trial execution
+- :mod:`~regbench.sweep.grid`: grid points, enqueueing, results per point
+- :mod:`~regbench.sweep.tracking`: the MLflow parent run and trial tags
+- :mod:`~regbench.sweep.multirun`: the Hydra ``-m`` callback (parent run, threads)
+"""
+
+from regbench.sweep.study import main, run_grid, run_study
+
+__all__ = ["main", "run_grid", "run_study"]
