@@ -66,7 +66,8 @@ def postgres_server(root: Path, databases: tuple[str, ...] = ()) -> Iterator[str
     url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}"
     try:
         for db in databases:
-            psql(["-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c", f"CREATE DATABASE {db}"])
+            cmd = ["-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
+            psql([*cmd, "-c", f"CREATE DATABASE {db}"])
         yield url
     finally:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data, **owner)

@@ -23,20 +23,47 @@ examples:
 """
 
 
+def _fail(cmd: str, error: Exception) -> None:
+    """Bad input: one line on stderr, exit code 2 (as argparse does), no traceback."""
+    print(f"regbench {cmd}: {error}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def _plain_overrides(argv: list[str]) -> list[str] | None:
+    """The overrides of a single run, or None where Hydra's own flags (``-m``, ``--cfg``,
+    ``--help``...) make it more than that; ``hydra.*`` overrides are Hydra's business."""
+    if any(a.startswith("-") for a in argv):
+        return None
+    return [a for a in argv if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
+
+
 def _train(argv: list[str]) -> None:
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
     import regbench.config  # noqa: F401  (registers the rb_root resolver)
+    from regbench.errors import ConfigError
     from regbench.paths import CONF_DIR
+
+    overrides = _plain_overrides(argv)
+    if overrides is not None:  # Hydra would print a composition error on several lines
+        from regbench.validate import compose_checked
+
+        try:
+            compose_checked(overrides)
+        except ConfigError as e:
+            _fail("train", e)
 
     @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
     def app(cfg: DictConfig) -> float:
         from regbench.train import run
 
         overrides = list(HydraConfig.get().overrides.task)
-        metrics = run(cfg, overrides)
+        try:
+            metrics = run(cfg, overrides)
+        except ConfigError as e:  # raised before any MLflow run exists
+            _fail("train", e)
         print(
             f"\nrun {metrics['run_id']} finished: test/acc={metrics['test/acc']:.4f} "
             f"test/loss={metrics['test/loss']:.4f}\n"

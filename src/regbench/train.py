@@ -21,6 +21,7 @@ from regbench.nn import build_model
 from regbench.optim import build_scheduler, check_optim
 from regbench.progress import EpochProgressBar
 from regbench.reg import build_regularizers
+from regbench.validate import check_config, check_transforms
 
 # Lightning's info lines (GPU available, tips, "100% of batches") are noise in sweeps.
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
@@ -36,6 +37,7 @@ warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*
 
 def build(cfg: DictConfig):
     """Everything a run needs, built (and so validated) before any MLflow run exists."""
+    check_config(cfg)
     positive_int("trainer.max_epochs", cfg.trainer.max_epochs)
     check_optim(cfg.optim)
     build_scheduler(cfg.scheduler, torch.optim.SGD([torch.zeros(1)], lr=1.0), 1)
@@ -43,6 +45,7 @@ def build(cfg: DictConfig):
     splits = build_data(cfg.data, cfg.seed)
     model = build_model(cfg.model, splits.input_shape, splits.num_classes)
     reg = build_regularizers(cfg)
+    check_transforms(cfg, tuple(splits.input_shape), splits.num_classes)
     t = cfg.trainer
     steps = t.get("steps_per_call", 1)
     positive_int("trainer.steps_per_call", steps)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
-from regbench.errors import ConfigError
+from regbench.errors import ConfigError, positive_int
 from regbench.registry import Registry
 
 #: reproduction name -> Reproduction instance factory
@@ -67,6 +68,20 @@ def _parser(cmd: str) -> argparse.ArgumentParser:
     return p
 
 
+def _check_has_runs(repro, name: str, scale: str) -> None:
+    """``report`` reads MLflow only: with nothing logged there is nothing to report."""
+    from regbench import tracking
+
+    client = tracking.get_client()
+    exp = client.get_experiment_by_name(repro.experiment_name(scale))
+    if exp is None or not client.search_runs([exp.experiment_id], max_results=1):
+        raise ConfigError(
+            f"report {name} --scale={scale}: no runs of experiment "
+            f"{repro.experiment_name(scale)!r} in {tracking.tracking_uri()}; "
+            f"run `regbench reproduce {name} --scale {scale}` first"
+        )
+
+
 def main(cmd: str, argv: list[str]) -> None:
     from regbench.reproductions.base import build_report, check_scale
 
@@ -74,19 +89,24 @@ def main(cmd: str, argv: list[str]) -> None:
     if args.list:
         print(listing())
         return
-    if not args.name:
-        raise SystemExit(f"regbench {cmd}: name a reproduction; one of: " + ", ".join(names()))
     try:
+        if not args.name:
+            raise ConfigError("name a reproduction; one of: " + ", ".join(names()))
         repro = get(args.name)
         scale = check_scale(args.scale, repro)
-    except ConfigError as e:
-        raise SystemExit(f"regbench {cmd}: {e}") from None
+        if cmd == "reproduce":
+            positive_int("--n-jobs", args.n_jobs)
+            if args.seeds is not None:
+                positive_int("--seeds", args.seeds)
+        else:
+            _check_has_runs(repro, args.name, scale)
+    except ConfigError as e:  # bad input: one line, exit code 2, before anything runs
+        print(f"regbench {cmd}: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     t0 = time.time()
     if cmd == "reproduce":
         n = args.seeds if args.seeds is not None else repro.default_seeds[scale]
-        if n < 1:
-            raise SystemExit(f"regbench reproduce: --seeds={n} must be >= 1")
-        repro.train(scale, list(range(n)), max(1, args.n_jobs))
+        repro.train(scale, list(range(n)), args.n_jobs)
     path = build_report(repro, scale)
     print(path.read_text())
     print(f"report: {path}  ({path.parent})")

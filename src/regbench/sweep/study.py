@@ -40,30 +40,52 @@ def default_storage() -> str:
     return f"sqlite:///{mlruns_dir() / 'optuna.db'}"
 
 
+def check_storage_url(url: str) -> None:
+    """``--storage`` must name a database SQLAlchemy can open with an installed driver."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(url).get_dialect().import_dbapi()
+    except Exception as e:
+        hint = (
+            "; for PostgreSQL: pip install 'regbench[postgres]' and postgresql+psycopg2://..."
+            if url.startswith("postgres")
+            else ""
+        )
+        raise ConfigError(
+            f"--storage={url!r} is not a database URL Optuna can open ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}); e.g. sqlite:///path/optuna.db or "
+            f"postgresql+psycopg2://user:pass@host/db{hint}"
+        ) from None
+
+
 def _experiment(spec: StudySpec, study_name: str, cli_overrides: list[str]) -> str:
     """CLI ``experiment_name=`` > the study file's > the base config's (unless 'default') >
     the study name. Children and the parent run must share one experiment."""
+    from regbench.train import build
+
     cfg = _compose_or_raise("overrides", [*spec.overrides, *cli_overrides])
+    build(cfg)  # what a trial builds, so bad values fail here, before the study or any run
     for p in spec.space:  # every choice (or bound) must compose: catches typos before trials
         for v in p.examples():
-            _compose_or_raise(
-                f"space.{p.key}={hydra_value(v)}",
-                [*spec.overrides, *cli_overrides, *p.overrides(v)],
-            )
+            where = f"space.{p.key}={hydra_value(v)}"
+            point = _compose_or_raise(where, [*spec.overrides, *cli_overrides, *p.overrides(v)])
+            try:
+                build(point)  # each value once (not the product): a bad choice fails here
+            except ConfigError as e:
+                raise ConfigError(f"{where}: {e}") from None
     if any(o.startswith("experiment_name=") for o in cli_overrides) or not spec.experiment_name:
         return str(cfg.experiment_name) if cfg.experiment_name != "default" else study_name
     return spec.experiment_name
 
 
 def _compose_or_raise(where: str, overrides: list[str]):
-    from regbench.config import compose
+    from regbench.validate import compose_checked
 
     try:
-        return compose(overrides)
-    except ConfigError:
-        raise
-    except Exception as e:  # Hydra's parse/composition errors
-        raise ConfigError(f"{where}: {type(e).__name__}: {e}") from None
+        return compose_checked(overrides)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def run_study(
@@ -99,6 +121,10 @@ def run_study(
     )
 
     positive_int("--n-jobs", n_jobs)
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"--timeout={timeout!r} is not valid; it must be a number of seconds > 0")
+    if storage is not None:
+        check_storage_url(storage)
     if n_trials is not None:
         positive_int("--n-trials", n_trials)
         if spec.is_grid:
