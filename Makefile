@@ -6,7 +6,7 @@ RUN := $(UV) run --frozen --no-sync
 # Parallel test workers; conftest gives each one torch thread.
 TEST_WORKERS ?= 2
 
-.PHONY: install run test test-slow lint format ui bench reproduce clean help
+.PHONY: install run test test-scaleout test-slow lint format ui bench reproduce clean help
 
 help:
 	@echo "make run | test | ui | bench | reproduce | lint | format | install | clean"
@@ -23,6 +23,9 @@ run: install  ## the main job: default MNIST-1D MLP run, tracked in mlruns/
 
 test: install
 	$(RUN) pytest -n $(TEST_WORKERS) -q -p no:cacheprovider
+
+test-scaleout: install  ## PostgreSQL + MLflow tracking server with several sweep commands
+	$(RUN) pytest -n 0 -q -m scaleout -p no:cacheprovider tests/test_scaleout.py
 
 test-slow: install
 	$(RUN) pytest -n $(TEST_WORKERS) -q -m slow -p no:cacheprovider

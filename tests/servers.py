@@ -70,6 +70,8 @@ def postgres_server(root: Path, databases: tuple[str, ...] = ()) -> Iterator[str
             psql([*cmd, "-c", f"CREATE DATABASE {db}"])
         yield url
     finally:
+        if user:  # the server's user must still reach its folder to stop it
+            _pg_user(data)
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data, **owner)
 
 
@@ -111,5 +113,9 @@ def mlflow_server(root: Path, timeout: float = 120.0) -> Iterator[str]:
         yield url
     finally:
         os.killpg(proc.pid, 15)
-        proc.wait(30)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:  # a worker still busy: no need to be polite
+            os.killpg(proc.pid, 9)
+            proc.wait()
         log.close()

@@ -9,6 +9,8 @@ MedianPruner; hyperband: Li et al. 2018, arXiv 1603.06560) says the trial is hop
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -18,6 +20,7 @@ import pytorch_lightning as pl
 from regbench.sweep.spec import GRID_POINT, StudySpec
 
 STUDY_TAG, TRIAL_TAG, SEED_TAG, ROLE_TAG = "sweep.study", "sweep.trial", "sweep.seed", "sweep.role"
+WORKER_TAG = "sweep.worker"  # host:pid of the worker process that trained the run
 FAIL_REASON = "fail_reason"  # Optuna user attr of a trial that failed (not of a dead worker's)
 
 
@@ -112,7 +115,12 @@ class Objective:
                 continue
             cfg = compose([*base, f"seed={seed}"])
             cb = PruningCallback(trial, self.monitor, i * int(cfg.trainer.max_epochs), self.prune)
-            tags = {STUDY_TAG: ctx.study_name, TRIAL_TAG: trial.number, SEED_TAG: seed}
+            tags = {
+                STUDY_TAG: ctx.study_name,
+                TRIAL_TAG: trial.number,
+                SEED_TAG: seed,
+                WORKER_TAG: f"{socket.gethostname()}:{os.getpid()}",  # which machine ran it
+            }
             try:
                 metrics = run(
                     cfg, label, parent_run_id=ctx.parent_run_id, callbacks=[cb], tags=tags

@@ -100,24 +100,13 @@ def run_study(
     verbose: bool = True,
 ) -> optuna.Study:
     """Run (or resume) a study to its budget; returns the Optuna study."""
-    import optuna
-
-    from regbench import tracking
-    from regbench.sweep.grid import enqueue_missing
-    from regbench.sweep.tracking import (
-        finish_parent,
-        kill_orphans,
-        log_plots,
-        parent_run,
-        trial_table,
-        use_wal,
-    )
+    from regbench.sweep.tracking import finish_parent, kill_orphans, log_plots, trial_table
     from regbench.sweep.worker import (
         WorkerContext,
         make_pruner,
         make_sampler,
-        open_storage,
         quiet_libraries,
+        study_lock,
     )
 
     positive_int("--n-jobs", n_jobs)
@@ -135,29 +124,13 @@ def run_study(
     make_pruner(spec)
     quiet_libraries()
     url = storage or default_storage()
-    study = optuna.create_study(
-        study_name=name,
-        storage=open_storage(spec, url),
-        direction=spec.direction,
-        load_if_exists=True,
-    )
-    use_wal(url)
-    fingerprint = spec.fingerprint(cli)
-    if study.user_attrs.get(FINGERPRINT_ATTR, fingerprint) != fingerprint:
-        raise ConfigError(
-            f"study {name!r} in {url} was run with other overrides, objective, seeds or space; "
-            "rerun it with the same study file and overrides, or start a new one with "
-            "--study NEW_NAME"
-        )
-    study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
-    client = tracking.get_client()
-    exp_id = tracking.ensure_experiment(client, experiment)
-    use_wal(tracking.tracking_uri())
-    kind = "grid" if spec.is_grid else "optuna"
-    parent = parent_run(client, exp_id, spec, name, kind)
-    kill_orphans(client, exp_id, parent, study)
+    lock = study_lock(url, name)
+    lock.acquire()  # one worker (on any machine) at a time sets up tables, study, parent run
+    try:
+        study, client, exp_id, parent, queued = _open_study(spec, name, url, experiment, cli)
+    finally:
+        lock.release()
     if spec.is_grid:
-        queued = enqueue_missing(study, spec)
         if verbose:
             print(
                 f"grid {name}: {spec.n_trials} points x {len(spec.seeds)} seeds, {queued} to run",
@@ -199,6 +172,40 @@ def run_study(
             flush=True,
         )
     return study
+
+
+def _open_study(spec: StudySpec, name: str, url: str, experiment: str, cli: list[str]):
+    """The Optuna study and its MLflow parent run, created or found again; grid points
+    enqueued. Called under the study lock, so concurrent workers share one of each."""
+    import optuna
+
+    from regbench import tracking
+    from regbench.sweep.grid import enqueue_missing
+    from regbench.sweep.tracking import kill_orphans, parent_run, use_wal
+    from regbench.sweep.worker import open_storage
+
+    study = optuna.create_study(
+        study_name=name,
+        storage=open_storage(spec, url),
+        direction=spec.direction,
+        load_if_exists=True,
+    )
+    use_wal(url)
+    fingerprint = spec.fingerprint(cli)
+    if study.user_attrs.get(FINGERPRINT_ATTR, fingerprint) != fingerprint:
+        raise ConfigError(
+            f"study {name!r} in {url} was run with other overrides, objective, seeds or space; "
+            "rerun it with the same study file and overrides, or start a new one with "
+            "--study NEW_NAME"
+        )
+    study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
+    client = tracking.get_client()
+    exp_id = tracking.ensure_experiment(client, experiment)
+    use_wal(tracking.tracking_uri())
+    parent = parent_run(client, exp_id, spec, name, "grid" if spec.is_grid else "optuna")
+    kill_orphans(client, exp_id, parent, study)
+    queued = enqueue_missing(study, spec) if spec.is_grid else 0
+    return study, client, exp_id, parent, queued
 
 
 def _run_workers(ctx: WorkerContext, n_jobs: int) -> None:
