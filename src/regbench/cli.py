@@ -82,6 +82,19 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     cmd, rest = argv[0], argv[1:]
+    try:
+        _dispatch(cmd, rest)
+    except KeyboardInterrupt:  # Ctrl-C: the run is KILLED in MLflow, the study resumable
+        print(
+            f"regbench {cmd}: interrupted; runs in progress are marked KILLED "
+            "(a sweep resumes when the same command is run again)",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(130) from None
+
+
+def _dispatch(cmd: str, rest: list[str]) -> None:
     if cmd == "train":
         _train(rest)
     elif cmd == "bench":

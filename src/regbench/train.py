@@ -114,8 +114,13 @@ def run(
         )
         trainer = make_trainer(cfg, logger, [*module.reg.callbacks, *callbacks])
         tracked.set_tags(tracking.environment_tags(str(trainer.strategy.root_device)))
-        trainer.fit(module, datamodule=datamodule)
-        trainer.test(module, datamodule=datamodule, verbose=False)
+        try:
+            trainer.fit(module, datamodule=datamodule)
+            trainer.test(module, datamodule=datamodule, verbose=False)
+        except SystemExit:  # Lightning answers Ctrl-C with its teardown, then exit(1)
+            if trainer.interrupted:  # so the run ends KILLED and an Optuna trial FAIL
+                raise KeyboardInterrupt from None
+            raise
         logger.finalize("success")
         metrics: dict = dict(logger.last)
         metrics["run_id"] = tracked.run_id
