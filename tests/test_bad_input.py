@@ -123,3 +123,25 @@ def test_issue_cases_exit_2_with_one_line_from_the_installed_command(tmp_path):
         "transformer-engine, transformer-engine-float16"
     ]
     assert not (tmp_path / "mlflow.db").exists()  # no store touched, so no run
+
+
+def test_every_batch_transform_is_checked_against_the_input_shape():
+    """The compatibility check refuses exactly the transforms that cannot take the
+    inputs: only crop_flip on MNIST-1D's flat (40,) vectors; every reg file passes on
+    (C, L) signals and (C, H, W) images. A check that refused good configs would fail here."""
+    from pathlib import Path
+
+    from regbench.config import compose
+    from regbench.errors import ConfigError
+    from regbench.paths import CONF_DIR
+    from regbench.validate import check_transforms
+
+    refused = []
+    for name in sorted(p.stem for p in Path(CONF_DIR, "reg").glob("*.yaml")):
+        cfg = compose([f"reg=[{name}]"])
+        for shape in [(40,), (1, 40), (3, 32, 32)]:
+            try:
+                check_transforms(cfg, shape, 10)
+            except ConfigError:
+                refused.append((name, shape))
+    assert refused == [("crop_flip", (40,))]

@@ -219,6 +219,8 @@ def check_transforms(cfg: DictConfig, input_shape: tuple[int, ...], num_classes:
         y = torch.zeros(2, dtype=torch.long) % max(num_classes, 1)
         with torch.random.fork_rng(devices=[]):  # leave the run's random stream untouched
             for t in bundle.transforms:
+                if hasattr(t, "bind"):  # as RegModule does: transforms told the class count
+                    t.bind(num_classes)
                 try:
                     t(x, y)
                 except (ValueError, RuntimeError, IndexError) as e:
