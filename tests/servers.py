@@ -114,8 +114,8 @@ def mlflow_server(root: Path, timeout: float = 120.0) -> Iterator[str]:
     finally:
         os.killpg(proc.pid, 15)
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:  # a worker still busy: no need to be polite
+            proc.wait(3)
+        except subprocess.TimeoutExpired:  # its workers linger: the data is on disk already
             os.killpg(proc.pid, 9)
             proc.wait()
         log.close()
