@@ -93,6 +93,7 @@ def test_sigint_during_sweep_then_the_same_study_resumes(experiment, tmp_path):
     study = run_study(parse_spec(raw, "int"), storage=f"sqlite:///{db}", verbose=False)
     states = [t.state for t in study.trials]
     assert states[0] == TrialState.FAIL  # the interrupted trial, not left RUNNING
+    assert study.trials[0].user_attrs["interrupted"] is True
     assert states.count(TrialState.COMPLETE) == 2 and TrialState.RUNNING not in states
     statuses = sorted(r.info.status for r in runs_of(experiment))
     assert statuses == ["FINISHED"] * 3 + ["KILLED"]  # parent + 2 trials, and the killed run

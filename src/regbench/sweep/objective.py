@@ -22,6 +22,7 @@ from regbench.sweep.spec import GRID_POINT, StudySpec
 STUDY_TAG, TRIAL_TAG, SEED_TAG, ROLE_TAG = "sweep.study", "sweep.trial", "sweep.seed", "sweep.role"
 WORKER_TAG = "sweep.worker"  # host:pid of the worker process that trained the run
 FAIL_REASON = "fail_reason"  # Optuna user attr of a trial that failed (not of a dead worker's)
+INTERRUPTED = "interrupted"  # user attr of a trial stopped by Ctrl-C (does not count either)
 
 
 @dataclass
@@ -80,6 +81,9 @@ class Objective:
         try:
             return self._run(trial)
         except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:  # Ctrl-C: Optuna marks it FAIL; not a fault of the point
+            trial.set_user_attr(INTERRUPTED, True)
             raise
         except Exception as e:  # e.g. a composition error: the reason must be recorded
             if FAIL_REASON not in trial.user_attrs:
