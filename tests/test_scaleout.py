@@ -83,6 +83,24 @@ def wait_all(procs, tmp: Path, timeout: float = 540) -> None:
         assert p.returncode == 0, (tmp / f"{name}.log").read_text()[-3000:]
 
 
+def kill_mid_trial(proc, client, experiment: str, log: Path):
+    """SIGKILL ``proc`` while one of its child runs trains; returns that run (a list)."""
+    deadline = time.time() + 400
+    while True:
+        assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+        exp = client.get_experiment_by_name(experiment)
+        mine = exp and client.search_runs(
+            [exp.experiment_id],
+            f"tags.`sweep.worker` LIKE '%:{proc.pid}' and attributes.status = 'RUNNING'",
+        )
+        if mine:
+            break
+        time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return mine
+
+
 def study_family(client, experiment: str):
     """(parent run, child runs) of the experiment's one study, from the MLflow store."""
     exp = client.get_experiment_by_name(experiment)
@@ -120,19 +138,7 @@ def test_three_machines_share_a_postgres_study_one_killed_mid_trial(postgres, tm
     procs = {f"w{i}": start_sweep(path, storage, tracking_uri, tmp_path, f"w{i}") for i in range(3)}
     victim = procs.pop("w0")
     client = MlflowClient(tracking_uri=tracking_uri)
-    deadline = time.time() + 400
-    while True:  # kill w0 while one of its child runs trains
-        assert victim.poll() is None and time.time() < deadline, (tmp_path / "w0.log").read_text()
-        exp = client.get_experiment_by_name("pg3")
-        mine = exp and client.search_runs(
-            [exp.experiment_id],
-            f"tags.`sweep.worker` LIKE '%:{victim.pid}' and attributes.status = 'RUNNING'",
-        )
-        if mine:
-            break
-        time.sleep(0.3)
-    os.killpg(victim.pid, signal.SIGKILL)
-    victim.wait()
+    mine = kill_mid_trial(victim, client, "pg3", tmp_path / "w0.log")
     killed_trial = int(mine[0].data.tags["sweep.trial"])
     wait_all(procs, tmp_path)
 

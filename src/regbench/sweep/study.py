@@ -40,25 +40,6 @@ def default_storage() -> str:
     return f"sqlite:///{mlruns_dir() / 'optuna.db'}"
 
 
-def check_storage_url(url: str) -> None:
-    """``--storage`` must name a database SQLAlchemy can open with an installed driver."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        make_url(url).get_dialect().import_dbapi()
-    except Exception as e:
-        hint = (
-            "; for PostgreSQL: pip install 'regbench[postgres]' and postgresql+psycopg2://..."
-            if url.startswith("postgres")
-            else ""
-        )
-        raise ConfigError(
-            f"--storage={url!r} is not a database URL Optuna can open ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}); e.g. sqlite:///path/optuna.db or "
-            f"postgresql+psycopg2://user:pass@host/db{hint}"
-        ) from None
-
-
 def _experiment(spec: StudySpec, study_name: str, cli_overrides: list[str]) -> str:
     """CLI ``experiment_name=`` > the study file's > the base config's (unless 'default') >
     the study name. Children and the parent run must share one experiment."""
@@ -113,6 +94,8 @@ def run_study(
     if timeout is not None and not timeout > 0:
         raise ConfigError(f"--timeout={timeout!r} is not valid; it must be a number of seconds > 0")
     if storage is not None:
+        from regbench.sweep.worker import check_storage_url
+
         check_storage_url(storage)
     if n_trials is not None:
         positive_int("--n-trials", n_trials)

@@ -61,6 +61,25 @@ def open_storage(spec: StudySpec, url: str) -> optuna.storages.RDBStorage:
         )
 
 
+def check_storage_url(url: str) -> None:
+    """``--storage`` must name a database SQLAlchemy can open with an installed driver."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(url).get_dialect().import_dbapi()
+    except Exception as e:
+        hint = (
+            "; for PostgreSQL: pip install 'regbench[postgres]' and postgresql+psycopg2://..."
+            if url.startswith("postgres")
+            else ""
+        )
+        raise ConfigError(
+            f"--storage={url!r} is not a database URL Optuna can open ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}); e.g. sqlite:///path/optuna.db or "
+            f"postgresql+psycopg2://user:pass@host/db{hint}"
+        ) from None
+
+
 class LocalLock:
     """An exclusive ``flock`` shared by the workers of one study on this machine."""
 
