@@ -224,3 +224,25 @@ def test_two_sweeps_log_through_an_mlflow_server(tracking_server, tmp_path):
     plots = [a.path for a in client.list_artifacts(parent.info.run_id, "plots")]
     assert "plots/optimization_history.png" in plots
     assert "spec.yaml" in [a.path for a in client.list_artifacts(parent.info.run_id)]
+
+
+def test_the_study_lock_on_postgres_excludes_other_connections(postgres):
+    """What keeps machines from overshooting n_trials: while one worker holds the study's
+    lock, no other connection (another machine) can take it; released, it can."""
+    import sqlalchemy
+
+    from regbench.sweep.worker import AdvisoryLock, study_lock
+
+    url = f"{postgres}/optuna"
+    lock = study_lock(url, "locked-study")
+    assert isinstance(lock, AdvisoryLock)
+    other = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+
+    def other_machine_gets_it() -> bool:
+        with other.connect() as con:  # a session of its own; its locks end with it
+            return con.execute(sqlalchemy.text(f"SELECT pg_try_advisory_lock({lock.key})")).scalar()
+
+    lock.acquire()
+    assert other_machine_gets_it() is False
+    lock.release()
+    assert other_machine_gets_it() is True
