@@ -28,13 +28,17 @@ def _train(argv: list[str]) -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
-    import regbench.config  # noqa: F401  (registers the rb_root resolver)
+    from regbench import runtime
+    from regbench.config import register_resolvers
     from regbench.paths import CONF_DIR
+
+    register_resolvers()
 
     @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
     def app(cfg: DictConfig) -> float:
         from regbench.train import run
 
+        runtime.setup()  # here too: multirun launchers run this in fresh processes
         overrides = list(HydraConfig.get().overrides.task)
         metrics = run(cfg, overrides)
         print(
@@ -55,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     cmd, rest = argv[0], argv[1:]
+    from regbench import runtime
+
+    runtime.setup()
     if cmd == "train":
         _train(rest)
     elif cmd == "bench":

@@ -24,9 +24,6 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from regbench.paths import ROOT, mlruns_dir
 
-# A local benchmark store has no use for usage telemetry (and offline it only waits).
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
 
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     """Every SQLite connection (MLflow's store, Optuna's storage) in write-ahead-log mode
@@ -45,15 +42,16 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
         cursor.close()
 
 
-def _install_sqlite_pragmas() -> None:
+def install_sqlite_pragmas() -> None:
+    """Register :func:`_sqlite_pragmas` for every SQLAlchemy engine (idempotent). Called
+    wherever a store is opened (:func:`get_client`, the sweep's Optuna storage), not at
+    import."""
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
     if not event.contains(Engine, "connect", _sqlite_pragmas):
         event.listen(Engine, "connect", _sqlite_pragmas)
 
-
-_install_sqlite_pragmas()
 
 PARENT_TAG = "mlflow.parentRunId"
 PARENT_ENV = "REGBENCH_PARENT_RUN_ID"  # set by sweeps/multirun for child runs
@@ -69,6 +67,9 @@ def tracking_uri() -> str:
 
 
 def get_client():
+    # A local benchmark store has no use for usage telemetry (and offline it only waits).
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    install_sqlite_pragmas()
     import mlflow
 
     uri = tracking_uri()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import os
-import warnings
 from collections.abc import Sequence
 
 import pytorch_lightning as pl
@@ -15,23 +12,13 @@ from regbench import tracking
 from regbench.data import build_data
 from regbench.data.batches import limit_batches
 from regbench.data.module import TensorDataModule
+from regbench.diagnostics import DiagData, diagnostics_callback
 from regbench.errors import ConfigError, positive_int
 from regbench.module import RegModule
 from regbench.nn import build_model
 from regbench.optim import build_scheduler, check_optim
 from regbench.progress import EpochProgressBar
 from regbench.reg import build_regularizers
-
-# Lightning's info lines (GPU available, tips, "100% of batches") are noise in sweeps.
-for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
-warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-# Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (fork safety on GPU hosts). Without a GPU
-# driver every torch.cuda.is_available() then tries to load NVML (~0.13 ms, several times
-# a step); the plain check is safe there, since there is no CUDA context to poison.
-if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and torch.cuda.device_count() == 0:
-    del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
-warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 
 
 def build(cfg: DictConfig):
@@ -42,7 +29,7 @@ def build(cfg: DictConfig):
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     splits = build_data(cfg.data, cfg.seed)
     model = build_model(cfg.model, splits.input_shape, splits.num_classes)
-    reg = build_regularizers(cfg)
+    reg = build_regularizers(cfg, splits.num_classes)
     t = cfg.trainer
     steps = t.get("steps_per_call", 1)
     positive_int("trainer.steps_per_call", steps)
@@ -60,6 +47,13 @@ def build(cfg: DictConfig):
         steps_per_call=steps,
         limit_train_batches=t.limit_train_batches,
     )
+    s = splits
+    diag_data = DiagData(
+        s.x_train, s.y_train, s.x_test, s.y_test, cfg.data.batch_size, data.normalize
+    )
+    diag = diagnostics_callback(cfg.get("diag"), diag_data)
+    if diag is not None:
+        reg.callbacks.append(diag)  # last: after early stopping has restored weights
     return splits, data, module
 
 

@@ -47,7 +47,7 @@ class Splits:
 
 def build_data(cfg: DictConfig, seed: int) -> Splits:
     """Load ``cfg.name``, carve the validation split and apply label noise, from ``seed``."""
-    from regbench.data import mnist1d, vision  # noqa: F401  (register loaders)
+    from regbench.data import mnist1d, synthetic, vision  # noqa: F401  (register loaders)
     from regbench.data.noise import corrupt_labels
 
     loader = DATASETS.get(cfg.name, "data.name")

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from regbench.errors import ConfigError, in_range, positive_int
 from regbench.nn import MODELS
 from regbench.nn.init import init_weights
-from regbench.nn.layers import LAYERS, LayerSpec, build_layers
+from regbench.nn.layers import LAYERS, LayerSpec, build_layers, check_block, layer_spec
 from regbench.reg.depth import DropPath, linear_decay_survival
 from regbench.reg.dropout import make_dropout
 
@@ -48,39 +48,6 @@ def dropout_rates(cfg: DictConfig, num_blocks: int) -> list[float]:
         return [float(r) for r in rates]
     in_range("model.dropout", rates, 0.0, 1.0, hi_open=True)
     return [float(rates)] * num_blocks
-
-
-def layer_spec(cfg: DictConfig, dims: int, per_block_dropout: bool = False) -> LayerSpec:
-    """LayerSpec from the model config, validating the shared keys. A list-valued
-    ``model.dropout`` is accepted only by builders passing ``per_block_dropout=True``
-    (they set the rate per block with :func:`dropout_rates`)."""
-    dropout = cfg.get("dropout", 0.0)
-    if isinstance(dropout, ListConfig | list | tuple):
-        if not per_block_dropout:
-            raise ConfigError(
-                f"model.dropout={list(dropout)}: per-block rates are supported by the mlp "
-                f"and resmlp models, not model.name={cfg.get('name')!r}; give a single rate"
-            )
-        dropout = 0.0  # replaced per block
-    for key in ("dropout", "input_dropout", "head_dropout", "dropconnect"):
-        value = dropout if key == "dropout" else cfg.get(key, 0.0)
-        in_range(f"model.{key}", value, 0.0, 1.0, hi_open=True)
-    positive_int("model.norm_groups", cfg.get("norm_groups", 8))
-    in_range("model.norm_momentum", cfg.get("norm_momentum", 0.1), 0.0, 1.0)
-    in_range("model.norm_eps", cfg.get("norm_eps", 1e-5), 0.0, None, lo_open=True)
-    return LayerSpec(
-        dims=dims,
-        norm=cfg.get("norm", "none"),
-        act=cfg.get("act", "relu"),
-        dropout=float(dropout),
-        dropout_kind=cfg.get("dropout_kind", "bernoulli"),
-        dropconnect=float(cfg.get("dropconnect", 0.0)),
-        norm_groups=int(cfg.get("norm_groups", 8)),
-        norm_momentum=float(cfg.get("norm_momentum", 0.1)),
-        norm_eps=float(cfg.get("norm_eps", 1e-5)),
-        norm_affine=bool(cfg.get("norm_affine", True)),
-        bias=bool(cfg.get("bias", True)),
-    )
 
 
 class MLP(nn.Module):
@@ -116,7 +83,7 @@ class MLP(nn.Module):
         return self.head(self.head_drop(self.blocks(x)))  # (B, width) -> (B, classes)
 
 
-class ResidualBlock(nn.Module):
+class ResMLPBlock(nn.Module):
     """``x + DropPath(branch(x))`` on (B, width) features."""
 
     def __init__(self, branch: nn.Module, survival: float) -> None:
@@ -148,7 +115,7 @@ class ResMLP(nn.Module):
         self.stem = nn.Linear(in_features, width)  # (B, F) -> (B, width)
         self.blocks = nn.Sequential(
             *[
-                ResidualBlock(build_layers(block, replace(spec, dropout=r), width, width), p)
+                ResMLPBlock(build_layers(block, replace(spec, dropout=r), width, width), p)
                 for p, r in zip(survival, rates, strict=True)
             ]
         )
@@ -160,15 +127,6 @@ class ResMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.stem(self.input_drop(self.flatten(x)))
         return self.head(self.head_drop(self.final(self.blocks(x))))
-
-
-def check_block(block: list[str], required: str) -> list[str]:
-    if not block or isinstance(block, str):
-        raise ConfigError(f"model.block={block!r} must be a non-empty list of layer names")
-    names = [LAYERS.canonical(n, "model.block") for n in block]
-    if required not in names:
-        raise ConfigError(f"model.block={list(block)} must contain '{required}'")
-    return names
 
 
 @MODELS.register("mlp")

@@ -42,8 +42,7 @@ from torch import Tensor, nn
 from regbench.errors import ConfigError, choice, positive_int
 from regbench.nn import MODELS
 from regbench.nn.init import init_weights
-from regbench.nn.layers import LAYERS, NORMS, LayerSpec, build_layers
-from regbench.nn.mlp import check_block, layer_spec
+from regbench.nn.layers import LAYERS, NORMS, LayerSpec, build_layers, check_block, layer_spec
 from regbench.nn.resnet_blocks import optional_layers, residual_block
 from regbench.reg.depth import linear_decay_survival
 from regbench.reg.dropout import make_dropout

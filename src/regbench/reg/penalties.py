@@ -43,8 +43,9 @@ def squared_l2(params: list[Tensor]) -> Tensor:
 def _penalty(fn: Callable[[list[Tensor]], Tensor], strength: float, which: str):
     cache: dict[int, list[nn.Parameter]] = {}
 
-    def penalty(model: nn.Module) -> Tensor:
-        # The parameter list is built once per model: the per-step cost is the tensor math.
+    def penalty(model: nn.Module, logits: Tensor, targets: Tensor, step: int) -> Tensor:
+        # A weight penalty: only the model matters. The parameter list is built once per
+        # model: the per-step cost is the tensor math.
         params = cache.get(id(model))
         if params is None:
             params = cache[id(model)] = selected_params(model, which)
