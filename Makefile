@@ -30,6 +30,7 @@ test-slow: install
 lint: install
 	$(RUN) ruff check src tests
 	$(RUN) ruff format --check src tests
+	$(RUN) lint-imports  # the layer contract in pyproject.toml [tool.importlinter]
 
 format: install
 	$(RUN) ruff format src tests
