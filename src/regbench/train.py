@@ -23,6 +23,11 @@ from regbench.reg import build_regularizers
 
 def build(cfg: DictConfig):
     """Everything a run needs, built (and so validated) before any MLflow run exists."""
+    if cfg.get("reproduce_only"):  # an experiment whose runs are not one Lightning fit
+        raise ConfigError(
+            f"experiment={cfg.reproduce_only} configures a reproduction, not a training "
+            f"run; use: regbench reproduce {cfg.reproduce_only}"
+        )
     positive_int("trainer.max_epochs", cfg.trainer.max_epochs)
     check_optim(cfg.optim)
     build_scheduler(cfg.scheduler, torch.optim.SGD([torch.zeros(1)], lr=1.0), 1)
