@@ -36,9 +36,9 @@ def build(cfg: DictConfig):
     model = build_model(cfg.model, splits.input_shape, splits.num_classes)
     reg = build_regularizers(cfg, splits.num_classes)
     t = cfg.trainer
-    steps = t.get("steps_per_call", 1)
+    steps = t.steps_per_call
     positive_int("trainer.steps_per_call", steps)
-    positive_int("logger.every_n_epochs", cfg.logger.get("every_n_epochs", 1))
+    positive_int("logger.every_n_epochs", cfg.logger.every_n_epochs)
     try:
         limit_batches(1, t.limit_train_batches)
     except ValueError as e:
@@ -56,7 +56,7 @@ def build(cfg: DictConfig):
     diag_data = DiagData(
         s.x_train, s.y_train, s.x_test, s.y_test, cfg.data.batch_size, data.normalize
     )
-    diag = diagnostics_callback(cfg.get("diag"), diag_data)
+    diag = diagnostics_callback(cfg.diag, diag_data)
     if diag is not None:
         reg.callbacks.append(diag)  # last: after early stopping has restored weights
     return splits, data, module
@@ -65,7 +65,7 @@ def build(cfg: DictConfig):
 def make_trainer(cfg: DictConfig, logger, callbacks=()) -> pl.Trainer:
     t = cfg.trainer
     # With several steps per call the module clips and the data module limits batches.
-    fused = t.get("steps_per_call", 1) > 1
+    fused = t.steps_per_call > 1
     return pl.Trainer(
         max_epochs=t.max_epochs,
         accelerator=t.accelerator,
@@ -106,7 +106,7 @@ def run(
     name = tracking.run_name(cfg, overrides)
     with tracking.tracked_run(cfg.experiment_name, name, cfg, tags, parent_run_id) as tracked:
         logger = tracking.MlflowEpochLogger(
-            tracked, cfg.logger.background, cfg.logger.get("every_n_epochs", 1)
+            tracked, cfg.logger.background, cfg.logger.every_n_epochs
         )
         trainer = make_trainer(cfg, logger, [*module.reg.callbacks, *callbacks])
         tracked.set_tags(tracking.environment_tags(str(trainer.strategy.root_device)))

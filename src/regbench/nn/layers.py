@@ -178,7 +178,7 @@ def layer_spec(cfg: DictConfig, dims: int, per_block_dropout: bool = False) -> L
     """LayerSpec from the model config, validating the shared keys. A list-valued
     ``model.dropout`` is accepted only by builders passing ``per_block_dropout=True``
     (they set the rate per block with :func:`dropout_rates`)."""
-    dropout = cfg.get("dropout", 0.0)
+    dropout = cfg.dropout
     if isinstance(dropout, ListConfig | list | tuple):
         if not per_block_dropout:
             raise ConfigError(
@@ -189,19 +189,19 @@ def layer_spec(cfg: DictConfig, dims: int, per_block_dropout: bool = False) -> L
     for key in ("dropout", "input_dropout", "head_dropout", "dropconnect"):
         value = dropout if key == "dropout" else cfg.get(key, 0.0)
         in_range(f"model.{key}", value, 0.0, 1.0, hi_open=True)
-    positive_int("model.norm_groups", cfg.get("norm_groups", 8))
-    in_range("model.norm_momentum", cfg.get("norm_momentum", 0.1), 0.0, 1.0)
-    in_range("model.norm_eps", cfg.get("norm_eps", 1e-5), 0.0, None, lo_open=True)
+    positive_int("model.norm_groups", cfg.norm_groups)
+    in_range("model.norm_momentum", cfg.norm_momentum, 0.0, 1.0)
+    in_range("model.norm_eps", cfg.norm_eps, 0.0, None, lo_open=True)
     return LayerSpec(
         dims=dims,
-        norm=cfg.get("norm", "none"),
-        act=cfg.get("act", "relu"),
+        norm=cfg.norm,
+        act=cfg.act,
         dropout=float(dropout),
-        dropout_kind=cfg.get("dropout_kind", "bernoulli"),
-        dropconnect=float(cfg.get("dropconnect", 0.0)),
-        norm_groups=int(cfg.get("norm_groups", 8)),
-        norm_momentum=float(cfg.get("norm_momentum", 0.1)),
-        norm_eps=float(cfg.get("norm_eps", 1e-5)),
-        norm_affine=bool(cfg.get("norm_affine", True)),
-        bias=bool(cfg.get("bias", True)),
+        dropout_kind=cfg.dropout_kind,
+        dropconnect=float(cfg.dropconnect),
+        norm_groups=int(cfg.norm_groups),
+        norm_momentum=float(cfg.norm_momentum),
+        norm_eps=float(cfg.norm_eps),
+        norm_affine=bool(cfg.norm_affine),
+        bias=bool(cfg.bias),
     )

@@ -36,7 +36,7 @@ from regbench.reg.dropout import make_dropout
 
 def dropout_rates(cfg: DictConfig, num_blocks: int) -> list[float]:
     """``model.dropout`` as one validated drop rate per block (a scalar is repeated)."""
-    rates = cfg.get("dropout", 0.0)
+    rates = cfg.dropout
     if isinstance(rates, ListConfig | list | tuple):
         if len(rates) != num_blocks:
             raise ConfigError(
@@ -141,11 +141,11 @@ def build_mlp(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -
         width=cfg.width,
         block=block,
         spec=layer_spec(cfg, dims=0, per_block_dropout=True),
-        input_dropout=float(cfg.get("input_dropout", 0.0)),
-        head_dropout=float(cfg.get("head_dropout", 0.0)),
+        input_dropout=float(cfg.input_dropout),
+        head_dropout=float(cfg.head_dropout),
         rates=dropout_rates(cfg, cfg.depth),
     )
-    init_weights(model, cfg.get("init", "kaiming"))
+    init_weights(model, cfg.init)
     return model
 
 
@@ -154,10 +154,8 @@ def build_resmlp(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int
     positive_int("model.depth", cfg.depth)
     positive_int("model.width", cfg.width)
     block = check_block(list(cfg.block), "linear")
-    final = [LAYERS.canonical(n, "model.final") for n in (cfg.get("final") or [])]
-    survival = linear_decay_survival(
-        cfg.depth, cfg.get("survival_last", 1.0), key="model.survival_last"
-    )
+    final = [LAYERS.canonical(n, "model.final") for n in (cfg.final or [])]
+    survival = linear_decay_survival(cfg.depth, cfg.survival_last, key="model.survival_last")
     model = ResMLP(
         in_features=math.prod(input_shape),
         num_classes=num_classes,
@@ -167,8 +165,8 @@ def build_resmlp(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int
         spec=layer_spec(cfg, dims=0, per_block_dropout=True),
         survival=survival,
         rates=dropout_rates(cfg, cfg.depth),
-        input_dropout=float(cfg.get("input_dropout", 0.0)),
-        head_dropout=float(cfg.get("head_dropout", 0.0)),
+        input_dropout=float(cfg.input_dropout),
+        head_dropout=float(cfg.head_dropout),
     )
-    init_weights(model, cfg.get("init", "kaiming"))
+    init_weights(model, cfg.init)
     return model

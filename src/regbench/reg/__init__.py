@@ -50,18 +50,17 @@ def build_regularizers(cfg: DictConfig, num_classes: int | None = None):
         if not isinstance(entry, DictConfig):
             raise ConfigError(f"reg.{name}={entry!r} is not valid; it must be a mapping")
         key = f"reg.{name}.kind"
-        kind = REGULARIZERS.canonical(entry.get("kind", name), key)
+        kind = REGULARIZERS.canonical(entry.kind, key)
         if kind == "early_stopping":
             _check_monitor_is_logged(cfg, entry, f"reg.{name}")
         REGULARIZERS.get(kind)(entry, bundle, f"reg.{name}")
-    bundle.inference = inference_from(cfg.get("model"))
+    bundle.inference = inference_from(cfg.model)
     return bundle
 
 
 def _check_monitor_is_logged(cfg: DictConfig, entry: DictConfig, key: str) -> None:
-    monitor = str(entry.get("monitor", "val/loss"))
-    data = cfg.get("data") or {}
-    if monitor.startswith("val/") and data.get("val_fraction", 0.0) == 0:
+    monitor = str(entry.monitor)
+    if monitor.startswith("val/") and cfg.data.val_fraction == 0:
         raise ConfigError(
             f"{key}.monitor={monitor!r} needs a validation split, but data.val_fraction=0; "
             "set data.val_fraction > 0 or monitor a train/ metric"

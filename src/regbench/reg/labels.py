@@ -69,7 +69,7 @@ class SmoothingTerm:
 
 @REGULARIZERS.register("mixup")
 def add_mixup(entry: DictConfig, bundle, key: str) -> None:
-    alpha = entry.get("alpha", 0.2)
+    alpha = entry.alpha
     in_range(f"{key}.alpha", alpha, 0.0, None, lo_open=True)
     if bundle.num_classes is None:
         raise ConfigError(f"{key}: mixup needs the number of classes of the data set")
@@ -78,6 +78,6 @@ def add_mixup(entry: DictConfig, bundle, key: str) -> None:
 
 @REGULARIZERS.register("label_smoothing", "smoothing")
 def add_label_smoothing(entry: DictConfig, bundle, key: str) -> None:
-    eps = entry.get("smoothing", 0.1)
+    eps = entry.smoothing
     in_range(f"{key}.smoothing", eps, 0.0, 1.0, hi_open=True)
     bundle.penalties[key.split(".", 1)[1]] = SmoothingTerm(float(eps))

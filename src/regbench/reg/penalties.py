@@ -55,9 +55,9 @@ def _penalty(fn: Callable[[list[Tensor]], Tensor], strength: float, which: str):
 
 
 def _common(entry: DictConfig, key: str) -> tuple[float, str]:
-    strength = entry.get("strength", 0.0)
+    strength = entry.strength
     in_range(f"{key}.strength", strength, 0.0)
-    which = entry.get("params", "weights")
+    which = entry.params
     choice(f"{key}.params", which, PARAM_SETS)
     return float(strength), which
 
@@ -81,7 +81,7 @@ def add_l1(entry: DictConfig, bundle, key: str) -> None:
 @REGULARIZERS.register("elastic_net", "elasticnet")
 def add_elastic_net(entry: DictConfig, bundle, key: str) -> None:
     strength, which = _common(entry, key)
-    ratio = entry.get("l1_ratio", 0.5)
+    ratio = entry.l1_ratio
     in_range(f"{key}.l1_ratio", ratio, 0.0, 1.0)
     ratio = float(ratio)
 
