@@ -62,6 +62,9 @@ class EpochMeans:
         return out
 
 
+_PLAIN = frozenset({"_current_fx_name", "_step"})
+
+
 class RegModule(pl.LightningModule):
     def __init__(
         self,
@@ -87,9 +90,9 @@ class RegModule(pl.LightningModule):
 
     def __setattr__(self, name: str, value) -> None:
         # Lightning sets `_current_fx_name` around every hook call (about 40 times a
-        # step); nn.Module.__setattr__'s parameter/buffer/module checks make each ~10 µs.
-        # It is a plain attribute, so it skips them.
-        if name == "_current_fx_name":
+        # step), and the step counter changes every step; nn.Module.__setattr__'s
+        # parameter/buffer/module checks make each ~10 µs. Both are plain attributes.
+        if name in _PLAIN:
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
