@@ -126,7 +126,7 @@ def test_diagnostics_are_logged_and_do_not_change_the_run(tiny, experiment):
     assert not any(k.startswith("diag/") for k in off)
 
 
-# docs/REPRODUCTIONS.md, CPU scale: MNIST-1D, MLP 3 x [Linear-BN-ReLU] width 128, SGD
+# REPRODUCTIONS.md section 1, CPU scale: MNIST-1D, MLP 3 x [Linear-BN-ReLU] width 128, SGD
 # lr 0.1 momentum 0.9, weight decay 5e-4, cosine, batch 64.
 DISHARMONY = [
     "model.depth=3",
