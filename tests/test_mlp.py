@@ -9,7 +9,7 @@ from torch import nn
 from regbench.config import compose
 from regbench.errors import ConfigError
 from regbench.nn import build_model
-from regbench.nn.mlp import ResMLPBlock
+from regbench.nn.mlp import ResidualBlock
 from regbench.reg.depth import DropPath
 
 
@@ -32,7 +32,7 @@ def test_mlp_order_spec_puts_dropout_directly_before_batch_norm():
 
 def test_resmlp_survival_follows_linear_rule_and_branches_are_residual():
     m = build("model=resmlp", "model.depth=4", "model.width=16", "model.survival_last=0.5")
-    blocks = [b for b in m.blocks if isinstance(b, ResMLPBlock)]
+    blocks = [b for b in m.blocks if isinstance(b, ResidualBlock)]
     assert len(blocks) == 4
     got = [b.drop_path.survival_prob for b in blocks]
     assert got == pytest.approx([1 - (i / 4) * 0.5 for i in range(1, 5)])

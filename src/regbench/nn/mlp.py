@@ -83,7 +83,7 @@ class MLP(nn.Module):
         return self.head(self.head_drop(self.blocks(x)))  # (B, width) -> (B, classes)
 
 
-class ResMLPBlock(nn.Module):
+class ResidualBlock(nn.Module):
     """``x + DropPath(branch(x))`` on (B, width) features."""
 
     def __init__(self, branch: nn.Module, survival: float) -> None:
@@ -115,7 +115,7 @@ class ResMLP(nn.Module):
         self.stem = nn.Linear(in_features, width)  # (B, F) -> (B, width)
         self.blocks = nn.Sequential(
             *[
-                ResMLPBlock(build_layers(block, replace(spec, dropout=r), width, width), p)
+                ResidualBlock(build_layers(block, replace(spec, dropout=r), width, width), p)
                 for p, r in zip(survival, rates, strict=True)
             ]
         )

@@ -65,7 +65,7 @@ def make_shortcut(
     return build_layers(["conv", "norm"] if norm else ["conv"], proj, c_in, c_out)
 
 
-class ResidualBlock(nn.Module):
+class ConvResidualBlock(nn.Module):
     """``after_add(shortcut(x) + drop_path(branch(x)))``; shapes (B, C, *S)."""
 
     def __init__(
@@ -91,10 +91,10 @@ def residual_block(
     shortcut: str,
     shortcut_norm: bool,
     survival: float,
-) -> ResidualBlock:
+) -> ConvResidualBlock:
     """One block; the first weight layer of ``order`` carries ``stride`` and c_in -> c_out."""
     strided = replace(spec, stride=stride)
-    return ResidualBlock(
+    return ConvResidualBlock(
         branch=build_layers(order, strided, c_in, c_out),
         shortcut=make_shortcut(shortcut, spec, c_in, c_out, stride, shortcut_norm),
         drop_path=nn.Identity() if survival >= 1.0 else DropPath(survival),
