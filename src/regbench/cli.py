@@ -1,4 +1,4 @@
-"""``regbench train | sweep | report | reproduce | bench``.
+"""``regbench train | sweep | compare | report | reproduce | bench``.
 
 ``train`` is a Hydra app (overrides, ``-m`` multirun, ``--cfg job``); the others take
 ordinary flags. Heavy imports happen inside each command so ``--help`` is quick.
@@ -15,11 +15,13 @@ commands:
   sweep SPEC.yaml        an Optuna study from sweeps/
   reproduce NAME         a published result: grid, then report
   report NAME            rebuild a reproduction's report from MLflow
+  compare NAME           a sweep's runs over seeds: table, paired diffs, figures
   bench                  full stack vs a hand-written PyTorch loop
 
 examples:
   regbench train model.width=64 trainer.max_epochs=3 seed=7
   regbench train -m model.width=16,64 seed=0,1,2
+  regbench compare multirun-20260101-120000-abc123 --baseline model.width=16
 """
 
 
@@ -65,6 +67,10 @@ def main(argv: list[str] | None = None) -> None:
         from regbench.sweep import main as sweep_main
 
         sweep_main(rest)
+    elif cmd == "compare":
+        from regbench.report.compare import main as compare_main
+
+        compare_main(rest)
     elif cmd in ("reproduce", "report"):
         from regbench.reproductions import main as repro_main
 
