@@ -36,6 +36,9 @@ format: install
 	$(RUN) ruff check --fix src tests
 
 ui: install  ## MLflow UI on the project store, bound to localhost
+	@# MLflow 3.17's UI picks GenAI or model-training views from this URL parameter (else
+	@# from the browser's last choice, GenAI at first), not from the experiment's kind tag
+	@echo "open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
 	$(RUN) mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlruns/mlflow.db" \
 		--default-artifact-root "$(CURDIR)/mlruns/artifacts" --host 127.0.0.1 --port 5000
 

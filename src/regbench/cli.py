@@ -25,6 +25,17 @@ examples:
 """
 
 
+def ui_link(run_id: str) -> str:
+    """The run's page in ``make ui``. ``workflowType=machine_learning`` opens MLflow 3.17's
+    model-training view (runs, metrics); without it the UI opens on its GenAI view."""
+    from regbench.tracking import get_client
+
+    exp_id = get_client().get_run(run_id).info.experiment_id
+    return (
+        f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{run_id}?workflowType=machine_learning"
+    )
+
+
 def _train(argv: list[str]) -> None:
     import hydra
     from hydra.core.hydra_config import HydraConfig
@@ -42,8 +53,7 @@ def _train(argv: list[str]) -> None:
         print(
             f"\nrun {metrics['run_id']} finished: test/acc={metrics['test/acc']:.4f} "
             f"test/loss={metrics['test/loss']:.4f}\n"
-            f"open it in MLflow: make ui   (then http://127.0.0.1:5000, experiment "
-            f"'{cfg.experiment_name}')"
+            f"open it in MLflow: make ui, then {ui_link(metrics['run_id'])}"
         )
         return metrics["test/acc"]
 
