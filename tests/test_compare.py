@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from regbench.report.compare import compare, main
-from regbench.report.groups import RunRecord, varied_keys
+from regbench.report.groups import Group, RunRecord, fmt_summary, summarize, varied_keys
 from regbench.report.stats import mean_ci
 from regbench.tracking import NOTE_TAG, get_client, log_params, tracked_run
 
 SUMMARY = "compare/summary.json"
+NAN = float("nan")
 # test/acc per (reg, seed): differences from [] are +0.02, +0.03, +0.04 for [l2]
 ACC = {"[]": [0.50, 0.60, 0.55], "[l2]": [0.52, 0.63, 0.59]}
 
@@ -53,6 +54,14 @@ def test_varied_keys_drop_seed_constants_and_implied_keys():
     ]
     # reg.l1.kind is a function of reg (missing counts as a value): dropped
     assert varied_keys(runs) == ["reg", "model.width"]
+
+
+def test_a_diverged_seed_is_left_out_and_counted():
+    runs = {s: RunRecord(str(s), {}, {"test/loss": v}) for s, v in enumerate([1.0, 2.0, NAN])}
+    g = Group({"reg": "[]"}, runs)
+    assert g.values("test/loss") == {0: 1.0, 1: 2.0}
+    s = summarize(g, "test/loss")
+    assert fmt_summary(s, 2, len(g.runs)) == f"1.50 ± {s.half:.2f} (n=2)"
 
 
 def test_compare_tables_stats_and_artifacts_on_the_parent(experiment, capsys, tmp_path):

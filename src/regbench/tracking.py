@@ -111,49 +111,6 @@ def ensure_experiment(client, name: str) -> str:
     return exp_id
 
 
-def dataset_inputs(splits, data_cfg) -> list:
-    """The run's data as MLflow dataset inputs, one per split (context train/val/test):
-    name, digest (hash of the split's inputs and labels, label noise included), source
-    (the generator's arguments, or the download folder) and shape, so the UI's Dataset
-    column and lineage view are filled."""
-    import hashlib
-    import json
-
-    from mlflow.entities import Dataset, DatasetInput, InputTag
-
-    name = str(splits.name)
-    if name.replace("_", "") == "mnist1d":
-        keys = ("n_train", "n_test", "generator_seed")
-        args = {k: data_cfg.get(k) for k in keys}
-        source_type, source = "code", {"tags": {"generator": "mnist1d.data.make_dataset", **args}}
-    else:
-        source_type, source = "local", {"uri": str(Path(str(data_cfg.get("data_dir", "data"))))}
-    out = []
-    for split in ("train", "val", "test"):
-        x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
-        if len(y) == 0:
-            continue
-        h = hashlib.sha256()
-        for t in (x, y):
-            h.update(t.detach().cpu().contiguous().numpy().tobytes())
-        profile = {
-            "num_rows": len(y),
-            "features_shape": list(x.shape),
-            "features_dtype": str(x.dtype).removeprefix("torch."),
-            "targets_shape": list(y.shape),
-            "num_classes": int(splits.num_classes),
-        }
-        ds = Dataset(
-            name=name,
-            digest=h.hexdigest()[:16],
-            source_type=source_type,
-            source=json.dumps(source),
-            profile=json.dumps(profile),
-        )
-        out.append(DatasetInput(ds, tags=[InputTag("mlflow.data.context", split)]))
-    return out
-
-
 def flatten(cfg: DictConfig | Mapping, prefix: str = "") -> dict[str, str]:
     """Resolved config as ``{"model.width": "128", ...}`` (MLflow params are strings)."""
     container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg

@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 
-from regbench import cost, tracking
+from regbench import cost, lineage, tracking
 from regbench.data import build_data
 from regbench.data.batches import limit_batches
 from regbench.data.module import TensorDataModule
@@ -110,7 +110,7 @@ def run(
     name = tracking.run_name(cfg, overrides)
     with tracking.tracked_run(cfg.experiment_name, name, cfg, tags, parent_run_id) as tracked:
         tracking.log_params(tracked.client, tracked.run_id, extra)
-        tracked.client.log_inputs(tracked.run_id, tracking.dataset_inputs(splits, cfg.data))
+        tracked.client.log_inputs(tracked.run_id, lineage.dataset_inputs(splits, cfg.data))
         logger = tracking.MlflowEpochLogger(
             tracked, cfg.logger.background, cfg.logger.get("every_n_epochs", 1)
         )

@@ -67,12 +67,16 @@ def summary_rows(groups: Sequence[Group], base: int, metrics: Sequence[str]) -> 
     return rows
 
 
+def _cell(g: Group, metric: str) -> str:
+    return fmt_summary(summarize(g, metric), 4, len(g.runs))
+
+
 def markdown_tables(groups: Sequence[Group], base: int, metrics: Sequence[str]) -> str:
     """The summary table (mean ± 95% half-width) and the paired-difference table."""
     mark = ["**baseline** " if i == base else "" for i in range(len(groups))]
     head = ["configuration", "seeds", *metrics]
     rows = [
-        [mark[i] + g.label, len(g.runs), *[fmt_summary(summarize(g, m)) for m in metrics]]
+        [mark[i] + g.label, len(g.runs), *[_cell(g, m) for m in metrics]]
         for i, g in enumerate(groups)
     ]
     out = [
@@ -99,7 +103,7 @@ def long_table(groups: Sequence[Group], base: int, metrics: Sequence[str]) -> st
     for m in metrics:
         for i, g in enumerate(groups):
             diff = "baseline" if i == base else fmt_diff(paired_diff(g, groups[base], m))
-            rows.append([m, g.label, fmt_summary(summarize(g, m)), diff])
+            rows.append([m, g.label, _cell(g, m), diff])
     head = ["metric", "configuration", "mean ± 95% half-width", "paired diff [95% CI]"]
     return table(head, rows)
 

@@ -43,7 +43,10 @@ class Group:
         return ", ".join(f"{k}={v}" for k, v in self.settings.items()) or "(all runs)"
 
     def values(self, metric: str) -> dict[int, float]:
-        return {s: r.metrics[metric] for s, r in self.runs.items() if metric in r.metrics}
+        """Per-seed final values; a non-finite one (a diverged run) is left out, and the
+        count shown beside the summary then says so."""
+        out = {s: r.metrics.get(metric, math.nan) for s, r in self.runs.items()}
+        return {s: v for s, v in out.items() if math.isfinite(v)}
 
 
 def _search(client, exp_ids: list[str], query: str) -> list:
@@ -196,12 +199,14 @@ def paired_diff(group: Group, base: Group, metric: str) -> Summary | None:
     return mean_ci(diffs) if diffs else None
 
 
-def fmt_summary(s: Summary | None, digits: int = 4) -> str:
+def fmt_summary(s: Summary | None, digits: int = 4, runs: int | None = None) -> str:
+    """``mean ± half``; ``(n=k)`` when fewer than ``runs`` seeds had a finite value."""
     if s is None:
-        return "-"
+        return "no finite value"
+    short = f" (n={s.n})" if runs is not None and s.n < runs else ""
     if s.n < 2 or math.isnan(s.half):
         return f"{s.mean:.{digits}f} (n=1)"
-    return f"{s.mean:.{digits}f} ± {s.half:.{digits}f}"
+    return f"{s.mean:.{digits}f} ± {s.half:.{digits}f}{short}"
 
 
 def fmt_diff(s: Summary | None, digits: int = 4) -> str:
