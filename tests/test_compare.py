@@ -43,17 +43,20 @@ def fake_grid(experiment: str, name: str, acc=ACC, status: str = "FINISHED") -> 
     return parent.run_id
 
 
-def test_varied_keys_drop_seed_constants_and_implied_keys():
+def test_varied_keys_drop_seed_constants_size_and_implied_details():
     def rec(**p):
         return RunRecord("x", {k.replace("__", "."): v for k, v in p.items()}, {})
 
     runs = [
-        rec(seed="0", reg="[]", model__width="32"),
-        rec(seed="1", reg="[l1]", reg__l1__kind="l1", model__width="32"),
-        rec(seed="0", reg="[l1]", reg__l1__kind="l1", model__width="64"),
-    ]
-    # reg.l1.kind is a function of reg (missing counts as a value): dropped
-    assert varied_keys(runs) == ["reg", "model.width"]
+        rec(seed="0", reg="[]", model__width="32", model__params="900", model__dropout="0"),
+        rec(seed="1", reg="[l1]", reg__l1__kind="l1", model__width="32", model__params="900",
+            model__dropout="0"),
+        rec(seed="0", reg="[l1]", reg__l1__kind="l1", model__width="64", model__params="3000",
+            model__dropout="0.5"),
+    ]  # fmt: skip
+    # reg.l1.kind follows from reg: dropped; model.dropout varies with model.width in
+    # lockstep but is a setting of its own: kept; model.params is not a setting
+    assert varied_keys(runs) == ["model.dropout", "model.width", "reg"]
 
 
 def test_a_diverged_seed_is_left_out_and_counted():

@@ -23,8 +23,8 @@ from regbench.report.runs import RunRecord
 from regbench.report.stats import Summary, mean_ci
 from regbench.tracking import PARENT_TAG
 
-#: params that identify a run, not a configuration
-RUN_SPECIFIC = ("seed",)
+#: params that identify a run (seed) or follow from its config (model.params), not settings
+RUN_SPECIFIC = ("seed", "model.params")
 UNSET = "(unset)"
 #: final metrics shown on stdout when present in every run (all metrics go to report.md)
 MAIN_METRICS = ("test/acc", "test/loss", "val/acc", "val/loss", "time/fit_s")
@@ -118,18 +118,19 @@ def finished_children(client, parent) -> list[RunRecord]:
 
 def varied_keys(records: Sequence[RunRecord]) -> list[str]:
     """Params whose value differs across runs (a missing param counts as a value), less
-    the seed and any key that is a function of the keys kept before it: ``reg.l1.kind``
-    adds nothing once ``reg`` is kept. Shorter (coarser) keys are kept first."""
+    the seed, the parameter count, and the details of a kept key that add nothing:
+    ``reg.l1.kind`` goes once ``reg`` (``[l1]``, ``[]``) is kept, as it follows from it."""
     keys = sorted({k for r in records for k in r.params} - set(RUN_SPECIFIC))
     varying = [k for k in keys if len({r.params.get(k, UNSET) for r in records}) > 1]
-    varying.sort(key=lambda k: (k.count("."), k))
+    varying.sort(key=lambda k: (k.count("."), k))  # coarser keys first
     kept: list[str] = []
     for k in varying:
         before = {tuple(r.params.get(x, UNSET) for x in kept) for r in records}
         after = {tuple(r.params.get(x, UNSET) for x in [*kept, k]) for r in records}
-        if len(after) > len(before):
+        nested = any(k.startswith(f"{x}.") for x in kept)
+        if not nested or len(after) > len(before):
             kept.append(k)
-    return kept
+    return sorted(kept, key=keys.index)
 
 
 def group_runs(records: Sequence[RunRecord]) -> list[Group]:
