@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def dataset_inputs(splits, data_cfg) -> list:
+def dataset_inputs(splits, data_cfg, train_digest: str | None = None) -> list:
     """The run's data as MLflow dataset inputs, one per split (context train/val/test):
     name, digest (hash of the split's inputs and labels, label noise included), source
     (the generator's arguments, or the download folder) and shape, so the UI's Dataset
@@ -34,9 +34,13 @@ def dataset_inputs(splits, data_cfg) -> list:
         x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
         if len(y) == 0:
             continue
-        h = hashlib.sha256()
-        for t in (x, y):
-            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        if split == "train" and train_digest:  # the run's data.fingerprint, already hashed
+            digest = train_digest
+        else:  # the same hash as Splits.fingerprint, over this split
+            h = hashlib.sha256()
+            for t in (x, y):
+                h.update(t.detach().cpu().contiguous().numpy().tobytes())
+            digest = h.hexdigest()[:16]
         profile = {
             "num_rows": len(y),
             "features_shape": list(x.shape),
@@ -46,7 +50,7 @@ def dataset_inputs(splits, data_cfg) -> list:
         }
         ds = Dataset(
             name=name,
-            digest=h.hexdigest()[:16],
+            digest=digest,
             source_type=source_type,
             source=json.dumps(source),
             profile=json.dumps(profile),

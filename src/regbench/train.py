@@ -110,7 +110,8 @@ def run(
     name = tracking.run_name(cfg, overrides)
     with tracking.tracked_run(cfg.experiment_name, name, cfg, tags, parent_run_id) as tracked:
         tracking.log_params(tracked.client, tracked.run_id, extra)
-        tracked.client.log_inputs(tracked.run_id, lineage.dataset_inputs(splits, cfg.data))
+        inputs = lineage.dataset_inputs(splits, cfg.data, tags["data.fingerprint"])
+        tracked.client.log_inputs(tracked.run_id, inputs)
         logger = tracking.MlflowEpochLogger(
             tracked, cfg.logger.background, cfg.logger.get("every_n_epochs", 1)
         )
