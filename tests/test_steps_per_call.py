@@ -27,7 +27,8 @@ FULL = [
 
 def _history(run_id: str) -> dict[str, list[tuple[int, float]]]:
     client = get_client()
-    keys = get_client().get_run(run_id).data.metrics
+    # time/ metrics are wall times (cost), the only values two identical runs may not share
+    keys = [k for k in get_client().get_run(run_id).data.metrics if not k.startswith("time/")]
     return {k: [(m.step, m.value) for m in client.get_metric_history(run_id, k)] for k in keys}
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 
-from regbench import tracking
+from regbench import cost, lineage, tracking
 from regbench.data import build_data
 from regbench.data.batches import limit_batches
 from regbench.data.module import TensorDataModule
@@ -29,6 +30,7 @@ def build(cfg: DictConfig):
             f"run; use: regbench reproduce {cfg.reproduce_only}"
         )
     positive_int("trainer.max_epochs", cfg.trainer.max_epochs)
+    cost.check_target(cfg.trainer)
     check_optim(cfg.optim)
     build_scheduler(cfg.scheduler, torch.optim.SGD([torch.zeros(1)], lr=1.0), 1)
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
@@ -98,21 +100,32 @@ def run(
     and ``run_id``. ``callbacks`` are added to the trainer (e.g. an Optuna pruner);
     ``tags`` are added to the MLflow run."""
     splits, datamodule, module = build(cfg)
-    tags = {
-        "data.fingerprint": splits.fingerprint(),
-        "model.params": sum(p.numel() for p in module.parameters()),
-        **(tags or {}),
-    }
+    n_params = sum(p.numel() for p in module.parameters())
+    tags = {"data.fingerprint": splits.fingerprint(), "model.params": n_params, **(tags or {})}
+    # Params beside the flattened config: the size (a param, so runs can be sorted and
+    # plotted by it) and the regularizer list as one value (an empty ``reg`` group leaves
+    # no reg.* params, so a grid over reg=[l1],[] is otherwise hard to group).
+    extra = {"model.params": str(n_params), "reg": f"[{','.join(cfg.get('reg') or {})}]"}
     name = tracking.run_name(cfg, overrides)
     with tracking.tracked_run(cfg.experiment_name, name, cfg, tags, parent_run_id) as tracked:
+        tracking.log_params(tracked.client, tracked.run_id, extra)
+        inputs = lineage.dataset_inputs(splits, cfg.data, tags["data.fingerprint"])
+        tracked.client.log_inputs(tracked.run_id, inputs)
         logger = tracking.MlflowEpochLogger(
             tracked, cfg.logger.background, cfg.logger.every_n_epochs
         )
-        trainer = make_trainer(cfg, logger, [*module.reg.callbacks, *callbacks])
+        timer = cost.timer(cfg.trainer)
+        trainer = make_trainer(cfg, logger, [*module.reg.callbacks, *callbacks, timer])
         tracked.set_tags(tracking.environment_tags(str(trainer.strategy.root_device)))
+        t0 = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
+        fit_s = time.perf_counter() - t0
         trainer.test(module, datamodule=datamodule, verbose=False)
         logger.finalize("success")
-        metrics: dict = dict(logger.last)
+        spent = timer.metrics(fit_s)
+        tracked.log_metrics(spent, step=trainer.current_epoch)
+        if timer.tags():
+            tracked.set_tags(timer.tags())
+        metrics: dict = {**logger.last, **spent}
         metrics["run_id"] = tracked.run_id
     return metrics
