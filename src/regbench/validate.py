@@ -204,14 +204,14 @@ def check_transforms(cfg: DictConfig, input_shape: tuple[int, ...], num_classes:
     cannot take the data set's inputs fails here, naming its ``reg`` entry."""
     import torch
 
-    from regbench.module import Regularizers
     from regbench.reg import REGULARIZERS, _register_all
+    from regbench.reg.bundle import Regularizers
 
     _register_all()
     for name, entry in (cfg.get("reg") or {}).items():
         if not isinstance(entry, DictConfig):
             continue
-        bundle = Regularizers()
+        bundle = Regularizers(num_classes=num_classes)
         REGULARIZERS.get(REGULARIZERS.canonical(entry.get("kind", name), f"reg.{name}.kind"))(
             entry, bundle, f"reg.{name}"
         )
@@ -219,8 +219,6 @@ def check_transforms(cfg: DictConfig, input_shape: tuple[int, ...], num_classes:
         y = torch.zeros(2, dtype=torch.long) % max(num_classes, 1)
         with torch.random.fork_rng(devices=[]):  # leave the run's random stream untouched
             for t in bundle.transforms:
-                if hasattr(t, "bind"):  # as RegModule does: transforms told the class count
-                    t.bind(num_classes)
                 try:
                     t(x, y)
                 except (ValueError, RuntimeError, IndexError) as e:
