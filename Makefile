@@ -42,10 +42,8 @@ ui: install  ## MLflow UI on the project store, bound to localhost
 bench: install
 	$(RUN) regbench bench
 
-reproduce: install
-	$(RUN) regbench reproduce variance_shift
-	$(RUN) regbench reproduce model_double_descent
-	$(RUN) regbench reproduce epoch_double_descent
+reproduce: install  ## every registered reproduction at cpu scale (ARGS="--scale tiny" etc.)
+	$(RUN) regbench reproduce --all $(ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache

@@ -38,6 +38,26 @@ def test_label_noise_replaces_exact_fraction_with_other_classes():
     assert counts[0] == 0 and (counts[1:] > 3).all()
 
 
+def test_resampled_label_noise_draws_from_all_classes_with_the_given_probability():
+    # the MNIST-1D notebook's procedure: with probability 0.15 a label is redrawn from all
+    # 10 classes, so a redraw keeps the label 1 time in 10: 0.15 * 0.9 = 13.5% end up wrong
+    n = 20000
+    y = torch.arange(n) % 10
+    noisy_y, wrong = corrupt_labels(y, 0.15, 10, torch.Generator().manual_seed(0), "resample")
+    sd = (0.135 * 0.865 / n) ** 0.5
+    assert abs(wrong.float().mean().item() - 0.135) < 4 * sd
+    assert torch.equal(wrong, noisy_y != y)
+    counts = torch.bincount(noisy_y[wrong], minlength=10).float()  # wrong labels: any class
+    assert (counts / counts.sum() - 0.1).abs().max() < 0.02
+
+
+def test_unknown_label_noise_mode_fails_before_training():
+    from regbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data.label_noise_mode='flip' is not valid; choose"):
+        build_data(mnist1d_cfg(label_noise=0.1, label_noise_mode="flip"), seed=0)
+
+
 def test_label_noise_is_reproducible_from_the_seed():
     y = torch.arange(500) % 10
     a = corrupt_labels(y, 0.2, 10, torch.Generator().manual_seed(1))[0]

@@ -11,7 +11,7 @@ values into a :class:`Verdict`:
   claim needs (and one seed never supports a claim about a random quantity).
 
 A deterministic check (a closed form, an identity; ``exact=True``) has no interval: it is
-judged on its tolerance, every value must be on the claim's side, and it says so.
+judged on its tolerance: SUPPORTED when every value is on the claim's side, else REFUTED.
 """
 
 from __future__ import annotations
@@ -159,8 +159,8 @@ def judge(claim: Claim, values: Sequence[float]) -> Verdict:
     if not vals:
         return Verdict(claim, vals, None, INCONCLUSIVE, "no values")
     s = mean_ci(vals)
-    if claim.exact:
-        status = _side(claim, min(vals), max(vals))
+    if claim.exact:  # no uncertainty to wait out: one value off the claim's side fails it
+        status = SUPPORTED if _side(claim, min(vals), max(vals)) == SUPPORTED else REFUTED
         return Verdict(claim, vals, s, status, "deterministic check, judged on its tolerance")
     if s.n < 2:
         return Verdict(claim, vals, s, INCONCLUSIVE, f"one seed; needs {claim.min_seeds}")

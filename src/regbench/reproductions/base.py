@@ -83,29 +83,13 @@ def grid(
     experiment: str,
     objective: str = "val/acc",
 ) -> list[dict]:
-    """``regbench.sweep.run_grid``, with the objective metric chosen: its default,
-    ``val/acc``, does not exist when a config trains on all data (``val_fraction=0``)."""
-    if objective == "val/acc":
-        from regbench.sweep import run_grid
+    """``regbench.sweep.run_grid`` with a reproduction's experiment and objective metric."""
+    from regbench.sweep import run_grid
 
-        return run_grid(
-            name, list(base), axes, list(seeds), n_jobs=n_jobs, experiment_name=experiment
-        )
-    from regbench.sweep import run_study
-    from regbench.sweep.grid import grid_results
-    from regbench.sweep.spec import parse_spec
-
-    raw = {
-        "name": name,
-        "overrides": list(base),
-        "seeds": list(seeds),
-        "objective": {"metric": objective, "direction": "maximize"},
-        "sampler": "grid",
-        "space": {k: {"type": "categorical", "choices": list(v)} for k, v in axes.items()},
-        "experiment_name": experiment,
-    }
-    spec = parse_spec(raw, name)
-    return grid_results(run_study(spec, n_jobs=n_jobs), spec, axes)
+    return run_grid(
+        name, list(base), axes, list(seeds), n_jobs=n_jobs, experiment_name=experiment,
+        objective=objective,
+    )  # fmt: skip
 
 
 def tag_parent(experiment: str, results: Sequence[dict], name: str, scale: str) -> str | None:
