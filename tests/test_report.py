@@ -9,7 +9,6 @@ import pytest
 
 from regbench.report import Verdict, load_runs, mean_ci, table, verdict_block
 from regbench.reproductions.epoch_double_descent import bump
-from regbench.reproductions.model_double_descent import peak_stats
 
 
 def test_mean_ci_is_the_student_t_interval():
@@ -60,15 +59,6 @@ def test_bump_finds_the_rise_above_the_running_minimum():
     assert bump([1.0, 0.9, 0.8])[2] == 0.0  # monotone: no bump
     # the rise is measured from the minimum *before* the peak, not the global one
     assert bump([0.6, 0.4, 0.7, 0.1, 0.3]) == (1, 2, pytest.approx(0.3))
-
-
-def test_peak_stats_takes_an_interior_peak_over_the_preceding_minimum():
-    from regbench.report import Summary
-
-    err = [Summary(v, 0.0, 2, 0.0) for v in (0.9, 0.5, 0.6, 0.55, 0.4)]
-    assert peak_stats([1, 2, 3, 4, 5], err) == {"peak": 2, "min": 1, "height": pytest.approx(0.1)}
-    err = [Summary(v, 0.0, 2, 0.0) for v in (0.9, 0.5, 0.4, 0.3, 0.9)]  # rise only at the end
-    assert peak_stats([1, 2, 3, 4, 5], err)["height"] == 0.0
 
 
 def _log_vs_run(experiment, placement, rate, seed, shift, reest, test, test_reest, tr, ev):
