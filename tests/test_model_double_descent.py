@@ -33,7 +33,8 @@ def test_peak_window_rise_and_transition_position():
     assert mdd.window_rise(ws, err) == pytest.approx(0.54 - 0.47)
     assert mdd.window_rise([4, 300], [0.5, 0.4]) is None
     train = [0.6, 0.3, 0.2, 0.1, 0.05, 0.0]  # >= 15% up to h=16, <= 1% from h=300
-    assert mdd.transition_position(ws, train, 47) == pytest.approx(math.log(47 / 16) / math.log(300 / 16))  # fmt: skip
+    expected = math.log(47 / 16) / math.log(300 / 16)
+    assert mdd.transition_position(ws, train, 47) == pytest.approx(expected)
     assert mdd.transition_position(ws, [0.6] * 6, 47) is None  # never interpolates
 
 
