@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import runs_of
 from regbench.config import compose
 
 PLACEMENTS = ["none", "before_bn", "head", "uout"]
@@ -80,21 +79,3 @@ def test_teacher_student_module_matches_closed_form_gradient_descent():
                 assert records[t][f"draw/{b}/train_mse"] == pytest.approx(
                     np.mean((x @ w - y) ** 2), rel=1e-9
                 )
-
-
-def test_epoch_double_descent_end_to_end_resumes_and_rebuilds_identically(experiment):
-    from regbench.reproductions import epoch_double_descent as edd
-    from regbench.reproductions.base import build_report
-
-    repro = edd.EpochDoubleDescent()
-    repro.edd_overrides = ["edd.steps=400", "edd.draws=4", "edd.n_log=12", "edd.two_layer.steps=40"]
-    repro.experiment_name = lambda scale: experiment
-    repro.train("cpu", [0], 1)
-    n_runs = len(runs_of(experiment))
-    repro.train("cpu", [0], 1)  # resumes: both arms are finished, only a new parent run
-    assert len(runs_of(experiment)) == n_runs + 1
-    first = build_report(repro, "cpu").read_text()
-    second = build_report(repro, "cpu").read_text()
-    assert first == second
-    assert "| step | equal step sizes | fast features' step x 1/kappa |" in first
-    assert "- **PASS** fast features' step reduced" in first  # no bump by construction
