@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from regbench.errors import ConfigError
-from regbench.report import REPRO_TAG, Verdict, find_parent, report_dir, verdict_block
-from regbench.report.claims import Verdict as ClaimVerdict
-from regbench.report.claims import claims_table
+from regbench.report import REPRO_TAG, find_parent, report_dir
+from regbench.report.claims import Verdict, claims_table
 from regbench.report.writer import write_report
 
 #: tiny: seconds, same code path (make test asserts its verdicts); cpu: minutes on 2 cores;
@@ -27,12 +26,11 @@ SCALES = ("tiny", "cpu", "paper")
 class Report:
     """What a reproduction's analysis produces; ``markdown`` is the body below the title.
     ``claims`` are judged claims (:mod:`regbench.report.claims`), shown as the claims
-    table; ``verdicts`` are the older PASS/FAIL lines (being replaced by claims)."""
+    table at the top of the report."""
 
     markdown: str
-    verdicts: list[Verdict] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
-    claims: list[ClaimVerdict] = field(default_factory=list)
+    claims: list[Verdict] = field(default_factory=list)
 
 
 class Reproduction:
@@ -119,8 +117,6 @@ def build_report(repro: Reproduction, scale: str) -> Path:
     if rep.claims:
         parts.append(claims_table(rep.claims))
     parts.append(rep.markdown)
-    if rep.verdicts:
-        parts.append(verdict_block(rep.verdicts))
     md = "\n\n".join(parts) + "\n"
     return write_report(out_dir, md, rep.figures, find_parent(experiment))
 
