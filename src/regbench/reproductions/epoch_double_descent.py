@@ -88,8 +88,8 @@ def _claim(key, text, statistic, direction, threshold, rationale, **kw) -> Claim
     return Claim(key, text, statistic, direction, threshold, rationale, digits=4, **kw)
 
 
-def claims(model: str) -> dict[str, Claim]:
-    """The claims of one mechanism (``linear`` or ``two_layer``)."""
+def claims(model: str, steps: int = 50_000) -> dict[str, Claim]:
+    """The claims of one mechanism (``linear`` or ``two_layer``) over ``steps``."""
     name = "linear" if model == "linear" else "two-layer (constructed)"
     dd = "per draw: depth of the deepest bump risen to and fallen from (second_descent)"
     out = {
@@ -113,7 +113,7 @@ def claims(model: str) -> dict[str, Claim]:
             ("control", "negative control (independent directions)"),
         ):
             out[arm] = _claim(
-                f"two_layer_{arm}", f"{name}, {what}: a single minimum over 50,000 steps",
+                f"two_layer_{arm}", f"{name}, {what}: a single minimum over {steps:,} steps",
                 dd, "below", FLAT, f"{HY}; tolerance {FLAT} fixed in advance (1% of the "
                 "teacher's output variance)",
             )  # fmt: skip
@@ -140,7 +140,9 @@ def arm_curves(runs, arms) -> dict[str, tuple[list[int], dict[tuple[int, int], l
 
 
 def judge_mechanism(model: str, arms: dict, equal: str, reduced: str, control: str = ""):
-    cl, out = claims(model), []
+    """The verdicts of one mechanism's claims on its arms' per-draw curves."""
+    steps = max((a[0][-1] for a in arms.values() if a[0]), default=0)
+    cl, out = claims(model, steps), []
     if equal in arms:
         out.append(judge(cl["dd"], [second_descent(c) for c in arms[equal][1].values()]))
     if equal in arms and reduced in arms:

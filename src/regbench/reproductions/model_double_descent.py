@@ -120,7 +120,7 @@ CLAIMS = {
         "per seed: log2 h of the running minimum before the largest rise",
         "within",
         **_log_window(*MIN_WINDOW),
-        rationale=f"published minimum at h=16 ({SOURCE}); window from the issue",
+        rationale=f"published minimum at h=16 ({SOURCE}); window pre-registered in issue 10",
     ),
     "peak": Claim(
         "peak",
@@ -128,7 +128,7 @@ CLAIMS = {
         "per seed: log2 h of the width with the largest rise over the minimum before it",
         "within",
         **_log_window(*PEAK_WINDOW),
-        rationale=f"published peak at h=47 ({SOURCE}); window from the issue",
+        rationale=f"published peak at h=47 ({SOURCE}); window pre-registered in issue 10",
     ),
     "rise": Claim(
         "rise",
