@@ -73,14 +73,12 @@ def test_claims_from_logged_runs_and_one_violation_flips_only_its_claim(experime
 
 
 def test_tiny_scale_end_to_end(capsys):
-    """Two seeds, fewer than any random claim needs: all INCONCLUSIVE; the exact sanity
-    check (re-estimation leaves no shift) holds at any scale."""
+    """Two seeds, fewer than any claim needs: every claim INCONCLUSIVE, and says so."""
     from regbench.reproductions import main
 
     main("reproduce", ["variance_shift", "--scale", "tiny", "--n-jobs", "1"])
     text = capsys.readouterr().out
-    assert "## Claims: 1 SUPPORTED, 0 REFUTED, 6 INCONCLUSIVE" in text
+    assert "## Claims: 0 SUPPORTED, 0 REFUTED, 7 INCONCLUSIVE" in text
     rows = [line for line in text.splitlines() if f"**{INCONCLUSIVE}**" in line]
-    assert len(rows) == 6 and all("2 seeds, needs 3" in r for r in rows)
-    sanity = next(line for line in text.splitlines() if f"**{SUPPORTED}**" in line)
-    assert "sanity check" in sanity and "deterministic check" in sanity
+    assert len(rows) == 7 and all("2 seeds, needs 3" in r for r in rows)
+    assert "| no dropout | - |" in text and "| dropout before BN | 0.5 |" in text
