@@ -54,23 +54,13 @@ MIN_WINDOW, PEAK_WINDOW = (10, 21), (28, 62)
 UNDERFIT, INTERPOLATED = 0.15, 0.01  # noisy train error before / after interpolation
 SOURCE = "MNIST-1D notebook deep-double-descent.ipynb, greydanus/mnist1d commit 9129ceb"
 # test error (%) by width, one seed (docs/REPRODUCTIONS.md section 2, from SOURCE)
+# fmt: off
 PUBLISHED = {
-    NOISE: {
-        16: 47.24,
-        21: 50.84,
-        27: 50.69,
-        36: 52.80,
-        47: 54.05,
-        61: 54.02,
-        80: 52.08,
-        104: 50.23,
-        135: 48.39,
-        177: 47.88,
-        230: 46.54,
-        300: 45.47,
-    },
+    NOISE: {16: 47.24, 21: 50.84, 27: 50.69, 36: 52.80, 47: 54.05, 61: 54.02, 80: 52.08,
+            104: 50.23, 135: 48.39, 177: 47.88, 230: 46.54, 300: 45.47},
     CLEAN: {27: 41.02, 36: 41.66, 47: 41.01, 300: 37.25},
 }
+# fmt: on
 
 
 def _log_window(lo: float, hi: float) -> dict[str, float]:
@@ -113,59 +103,42 @@ def transition_position(widths: list[int], train: list[float], peak: int) -> flo
     return math.log(peak / a) / math.log(b / a)
 
 
+# fmt: off
 CLAIMS = {
     "min": Claim(
-        "min",
-        f"15% noise: the minimum before the peak lies in h in {list(MIN_WINDOW)}",
-        "per seed: log2 h of the running minimum before the largest rise",
-        "within",
+        "min", f"15% noise: the minimum before the peak lies in h in {list(MIN_WINDOW)}",
+        "per seed: log2 h of the running minimum before the largest rise", "within",
         **_log_window(*MIN_WINDOW),
         rationale=f"published minimum at h=16 ({SOURCE}); window pre-registered in issue 10",
     ),
     "peak": Claim(
-        "peak",
-        f"15% noise: the test-error peak lies in h in {list(PEAK_WINDOW)}",
+        "peak", f"15% noise: the test-error peak lies in h in {list(PEAK_WINDOW)}",
         "per seed: log2 h of the width with the largest rise over the minimum before it",
-        "within",
-        **_log_window(*PEAK_WINDOW),
+        "within", **_log_window(*PEAK_WINDOW),
         rationale=f"published peak at h=47 ({SOURCE}); window pre-registered in issue 10",
     ),
     "rise": Claim(
-        "rise",
-        "15% noise: test error rises from the minimum window to the peak window",
+        "rise", "15% noise: test error rises from the minimum window to the peak window",
         f"per seed: max test error over h in {list(PEAK_WINDOW)} - min over h in "
-        f"{list(MIN_WINDOW)}",
-        "above",
-        0.03,
+        f"{list(MIN_WINDOW)}", "above", 0.03,
         rationale=f"half the published rise 54.05 - 47.24 = 6.8 points ({SOURCE})",
-        scale=100,
-        digits=1,
-        unit=" pts",
+        scale=100, digits=1, unit=" pts",
     ),
     "threshold": Claim(
-        "threshold",
-        "15% noise: the peak sits where noisy train error falls from >= 15% to <= 1%",
-        "per seed: the peak's position on log h between the widest h with "
-        "train error >= 15% (0) and the narrowest with <= 1% (1)",
-        "within",
-        0.5,
-        delta=0.5,
+        "threshold", "15% noise: the peak sits where noisy train error falls from >= 15% "
+        "to <= 1%", "per seed: the peak's position on log h between the widest h with "
+        "train error >= 15% (0) and the narrowest with <= 1% (1)", "within", 0.5, delta=0.5,
         rationale=f"published: train error 5.47% at the peak h=47, 0 from h=61 ({SOURCE})",
         digits=2,
     ),
     "clean": Claim(
-        "clean",
-        "the rise is smaller without label noise",
-        "per seed: rise (15% noise) - rise (0% noise), same seeds and widths",
-        "above",
-        0.0,
+        "clean", "the rise is smaller without label noise",
+        "per seed: rise (15% noise) - rise (0% noise), same seeds and widths", "above", 0.0,
         rationale=f"published clean curve has no peak: 41.02, 41.66, 41.01% at h=27, 36, "
-        f"47 ({SOURCE})",
-        scale=100,
-        digits=1,
-        unit=" pts",
+        f"47 ({SOURCE})", scale=100, digits=1, unit=" pts",
     ),
 }
+# fmt: on
 
 
 def claim_values(curves: dict) -> dict[str, dict[int, float]]:
