@@ -74,7 +74,11 @@ def test_fewer_seeds_than_needed_is_inconclusive_and_says_where_the_interval_lea
     assert v.status == INCONCLUSIVE
     assert v.note == "3 seeds, needs 5; the interval would say SUPPORTED"
     v = judge(claim("above", 1.1, min_seeds=5), [1.0, 1.1, 1.2])
-    assert v.note == "3 seeds, needs 5"
+    assert v.note == "3 seeds, needs 5"  # the mean on the threshold: no count would do
+    v = judge(claim("above", 1.05, min_seeds=5), [1.0, 1.1, 1.2])  # margin 0.05, sd 0.1
+    need = seeds_needed(v.claim, v.summary)
+    assert need > 5
+    assert v.note == f"3 seeds, needs 5; the observed spread would need about {need} seeds"
 
 
 def test_an_inconclusive_verdict_says_how_many_seeds_the_spread_would_need():

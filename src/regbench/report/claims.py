@@ -165,12 +165,14 @@ def judge(claim: Claim, values: Sequence[float]) -> Verdict:
     if s.n < 2:
         return Verdict(claim, vals, s, INCONCLUSIVE, f"one seed; needs {claim.min_seeds}")
     status = _side(claim, s.lo, s.hi)
+    need = seeds_needed(claim, s)
     if s.n < claim.min_seeds:
         lean = f"; the interval would say {status}" if status != INCONCLUSIVE else ""
+        if status == INCONCLUSIVE and need is not None and need <= MAX_SEEDS_SHOWN:
+            lean = f"; the observed spread would need about {need} seeds"
         return Verdict(claim, vals, s, INCONCLUSIVE, f"{s.n} seeds, needs {claim.min_seeds}{lean}")
     if status != INCONCLUSIVE:
         return Verdict(claim, vals, s, status)
-    need = seeds_needed(claim, s)
     if need is None:
         note = "the interval straddles the threshold; the mean sits on it"
     elif need > MAX_SEEDS_SHOWN:
