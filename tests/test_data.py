@@ -21,6 +21,7 @@ def mnist1d_cfg(**kw):
         "generator_seed": 42,
         "val_fraction": 0.1,
         "label_noise": 0.0,
+        "label_noise_mode": "replace",
         "batch_size": 50,
     }
     return OmegaConf.create({**base, **kw})
@@ -120,6 +121,7 @@ def test_mnist_loader_reads_torchvision_files(tmp_path):
             "download": False,
             "val_fraction": 0.25,
             "label_noise": 0.0,
+            "label_noise_mode": "replace",
             "batch_size": 4,
         }
     )
@@ -139,6 +141,7 @@ def test_missing_files_without_download_name_the_path(tmp_path):
             "download": False,
             "val_fraction": 0.0,
             "label_noise": 0.0,
+            "label_noise_mode": "replace",
             "batch_size": 4,
         }
     )

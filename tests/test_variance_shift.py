@@ -8,8 +8,8 @@ import math
 import pytest
 
 from regbench.report import load_runs
+from regbench.report.axes import group_by_axes
 from regbench.report.claims import INCONCLUSIVE, REFUTED, SUPPORTED
-from regbench.report.groups import group_runs
 from regbench.reproductions import variance_shift as vs
 
 
@@ -51,7 +51,7 @@ def _grid(experiment, eps=(0.0, 0.004, -0.004)):
 def test_claims_from_logged_runs_and_one_violation_flips_only_its_claim(experiment, tmp_path):
     _grid(experiment)
     _log(experiment, "none", 0.1, 0, 1.02)  # a rerun of one point: the newest run wins
-    groups = group_runs(load_runs(experiment), {"vs_placement": str, "vs_rate": float})
+    groups = group_by_axes(load_runs(experiment), {"vs_placement": str, "vs_rate": float})
     assert len(groups) == 7 and all(len(rs) == 3 for rs in groups.values())
     assert [r.seed for r in groups["before_bn", 0.5]] == [0, 1, 2]
 

@@ -1,5 +1,5 @@
 """Reports of reproductions: aggregate runs over seeds from MLflow (mean and 95%
-t-interval), runs grouped by axes (groups.py), claims judged on intervals (claims.py),
+t-interval), runs grouped by a grid's axes (axes.py), claims judged on intervals (claims.py),
 markdown tables, figures."""
 
 from regbench.report.markdown import table

@@ -38,8 +38,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from regbench.report import history, load_runs, mean_ci, table
+from regbench.report.axes import group_by_axes
 from regbench.report.claims import Claim, Verdict, judge
-from regbench.report.groups import group_runs
 from regbench.report.plots import COLORS, band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
@@ -129,7 +129,7 @@ def curves_of(run_id: str, draws: int) -> tuple[list[int], list[list[float]]]:
 
 def arm_curves(runs, arms) -> dict[str, tuple[list[int], dict[tuple[int, int], list[float]]]]:
     """Per arm: steps and the curve of every (seed, draw), the key that pairs arms."""
-    groups = group_runs([r for r in runs if r.p("arm", str, "") in arms], {"arm": str})
+    groups = group_by_axes([r for r in runs if r.p("arm", str, "") in arms], {"arm": str})
     out = {}
     for arm in (a for a in arms if (a,) in groups):  # in the order of ``arms``
         curves, steps = {}, []

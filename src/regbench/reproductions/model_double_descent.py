@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from regbench.report import load_runs, table
+from regbench.report.axes import group_by_axes, per_seed, summarize_seeds
 from regbench.report.claims import Claim, Verdict, judge, paired_by_seed
-from regbench.report.groups import group_runs, per_seed, summarize
 from regbench.report.plots import COLORS, band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
@@ -205,7 +205,9 @@ class ModelDoubleDescent(Reproduction):
         return base, {"data.label_noise": [NOISE, CLEAN], "model.width": widths}
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        groups = group_runs(load_runs(experiment), {"data.label_noise": float, "model.width": int})
+        groups = group_by_axes(
+            load_runs(experiment), {"data.label_noise": float, "model.width": int}
+        )
         if not groups:
             raise SystemExit(
                 f"no finished runs in experiment {experiment!r}; run "
@@ -222,13 +224,13 @@ class ModelDoubleDescent(Reproduction):
                 for s in seeds
             }
         n_seeds = len(curves.get(NOISE, {}))
-        figure = self._figure(summarize(test), summarize(train), out_dir)
+        figure = self._figure(summarize_seeds(test), summarize_seeds(train), out_dir)
         md = [
             f"Experiment `{experiment}`, {sum(map(len, groups.values()))} runs, {n_seeds} "
             "seed(s) with every width at 15% noise; mean ± 95% t-interval over seeds. "
             "Train error is on the noisy training labels, eval mode, after training. "
             f"Published: {SOURCE}, one seed.",
-            self._table(summarize(test), summarize(train)),
+            self._table(summarize_seeds(test), summarize_seeds(train)),
             f"![model-wise double descent]({figure.name})",
         ]
         return Report("\n\n".join(md), figures=[figure], claims=verdicts(curves, n_seeds))

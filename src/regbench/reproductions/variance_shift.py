@@ -39,8 +39,8 @@ import math
 from pathlib import Path
 
 from regbench.report import RunRecord, load_runs, table
+from regbench.report.axes import group_by_axes, per_seed, summarize_seeds
 from regbench.report.claims import Claim, judge
-from regbench.report.groups import group_runs, per_seed, summarize
 from regbench.report.plots import COLORS, band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
@@ -190,14 +190,14 @@ class VarianceShift(Reproduction):
         return self.check(results, experiment, scale)
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        groups = group_runs(load_runs(experiment), {"vs_placement": str, "vs_rate": float})
+        groups = group_by_axes(load_runs(experiment), {"vs_placement": str, "vs_rate": float})
         if not groups:
             raise SystemExit(
                 f"no finished runs in experiment {experiment!r}; run "
                 f"`regbench reproduce {self.name}` first"
             )
         vals = {q: per_seed(groups, f) for q, f in QUANTITIES.items()}
-        S = {q: summarize(v) for q, v in vals.items()}
+        S = {q: summarize_seeds(v) for q, v in vals.items()}
         some = next(iter(groups.values()))[0]
         momentum, batch = some.p("model.norm_momentum", float), some.p("data.batch_size", int)
         verdicts = []
