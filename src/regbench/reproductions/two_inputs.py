@@ -176,7 +176,7 @@ def claims(n: int, steps: int) -> dict[str, Claim]:
     c["l1_zero"] = Claim(
         "l1_zero",
         "L1 sets w_B exactly to 0",
-        "|w_B| at the end",
+        "|w_B| at the end (exactly 0 required)",
         "below",
         1e-300,
         "soft-thresholding returns exact zeros",
