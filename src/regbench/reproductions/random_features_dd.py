@@ -95,7 +95,8 @@ def dual(x, xt, w, b, y, d, sizes: list[int]) -> list:
             k += (c @ c.T).double()
             kt += (ct @ c.T).double()
         done = size
-        alpha = torch.linalg.solve(k, y)
+        chol, info = torch.linalg.cholesky_ex(k)  # K is SPD for N > n: half LU's cost
+        alpha = torch.cholesky_solve(y, chol) if info == 0 else torch.linalg.solve(k, y)
         fit_tr = k @ alpha
         norm2 = float((alpha * fit_tr).sum())
         recs.append((size, score(None, fit_tr, kt @ alpha, d, size, norm2)))

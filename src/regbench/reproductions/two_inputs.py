@@ -76,16 +76,18 @@ def closed_form(x: torch.Tensor, arm: str) -> torch.Tensor:
     return torch.linalg.solve(s + torch.diag_embed(diag), c)
 
 
-def gd(x: torch.Tensor, arm: str, steps: int, seed: int) -> torch.Tensor:
-    """The GD path of every seed, (steps + 1, S, 2)."""
+def gd(x: torch.Tensor, arm: str, steps: int, seeds: list[int]) -> torch.Tensor:
+    """The GD path of every seed, (steps + 1, S, 2); seed k's dropout masks come from its
+    own generator, so its run does not depend on which other seeds share the batch."""
     n, lr, q = x.shape[1], SETUP["lr"], SETUP["q"]
     s, y = x.transpose(1, 2) @ x / n, x[:, :, 0]
     w = torch.full((x.shape[0], 2), SETUP["w0"], dtype=x.dtype)
-    g = torch.Generator().manual_seed(10_000 + seed)  # the dropout masks
+    gens = [torch.Generator().manual_seed(10_000 + seed) for seed in seeds]  # the masks
     path = [w]
     for _ in range(steps):
         if arm == "dropout":
-            m = (torch.rand(x.shape, generator=g, dtype=x.dtype) >= q) / (1 - q)
+            u = torch.stack([torch.rand(x.shape[1:], generator=g, dtype=x.dtype) for g in gens])
+            m = (u >= q) / (1 - q)
             xt = x * m  # (S, n, 2)
             grad = ((xt @ w[..., None])[..., 0] - y)[:, None, :] @ xt / n
             w = w - lr * grad[:, 0]
@@ -173,15 +175,9 @@ def claims(n: int, steps: int) -> dict[str, Claim]:
         delta=dropout_delta(n, steps),
         digits=5,
     )
-    c["l1_zero"] = Claim(
-        "l1_zero",
-        "L1 sets w_B exactly to 0",
-        "|w_B| at the end (exactly 0 required)",
-        "below",
-        1e-300,
-        "soft-thresholding returns exact zeros",
-        exact=True,
-    )
+    c["l1_zero"] = Claim("l1_zero", "L1 sets w_B exactly to 0", "|w_B| at the end (exactly 0 "
+                         "required)", "below", 1e-300, "soft-thresholding gives exact zeros",
+                         exact=True)  # fmt: skip
     for arm in ("l2", "dropout"):
         c[f"{arm}_folk_end"] = Claim(
             f"{arm}_folk_end",
@@ -224,7 +220,7 @@ class TwoInputs(Reproduction):
             todo = [a for a in ARMS if not all(finished(experiment, p) for p in params[a])]
             x = make_data(n, seeds) if todo else None
             for arm in todo:
-                path = gd(x, arm, steps, seeds[0])
+                path = gd(x, arm, steps, seeds)
                 cf = closed_form(x, arm)
                 for k, p in enumerate(params[arm]):
                     fit = lambda k=k, path=path, cf=cf, arm=arm: fit_records(path, cf, k, arm)  # noqa: E731
