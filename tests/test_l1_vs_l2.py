@@ -11,7 +11,7 @@ from conftest import runs_of
 
 
 def test_small_frac_of_a_gaussian_is_the_gaussian_level():
-    from regbench.reproductions.l1_vs_l2 import GAUSS, small_frac
+    from regbench.reproductions.sparse_logistic import GAUSS, small_frac
 
     w = torch.randn(2_000_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     assert abs(float(small_frac(w)) - GAUSS) < 4 * math.sqrt(GAUSS / 2e6)  # 4 binomial sds
@@ -19,7 +19,7 @@ def test_small_frac_of_a_gaussian_is_the_gaussian_level():
 
 
 def test_fista_l1_solution_satisfies_the_kkt_conditions():
-    from regbench.reproductions.l1_vs_l2 import LAMS, fista, make_data
+    from regbench.reproductions.sparse_logistic import LAMS, fista, make_data
 
     d = make_data([4])
     x, y = d["x"][:, :300], d["y"][:, :300]
