@@ -234,6 +234,13 @@ class HeInit(Reproduction):
                 rows,
             ),
         ]
+        md.append(
+            "The loss at initialization varies a lot between He draws (the 30-layer net's "
+            "logits are O(1) and random), which widens the interval of the ratio. PyTorch's "
+            "default loses log2(6) bits a layer until its bias terms dominate (the floor of "
+            "the recursion): the logits barely depend on the input, and it does not train "
+            "either."
+        )
         fig = self._figure(fwd, trn, out_dir)
         md.append(f"![he init]({fig.name})")
         return Report("\n\n".join(md), figures=[fig], claims=verdicts)
