@@ -11,8 +11,9 @@ E[b^2] (half of a symmetric input survives ReLU; large-width mean field):
   U(+-1/sqrt(w)), E[b^2] = 1 / (3 w)): factor 1/6 plus the bias floor; the prediction
   iterates the recursion from the measured q_1.
 
-Finite width spreads log q_L: Hanin & Rolnick 2018 (arXiv 1801.03744) give
-Var(ln q_L) ~ 5 sum_l 1/w, so sd ~ sqrt(5 * 29 / 256) = 0.75 nats = 1.1 bits per draw;
+Finite width spreads log q_L: Hanin & Rolnick (NeurIPS 2018, arXiv 1803.01719) show
+Var(ln q_L) grows like sum_l 1/w (constant 5 in their bounds), so sd <~ sqrt(5 * 29 /
+256) = 0.75 nats = 1.1 bits per draw;
 the claims' band of +-2 bits holds the mean of the draws with room and still separates
 the arms by far. Forward pass on the 4000 MNIST-1D train inputs.
 
