@@ -57,10 +57,8 @@ dashboard: install  ## optuna-dashboard on the project's study storage, bound to
 bench: install
 	$(RUN) regbench bench
 
-reproduce: install
-	$(RUN) regbench reproduce variance_shift
-	$(RUN) regbench reproduce model_double_descent
-	$(RUN) regbench reproduce epoch_double_descent
+reproduce: install  ## every registered reproduction at cpu scale (ARGS="--scale tiny" etc.)
+	$(RUN) regbench reproduce --all $(ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache
