@@ -113,6 +113,8 @@ def run(
         tracked.set_tags(tracking.environment_tags(str(trainer.strategy.root_device)))
         trainer.fit(module, datamodule=datamodule)
         trainer.test(module, datamodule=datamodule, verbose=False)
+        if cfg.logger.get("save_model", False):
+            tracking.log_state_dict(tracked, module.model)
         logger.finalize("success")
         metrics: dict = dict(logger.last)
         metrics["run_id"] = tracked.run_id
