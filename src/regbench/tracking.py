@@ -248,6 +248,8 @@ def load_state_dict(run_id: str) -> dict:
     """The ``model.pt`` artifact of a run (CPU tensors)."""
     import torch
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small file
+
     with tempfile.TemporaryDirectory() as d:
         path = get_client().download_artifacts(run_id, MODEL_ARTIFACT, d)
         return torch.load(path, map_location="cpu", weights_only=True)
