@@ -270,6 +270,9 @@ class DropoutScaling(Reproduction):
         ax0.plot([], [], "k-", label="W/p, lr/p^2 (matched)")
         ax0.plot([], [], "k--", label="W, lr (naive)")
         ax0.axhline(EXACT_TOL, color="gray", ls=":", label="tolerance")
+        ax0.text(
+            0.02, 0.02, "bit-identical (0) drawn at 1e-18", transform=ax0.transAxes, fontsize=7
+        )
         ax0.set(yscale="log", xlabel="SGD step", ylabel="max |dlogit| / max |logit|")
         ax0.set_title("vanilla vs inverted, shared masks", fontsize=9)
         ax0.legend(fontsize=7)
