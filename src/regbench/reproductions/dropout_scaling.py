@@ -30,9 +30,10 @@ Claims:
    argmax of a bias-free ReLU net unchanged): NLL(1/p) - NLL(p) > 0 per seed.
 
 CPU scale: ``conf/experiment/dropout_scaling.yaml`` (MNIST-1D, MLP 40-256-256-10,
-dropout 0.5 after each hidden ReLU, plain SGD lr 0.1, batch 64, 30 epochs), both kinds
-on 8 seeds; the exact check runs outside Lightning (float64, 300 steps) per drop rate
-and seed, tracked under its own parent run (``reproductions/direct.py``).
+dropout 0.5 after each hidden ReLU, plain SGD lr 0.1 with a cosine schedule, batch 64,
+60 epochs), both kinds on 8 seeds; the exact check runs outside Lightning (float64,
+300 steps, constant rate) per drop rate and seed, tracked under its own parent run
+(``reproductions/direct.py``).
 """
 
 from __future__ import annotations
