@@ -27,8 +27,8 @@ def test_dropout_scaling_tiny_verdicts_and_exact_reparametrization(experiment, t
     rep = repro.analyse(experiment, "tiny", tmp_path)
     status = {v.claim.key: (v.status, v.note) for v in rep.claims}
     assert status["exact"][0] == "SUPPORTED"
-    assert status["same_hp"] == ("INCONCLUSIVE", "2 seeds, needs 3")
-    assert status["factor"][0] == "INCONCLUSIVE" and status["factor"][1].startswith("2 seeds")
+    for key in ("same_hp", "factor"):  # random quantities: 2 seeds cannot decide them
+        assert status[key][0] == "INCONCLUSIVE" and status[key][1].startswith("2 seeds, needs 3")
     exact = [r for r in load_runs(experiment) if r.params.get("check") == "exact"]
     assert len(exact) == 4  # 2 rates x 2 seeds
     for r in exact:
@@ -64,8 +64,8 @@ def test_mc_vs_weight_scaling_tiny_verdicts_and_geometric_mean_identity(experime
     rep = repro.analyse(experiment, "tiny", tmp_path)
     status = {v.claim.key: (v.status, v.note) for v in rep.claims}
     assert status["geo"][0] == "SUPPORTED"
-    assert status["mc1"] == ("INCONCLUSIVE", "2 seeds, needs 3")
-    assert status["mc100"] == ("INCONCLUSIVE", "2 seeds, needs 3")
+    for key in ("mc1", "mc100"):  # random quantities: 2 seeds cannot decide them
+        assert status[key][0] == "INCONCLUSIVE" and status[key][1].startswith("2 seeds, needs 3")
     exact = [r for r in load_runs(experiment) if r.params.get("check") == "geometric_mean"]
     assert len(exact) == 6  # 2 head rates x 3 inits
     for r in exact:
