@@ -78,7 +78,7 @@ CLAIMS = {
         "geo",
         "dropout on the softmax inputs only: weight scaling = normalized geometric mean "
         f"over all 2^{EXACT_UNITS} masks",
-        "max |p_ws - p_geo| over test samples and classes, float64",
+        "max abs(p_ws - p_geo) over test samples and classes, float64",
         "below",
         EXACT_TOL,
         "identity (Srivastava et al. 2014 sec. 10); float64 sums of 4096 terms ~5e-13",
