@@ -82,6 +82,24 @@ CLAIMS = {
 }
 
 
+RHO_REFUTED = (
+    "Why C does not go to 0: the mask members share every weight and were trained "
+    "together so that each one alone is right, so they make mostly the same errors; the "
+    "average of many masks removes only the small mask-to-mask part V - C of the error."
+)
+INDEP_REFUTED = (
+    "Independently trained nets disagree more than the masks of one net do, so an "
+    "ensemble of separately trained nets gains more from averaging than dropout's "
+    "implicit ensemble."
+)
+
+
+def _readings(verdicts) -> list[str]:
+    status = {v.claim.key: v.status for v in verdicts}
+    out = [RHO_REFUTED] if status.get("rho") == "REFUTED" else []
+    return out + ([INDEP_REFUTED] if status.get("rho_vs_indep") == "REFUTED" else [])
+
+
 def member_errors(model, x, y, seed: int) -> torch.Tensor:
     """Errors softmax(f_m(x)) - onehot(y) of K mask members: (K, N, C), float64."""
     probs = mask_log_probs(model, x, K, seed).exp().double()
@@ -180,7 +198,7 @@ class DropoutEnsemble(Reproduction):
             judge(CLAIMS["rho_vs_indep"], [stats[s]["rho"] - ind[s] for s in sorted(ind)]),
         ]
         fig = self._figure(stats, ind, out_dir)
-        md = [self._table(stats, ind), f"![dropout ensemble]({fig.name})"]
+        md = [self._table(stats, ind), *_readings(verdicts), f"![dropout ensemble]({fig.name})"]
         return Report("\n\n".join(md), claims=verdicts, figures=[fig])
 
     @staticmethod
