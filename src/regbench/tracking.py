@@ -257,6 +257,7 @@ def load_state_dict(run_id: str) -> dict:
 
 def load_config(run_id: str) -> DictConfig:
     """The resolved ``config.yaml`` artifact of a run."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small file
     with tempfile.TemporaryDirectory() as d:
         return OmegaConf.load(get_client().download_artifacts(run_id, "config.yaml", d))
 
