@@ -17,6 +17,10 @@ over the training data with dropout off and weights frozen, as a cumulative aver
 (``momentum=None``) of the batch statistics. The model the run tests stays the plain one.
 
 ``diag/var_shift_max`` is the largest over the layers (the shift compounds with depth).
+``diag/bn_input_q/<bn>`` is the channel mean of q = c^2 / v, c and v the mean and variance
+of the layer's input (eval mode): Li et al.'s formula predicts the shift from it, since
+for multiplicative noise g (E g = 1) the ratio per channel is 1 + (1 + q)(E g^2 - 1),
+linear in q, so its channel mean needs only the channel mean of q.
 
 Also: train-set accuracy in train mode (dropout on, BN batch statistics) vs eval mode;
 test accuracy before/after re-estimation; per-layer weight norms; the fraction of
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytorch_lightning as pl
 import torch
@@ -79,8 +84,9 @@ def accuracy(model: nn.Module, data: EvalData, train_mode: bool = False) -> floa
 
 
 @torch.no_grad()
-def input_variances(model: nn.Module, data: EvalData) -> dict[str, Tensor]:
-    """Per-channel variance (C,) of every BN layer's input over ``data``, eval mode."""
+def input_moments(model: nn.Module, data: EvalData) -> dict[str, tuple[Tensor, Tensor]]:
+    """Per-channel mean and variance, each (C,), of every BN layer's input over
+    ``data``, eval mode."""
     bns = batch_norms(model)
     # running sums in float64: n, sum_c, sum_c of squares
     acc = {name: [0, 0.0, 0.0] for name in bns}
@@ -106,7 +112,23 @@ def input_variances(model: nn.Module, data: EvalData) -> dict[str, Tensor]:
         model.train(was_training)
         for h in handles:
             h.remove()
-    return {name: (s2 - s1 * s1 / n) / max(n - 1, 1) for name, (n, s1, s2) in acc.items()}
+    return {
+        name: (s1 / max(n, 1), (s2 - s1 * s1 / n) / max(n - 1, 1))
+        for name, (n, s1, s2) in acc.items()
+    }
+
+
+def input_variances(model: nn.Module, data: EvalData) -> dict[str, Tensor]:
+    """Per-channel variance (C,) of every BN layer's input over ``data``, eval mode."""
+    return {name: var for name, (_, var) in input_moments(model, data).items()}
+
+
+def input_q(model: nn.Module, data: EvalData) -> dict[str, float]:
+    """Channel mean of mean^2 / variance of every BN layer's input (module docstring)."""
+    return {
+        name: float((mean.square() / var).mean())
+        for name, (mean, var) in input_moments(model, data).items()
+    }
 
 
 def variance_shift(model: nn.Module, data: EvalData) -> dict[str, float]:
@@ -138,11 +160,17 @@ def reestimate_bn(model: nn.Module, data: EvalData) -> nn.Module:
 
 
 def weight_stats(model: nn.Module, threshold: float = 1e-3) -> dict[str, float]:
-    """Frobenius norm of each weight (ndim > 1) and the fraction of |w| < threshold."""
+    """Frobenius norm of each weight (ndim > 1) and the fraction of |w| < threshold; per
+    weight, the scale-free fraction of |w| < 0.01 RMS(w) (``small_frac/``; a Gaussian
+    gives P(|z| < 0.01) = 0.8%, an L1-sparse weight far more)."""
     out, small, total = {}, 0, 0
     for name, p in model.named_parameters():
         if p.ndim > 1:
-            out[f"weight_norm/{name.removesuffix('.weight')}"] = float(p.detach().norm())
+            w = p.detach()
+            out[f"weight_norm/{name.removesuffix('.weight')}"] = float(w.norm())
+            rms = w.square().mean().sqrt()
+            frac = float((w.abs() < 0.01 * rms).double().mean())
+            out[f"small_frac/{name.removesuffix('.weight')}"] = frac
             small += int((p.detach().abs() < threshold).sum())
             total += p.numel()
     out["sparsity"] = small / max(total, 1)
@@ -169,6 +197,7 @@ def diagnose(
         out.update({f"diag/var_shift/{k}": v for k, v in shifts.items()})
         if shifts:
             out["diag/var_shift_max"] = max(shifts.values())
+        out.update({f"diag/bn_input_q/{k}": v for k, v in input_q(model, train).items()})
         reest = reestimate_bn(model, train_small)
         shifts = variance_shift(reest, train)
         out.update({f"diag/var_shift_reest/{k}": v for k, v in shifts.items()})
@@ -176,13 +205,32 @@ def diagnose(
     return out
 
 
+@dataclass(frozen=True)
+class DiagData:
+    """What the diagnostics read, handed over explicitly by the caller: the train and
+    test tensors as stored, ``prep`` to turn a batch into model inputs (e.g. uint8 images
+    -> normalised floats), and the training batch size (for BN on batch statistics)."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    train_batch_size: int
+    prep: Prep | None = None
+
+
 class DiagnosticsCallback(pl.Callback):
     """Logs :func:`diagnose` at the end of training (after early stopping has restored
     the best weights) and, if ``every_n_epochs`` > 0, every that many epochs."""
 
     def __init__(
-        self, every_n_epochs: int = 0, threshold: float = 1e-3, eval_batch_size: int = 1000
+        self,
+        data: DiagData,
+        every_n_epochs: int = 0,
+        threshold: float = 1e-3,
+        eval_batch_size: int = 1000,
     ) -> None:
+        self.data = data
         self.every_n_epochs, self.threshold = int(every_n_epochs), float(threshold)
         self.eval_batch_size = int(eval_batch_size)
         self.last: dict[str, float] = {}
@@ -198,30 +246,25 @@ class DiagnosticsCallback(pl.Callback):
         self._log(trainer, pl_module)
 
     def _log(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        dm = trainer.datamodule
-        if dm is None or not hasattr(dm, "splits"):
-            return  # diagnostics need the in-memory splits of regbench's data module
-        s, device = dm.splits, pl_module.device
-        prep = getattr(dm, "normalize", None)
-        train = EvalData(s.x_train, s.y_train, self.eval_batch_size, device, prep)
-        test = EvalData(s.x_test, s.y_test, self.eval_batch_size, device, prep)
+        d, device, size = self.data, pl_module.device, self.eval_batch_size
+        train = EvalData(d.x_train, d.y_train, size, device, d.prep)
+        test = EvalData(d.x_test, d.y_test, size, device, d.prep)
         # Own RNG stream: diagnostics must not change what training or the test draws.
         cuda = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
-            self.last = diagnose(pl_module.model, train, test, dm.batch_size, self.threshold)
+            self.last = diagnose(pl_module.model, train, test, d.train_batch_size, self.threshold)
         if trainer.logger is not None:
             trainer.logger.log_metrics(self.last, step=self._epoch)
 
 
-def diagnostics_callback(cfg: DictConfig | None) -> DiagnosticsCallback | None:
+def diagnostics_callback(cfg: DictConfig | None, data: DiagData) -> DiagnosticsCallback | None:
     """The callback from the ``diag`` config section; None when disabled or absent."""
-    if cfg is None or not cfg.get("enabled", True):
+    if cfg is None or not cfg.enabled:
         return None
-    every = cfg.get("every_n_epochs", 0)
-    if every != 0:
-        positive_int("diag.every_n_epochs", every)
-    in_range("diag.sparsity_threshold", cfg.get("sparsity_threshold", 1e-3), 0.0, lo_open=True)
-    positive_int("diag.eval_batch_size", cfg.get("eval_batch_size", 1000))
+    if cfg.every_n_epochs != 0:
+        positive_int("diag.every_n_epochs", cfg.every_n_epochs)
+    in_range("diag.sparsity_threshold", cfg.sparsity_threshold, 0.0, lo_open=True)
+    positive_int("diag.eval_batch_size", cfg.eval_batch_size)
     return DiagnosticsCallback(
-        every, cfg.get("sparsity_threshold", 1e-3), cfg.get("eval_batch_size", 1000)
+        data, cfg.every_n_epochs, cfg.sparsity_threshold, cfg.eval_batch_size
     )

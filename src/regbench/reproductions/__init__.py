@@ -1,5 +1,7 @@
 """``regbench reproduce NAME`` and ``regbench report NAME``: published results, one
-command each (see REPRODUCTIONS.md).
+command each (see docs/REPRODUCTIONS.md). ``regbench reproduce --all`` runs every
+registered one; its exit status is 0 whatever the verdicts (a REFUTED claim is a result)
+and non-zero only when runs fail.
 
 - variance_shift: dropout/BatchNorm disharmony (Li et al. 2019, arXiv 1801.05134)
 - model_double_descent: test error over width (Nakkiran et al. 2019, arXiv 1912.02292)
@@ -53,6 +55,7 @@ def _parser(cmd: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"regbench {cmd}")
     p.add_argument("name", nargs="?", help="a reproduction (see --list)")
     p.add_argument("--list", action="store_true", help="list every reproduction and its claim")
+    p.add_argument("--all", action="store_true", help="every reproduction, one after another")
     p.add_argument(
         "--scale", default="cpu", help="tiny (seconds) | cpu (minutes here) | paper (GPU)"
     )
@@ -67,17 +70,12 @@ def _parser(cmd: str) -> argparse.ArgumentParser:
     return p
 
 
-def main(cmd: str, argv: list[str]) -> None:
+def _one(cmd: str, name: str, args) -> None:
+    """Train (``reproduce``) and report one reproduction; SystemExit when runs fail."""
     from regbench.reproductions.base import build_report, check_scale
 
-    args = _parser(cmd).parse_args(argv)
-    if args.list:
-        print(listing())
-        return
-    if not args.name:
-        raise SystemExit(f"regbench {cmd}: name a reproduction; one of: " + ", ".join(names()))
     try:
-        repro = get(args.name)
+        repro = get(name)
         scale = check_scale(args.scale, repro)
     except ConfigError as e:
         raise SystemExit(f"regbench {cmd}: {e}") from None
@@ -90,4 +88,28 @@ def main(cmd: str, argv: list[str]) -> None:
     path = build_report(repro, scale)
     print(path.read_text())
     print(f"report: {path}  ({path.parent})")
-    print(f"{cmd} {args.name} ({scale}): {time.time() - t0:.0f}s")
+    print(f"{cmd} {name} ({scale}): {time.time() - t0:.0f}s", flush=True)
+
+
+def main(cmd: str, argv: list[str]) -> None:
+    args = _parser(cmd).parse_args(argv)
+    if args.list:
+        print(listing())
+        return
+    if args.all == bool(args.name):
+        raise SystemExit(
+            f"regbench {cmd}: name one reproduction or pass --all; one of: " + ", ".join(names())
+        )
+    if args.name:
+        _one(cmd, args.name, args)
+        return
+    t0, failed = time.time(), []
+    for name in names():  # one failing reproduction does not stop the others
+        try:
+            _one(cmd, name, args)
+        except SystemExit as e:
+            print(f"regbench {cmd} {name}: {e}", flush=True)
+            failed.append(name)
+    print(f"{cmd} --all ({args.scale}): {len(names())} reproductions, {time.time() - t0:.0f}s")
+    if failed:
+        raise SystemExit(f"regbench {cmd} --all: runs failed in {', '.join(failed)}")

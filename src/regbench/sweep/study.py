@@ -226,6 +226,7 @@ def run_grid(
     experiment_name: str | None = None,
     storage: str | None = None,
     *,
+    objective: str = "val/acc",
     verbose: bool = True,
 ) -> list[dict]:
     """Train every grid point x seed; resumable and parallel. Returns one dict per
@@ -251,12 +252,14 @@ def run_grid(
       else ``name``); one child run per point and seed (tags ``sweep.study``,
       ``sweep.trial``, ``sweep.seed``).
     - ``storage``: Optuna storage URL, default ``sqlite:///<mlruns>/optuna.db``.
+    - ``objective``: the metric each trial reports to Optuna (maximized); it must be
+      logged by every run (``val/acc`` does not exist when ``data.val_fraction=0``).
     """
     raw = {
         "name": name,
         "overrides": list(base_overrides),
         "seeds": list(seeds),
-        "objective": {"metric": "val/acc", "direction": "maximize"},
+        "objective": {"metric": objective, "direction": "maximize"},
         "sampler": "grid",
         "space": {k: {"type": "categorical", "choices": list(v)} for k, v in grid.items()},
     }
