@@ -129,6 +129,8 @@ def run(
             if trainer.interrupted:  # so the run ends KILLED and an Optuna trial FAIL
                 raise KeyboardInterrupt from None
             raise
+        if cfg.logger.save_model:
+            tracking.log_state_dict(tracked, module.model)
         logger.finalize("success")
         spent = timer.metrics(fit_s)
         tracked.log_metrics(spent, step=trainer.current_epoch)
