@@ -126,16 +126,19 @@ class BnLearningRate(Reproduction):
             for s in seeds:
                 ok = [lr for lr in rates if (r := by.get((a, lr, s))) and self._trained(r)]
                 max_lr[a][s] = max(ok) if ok else rates[0] / 3  # below the grid
-        log_ratio = {
-            s: math.log(max_lr["batch"][s] / max_lr["none"][s], 3) for s in seeds
-        }
+        log_ratio = {s: math.log(max_lr["batch"][s] / max_lr["none"][s], 3) for s in seeds}
         best, steps = {}, {}
         for a in ARMS:
-            accs = {lr: [by[(a, lr, s)].metrics["val/acc"] for s in seeds if (a, lr, s) in by]
-                    for lr in rates}
+            accs = {
+                lr: [by[(a, lr, s)].metrics["val/acc"] for s in seeds if (a, lr, s) in by]
+                for lr in rates
+            }
             best[a] = max((lr for lr in rates if accs[lr]), key=lambda lr: mean_ci(accs[lr]).mean)
-            steps[a] = {s: n for s in seeds if (r := by.get((a, best[a], s)))
-                        and (n := steps_to_target(r)) is not None}
+            steps[a] = {
+                s: n
+                for s in seeds
+                if (r := by.get((a, best[a], s))) and (n := steps_to_target(r)) is not None
+            }
         verdicts = [
             judge(CLAIMS["max_lr"], [log_ratio[s] for s in seeds]),
             judge(CLAIMS["speed"], paired_by_seed(steps["none"], steps["batch"])),
@@ -164,10 +167,11 @@ class BnLearningRate(Reproduction):
                     acc.fmt(1, 100) if acc else "",
                 ]
             rows.append(row)
-        heads = ["lr"] + [f"{h} ({a})" for a in ARMS for h in ("trained", "train loss", "val acc %")]
+        cols = ("trained", "train loss", "val acc %")
+        heads = ["lr"] + [f"{h} ({a})" for a in ARMS for h in cols]
         summary = "; ".join(
-            f"{a}: largest trained rate per seed {[_rate(max_lr[a][s], rates) for s in seeds]}, best "
-            f"rate {best[a]:g}, steps to 80% of best {[steps[a].get(s) for s in seeds]}"
+            f"{a}: largest trained rate per seed {[_rate(max_lr[a][s], rates) for s in seeds]}, "
+            f"best rate {best[a]:g}, steps to 80% of best {[steps[a].get(s) for s in seeds]}"
             for a in ARMS
         )
         return (
@@ -190,14 +194,26 @@ class BnLearningRate(Reproduction):
             for s in seeds:
                 if r := by.get((a, best[a], s)):
                     h = history(r.run_id, "val/acc")
-                    ax2.plot([(e + 1) * steps_per_epoch(r) for e, _ in h],
-                             [100 * v for _, v in h], color=COLORS[i], lw=1,
-                             label=f"norm={a}, lr={best[a]:g}" if s == seeds[0] else None)
+                    ax2.plot(
+                        [(e + 1) * steps_per_epoch(r) for e, _ in h],
+                        [100 * v for _, v in h],
+                        color=COLORS[i],
+                        lw=1,
+                        label=f"norm={a}, lr={best[a]:g}" if s == seeds[0] else None,
+                    )
         ax.axhline(TRAINED, color="gray", ls=":", lw=1, label="ln(10)/2: trained below")
-        ax.set(xscale="log", yscale="log", xlabel="learning rate", ylabel="final train loss",
-               title="Final train loss over the rate grid")
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="learning rate",
+            ylabel="final train loss",
+            title="Final train loss over the rate grid",
+        )
         ax.legend(fontsize=7)
-        ax2.set(xlabel="SGD steps", ylabel="validation accuracy (%)",
-                title="At each arm's best rate (one line per seed)")
+        ax2.set(
+            xlabel="SGD steps",
+            ylabel="validation accuracy (%)",
+            title="At each arm's best rate (one line per seed)",
+        )
         ax2.legend(fontsize=7)
         return save(fig, out_dir / "bn_learning_rate.png")

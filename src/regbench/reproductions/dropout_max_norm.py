@@ -117,10 +117,21 @@ class DropoutMaxNorm(Reproduction):
             ax.scatter([i] * len(vals), vals, color=COLORS[i], s=14, zorder=2)
             if vals:
                 sm = mean_ci(vals)
-                ax.errorbar(i + 0.12, sm.mean, yerr=sm.half if sm.n > 1 else 0, fmt="s",
-                            color=COLORS[i], capsize=3, zorder=3)
-        ax.set(xticks=range(3), xticklabels=["plain", "dropout", "dropout\n+max-norm"],
-               ylabel="test error (%)", title="Test error per seed (lines pair seeds)")
+                ax.errorbar(
+                    i + 0.12,
+                    sm.mean,
+                    yerr=sm.half if sm.n > 1 else 0,
+                    fmt="s",
+                    color=COLORS[i],
+                    capsize=3,
+                    zorder=3,
+                )
+        ax.set(
+            xticks=range(3),
+            xticklabels=["plain", "dropout", "dropout\n+max-norm"],
+            ylabel="test error (%)",
+            title="Test error per seed (lines pair seeds)",
+        )
         for i, a in enumerate(ARMS):  # mean validation error over epochs
             curves = [history(r.run_id, "val/acc") for r in runs if r.p("dmn_arm") == a]
             curves = [c for c in curves if c]
