@@ -56,3 +56,17 @@ def test_bn_learning_rate_tiny_end_to_end():
     assert md.count("**INCONCLUSIVE**: 2 seeds, needs 3") == 2
     assert "## Claims: 0 SUPPORTED, 0 REFUTED, 2 INCONCLUSIVE" in md
     assert (out / "bn_learning_rate.png").stat().st_size > 10_000
+
+
+def test_gn_vs_bn_batch_scales_the_rate_and_runs_tiny():
+    for b in (2, 4, 8, 32):
+        cfg = compose(["experiment=gn_vs_bn_batch", f"+experiment/gnbn_batch=b{b}"])
+        assert cfg.data.batch_size == b and abs(cfg.optim.lr - 0.1 * b / 64) < 1e-12
+        assert (cfg.model.width, cfg.model.norm_groups, cfg.trainer.max_epochs) == (128, 32, 10)
+    repro, md, out = _reproduce("gn_vs_bn_batch")
+    children = [r for r in runs_of(repro.experiment_name("tiny")) if "seed" in r.data.params]
+    assert sorted(
+        {(r.data.params["model.norm"], r.data.params["data.batch_size"]) for r in children}
+    ) == [("batch", "2"), ("batch", "32"), ("group", "2"), ("group", "32")]
+    assert md.count("**INCONCLUSIVE**: 2 seeds, needs 3") == 3
+    assert (out / "gn_vs_bn_batch.png").stat().st_size > 10_000
