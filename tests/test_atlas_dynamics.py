@@ -70,3 +70,19 @@ def test_gn_vs_bn_batch_scales_the_rate_and_runs_tiny():
     ) == [("batch", "2"), ("batch", "32"), ("group", "2"), ("group", "32")]
     assert md.count("**INCONCLUSIVE**: 2 seeds, needs 3") == 3
     assert (out / "gn_vs_bn_batch.png").stat().st_size > 10_000
+
+
+def test_early_stopping_width_tiny_end_to_end():
+    from regbench.reproductions.early_stopping_width import slope
+
+    assert abs(slope([0.0, 1.0, 2.0], [0.3, 0.2, 0.1]) + 0.1) < 1e-12
+    early = compose(["experiment=early_stopping_width", "+experiment/esw_arm=early"])
+    assert (early.model.depth, early.data.label_noise, early.trainer.max_epochs) == (1, 0.15, 500)
+    assert early.reg.early_stopping.patience == 20
+    repro, md, out = _reproduce("early_stopping_width")
+    children = [r for r in runs_of(repro.experiment_name("tiny")) if "seed" in r.data.params]
+    assert len(children) == 2 * 3 * 2  # arms x widths x seeds
+    es = [r for r in children if r.data.params["esw_arm"] == "early"]
+    assert all("diag/best_epoch" in r.data.metrics for r in es)
+    assert md.count("**INCONCLUSIVE**: 2 seeds, needs 3") == 3
+    assert (out / "early_stopping_width.png").stat().st_size > 10_000

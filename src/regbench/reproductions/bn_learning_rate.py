@@ -93,7 +93,7 @@ class BnLearningRate(Reproduction):
         "Ioffe & Szegedy 2015 (arXiv 1502.03167): BatchNorm trains at >= 3x higher "
         "learning rates and reaches a given accuracy in fewer steps."
     )
-    default_seeds = {"tiny": 2, "cpu": 5}
+    default_seeds = {"tiny": 2, "cpu": 3}
 
     def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
         base = ["experiment=bn_learning_rate"] + (TINY if scale == "tiny" else [])
