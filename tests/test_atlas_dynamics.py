@@ -86,3 +86,26 @@ def test_early_stopping_width_tiny_end_to_end():
     assert all("diag/best_epoch" in r.data.metrics for r in es)
     assert md.count("**INCONCLUSIVE**: 2 seeds, needs 3") == 3
     assert (out / "early_stopping_width.png").stat().st_size > 10_000
+
+
+def test_stochastic_depth_arms_and_tiny_end_to_end():
+    arms = {
+        a: compose(["experiment=stochastic_depth", f"+experiment/sd_arm={a}"])
+        for a in ("none", "uniform", "linear")
+    }
+    assert all(c.model.depth == 24 and c.model.name == "resmlp" for c in arms.values())
+    assert arms["none"].model.survival_last == 1.0
+    assert arms["linear"].model.drop_path_mode == arms["uniform"].model.drop_path_mode == "batch"
+    assert arms["uniform"].model.survival_rule == "uniform"
+    repro, md, out = _reproduce("stochastic_depth")
+    runs = [r for r in runs_of(repro.experiment_name("tiny")) if "seed" in r.data.params]
+    trained = [r for r in runs if "sd_arm" in r.data.params]
+    timing = [r for r in runs if r.data.params.get("kind") == "timing"]
+    assert len(trained) == 3 * 2 and len(timing) == 2
+    # one deletion accuracy per block (tiny: 6 blocks), each a valid accuracy
+    dels = [v for k, v in trained[0].data.metrics.items() if k.startswith("diag/delete_acc/")]
+    assert len(dels) == 6 and all(0.0 <= v <= 1.0 for v in dels)
+    t = timing[0].data.metrics
+    assert 0.5 < t["time/expected_fraction"] < 1.0 and t["time/none_s"] > 0
+    assert md.count("**INCONCLUSIVE**: 2 seeds, needs 3") == 6
+    assert (out / "stochastic_depth.png").stat().st_size > 10_000
