@@ -109,3 +109,28 @@ def test_stochastic_depth_arms_and_tiny_end_to_end():
     assert 0.5 < t["time/expected_fraction"] < 1.0 and t["time/none_s"] > 0
     assert md.count("**INCONCLUSIVE**: 2 seeds, needs 3") == 6
     assert (out / "stochastic_depth.png").stat().st_size > 10_000
+
+
+def test_cnn1d_matches_the_notebook_architecture():
+    import torch
+
+    from regbench.nn import build_model
+
+    cfg = compose(["experiment=cnn_double_descent", "model.width=18"])
+    assert (cfg.data.n_train, cfg.data.n_test, cfg.data.val_fraction) == (4000, 12000, 0.0)
+    assert (cfg.optim.lr, cfg.optim.momentum, cfg.data.batch_size) == (0.01, 0.9, 100)
+    model = build_model(cfg.model, (40,), 10)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d)]
+    assert [
+        (c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0], c.padding[0]) for c in convs
+    ] == [(1, 18, 5, 2, 1), (18, 18, 3, 2, 1), (18, 18, 3, 2, 1)]
+    assert model.head.in_features == 18 * 5  # 40 -> 19 -> 10 -> 5
+    assert model(torch.randn(3, 40)).shape == (3, 10)
+
+
+def test_cnn_double_descent_tiny_end_to_end():
+    repro, md, out = _reproduce("cnn_double_descent")
+    children = [r for r in runs_of(repro.experiment_name("tiny")) if "seed" in r.data.params]
+    assert sorted(int(r.data.params["model.width"]) for r in children) == [10, 10, 18, 18, 60, 60]
+    assert md.count("**INCONCLUSIVE**: 2 seeds, needs 3") == 2
+    assert (out / "cnn_double_descent.png").stat().st_size > 10_000
