@@ -81,7 +81,7 @@ def test_early_stopping_width_tiny_end_to_end():
     assert early.reg.early_stopping.patience == 20
     repro, md, out = _reproduce("early_stopping_width")
     children = [r for r in runs_of(repro.experiment_name("tiny")) if "seed" in r.data.params]
-    assert len(children) == 2 * 3 * 2  # arms x widths x seeds
+    assert len(children) == 2 * 2 * 2  # arms x widths x seeds
     es = [r for r in children if r.data.params["esw_arm"] == "early"]
     assert all("diag/best_epoch" in r.data.metrics for r in es)
     assert md.count("**INCONCLUSIVE**: 2 seeds, needs 3") == 3

@@ -24,7 +24,7 @@ Claims (declared before the run; per seed):
   is above 0 (500 epochs on 15% noisy labels memorize them: Zhang et al. 2017,
   arXiv 1611.03530; Arpit et al. 2017, arXiv 1706.05394).
 
-Tiny scale: 400 train samples, widths 4, 64 and 256, 3 epochs, 2 seeds: the same code path,
+Tiny scale: 400 train samples, widths 64 and 256, 3 epochs, 2 seeds: the same code path,
 too few seeds to judge (INCONCLUSIVE by construction).
 """
 
@@ -40,7 +40,7 @@ from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 
 WIDTHS = [4, 16, 64, 256, 1024]
-TINY_WIDTHS = [4, 64, 256]
+TINY_WIDTHS = [64, 256]
 ARMS = ["fixed", "early"]
 ARM_KEY = "+experiment/esw_arm"
 TINY = ["data.n_train=400", "data.n_test=200", "trainer.max_epochs=3"]
