@@ -132,12 +132,22 @@ def time_steps(overrides: list[str], seed: int, steps: int) -> dict[str, float]:
     """Thread CPU seconds of ``steps`` SGD steps for the model without SD, with the linear
     rule per sample and per batch (same init, same batches), and the expected compute
     fraction of per-batch mode from FLOP counts."""
+    out: dict[str, float] = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # every op on this thread, so thread_time sees all of it
+    try:
+        _time_arms(overrides, seed, steps, out)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def _time_arms(overrides: list[str], seed: int, steps: int, out: dict[str, float]) -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
     from regbench.config import compose
     from regbench.nn import build_model
 
-    out = {}
     x = torch.randn(steps, 128, 40, generator=torch.Generator().manual_seed(seed))
     y = torch.randint(0, 10, (steps, 128), generator=torch.Generator().manual_seed(seed))
     for arm, extra in [
@@ -166,9 +176,8 @@ def time_steps(overrides: list[str], seed: int, steps: int) -> dict[str, float]:
             base, depth = fc.get_total_flops(), len(model.blocks)
     from regbench.reg.depth import linear_decay_survival
 
-    ps = linear_decay_survival(depth, 0.5)
+    ps = linear_decay_survival(depth, cfg.model.survival_last)  # the batch arm's rule
     out["time/expected_fraction"] = (base + sum(ps) * (full - base) / depth) / full
-    return out
 
 
 @REPRODUCTIONS.register("stochastic_depth")
