@@ -154,5 +154,6 @@ class GnVsBnBatch(Reproduction):
             ylabel="test error (%)",
             title="BN vs GN over batch size (MNIST-1D MLP)",
         )
+        ax.minorticks_off()  # log-axis minor labels would overprint the batch sizes
         ax.legend(fontsize=8)
         return save(fig, out_dir / "gn_vs_bn_batch.png")
