@@ -155,5 +155,7 @@ class CnnDoubleDescent(Reproduction):
             xscale="log",
             title="CNN double descent, 15% label noise (MNIST-1D)",
         )
+        ax.set_xticks(cs, [str(c) for c in cs])
+        ax.minorticks_off()  # log-axis minor labels would overprint the channel counts
         ax.legend(fontsize=7)
         return save(fig, out_dir / "cnn_double_descent.png")
