@@ -46,5 +46,5 @@ class CNN1d(nn.Module):
 def build_cnn1d(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     positive_int("model.width", cfg.width)
     model = CNN1d(math.prod(input_shape), num_classes, cfg.width)
-    init_weights(model, cfg.get("init", "default"))
+    init_weights(model, cfg.init)
     return model
