@@ -17,6 +17,10 @@ over the training data with dropout off and weights frozen, as a cumulative aver
 (``momentum=None``) of the batch statistics. The model the run tests stays the plain one.
 
 ``diag/var_shift_max`` is the largest over the layers (the shift compounds with depth).
+``diag/bn_input_q/<bn>`` is the channel mean of q = c^2 / v, c and v the mean and variance
+of the layer's input (eval mode): Li et al.'s formula predicts the shift from it, since
+for multiplicative noise g (E g = 1) the ratio per channel is 1 + (1 + q)(E g^2 - 1),
+linear in q, so its channel mean needs only the channel mean of q.
 
 Also: train-set accuracy in train mode (dropout on, BN batch statistics) vs eval mode;
 test accuracy before/after re-estimation; per-layer weight norms; the fraction of
@@ -82,8 +86,9 @@ def accuracy(model: nn.Module, data: EvalData, train_mode: bool = False) -> floa
 
 
 @torch.no_grad()
-def input_variances(model: nn.Module, data: EvalData) -> dict[str, Tensor]:
-    """Per-channel variance (C,) of every BN layer's input over ``data``, eval mode."""
+def input_moments(model: nn.Module, data: EvalData) -> dict[str, tuple[Tensor, Tensor]]:
+    """Per-channel mean and variance, each (C,), of every BN layer's input over
+    ``data``, eval mode."""
     bns = batch_norms(model)
     # running sums in float64: n, sum_c, sum_c of squares
     acc = {name: [0, 0.0, 0.0] for name in bns}
@@ -109,7 +114,23 @@ def input_variances(model: nn.Module, data: EvalData) -> dict[str, Tensor]:
         model.train(was_training)
         for h in handles:
             h.remove()
-    return {name: (s2 - s1 * s1 / n) / max(n - 1, 1) for name, (n, s1, s2) in acc.items()}
+    return {
+        name: (s1 / max(n, 1), (s2 - s1 * s1 / n) / max(n - 1, 1))
+        for name, (n, s1, s2) in acc.items()
+    }
+
+
+def input_variances(model: nn.Module, data: EvalData) -> dict[str, Tensor]:
+    """Per-channel variance (C,) of every BN layer's input over ``data``, eval mode."""
+    return {name: var for name, (_, var) in input_moments(model, data).items()}
+
+
+def input_q(model: nn.Module, data: EvalData) -> dict[str, float]:
+    """Channel mean of mean^2 / variance of every BN layer's input (module docstring)."""
+    return {
+        name: float((mean.square() / var).mean())
+        for name, (mean, var) in input_moments(model, data).items()
+    }
 
 
 def variance_shift(model: nn.Module, data: EvalData) -> dict[str, float]:
@@ -141,11 +162,17 @@ def reestimate_bn(model: nn.Module, data: EvalData) -> nn.Module:
 
 
 def weight_stats(model: nn.Module, threshold: float = 1e-3) -> dict[str, float]:
-    """Frobenius norm of each weight (ndim > 1) and the fraction of |w| < threshold."""
+    """Frobenius norm of each weight (ndim > 1) and the fraction of |w| < threshold; per
+    weight, the scale-free fraction of |w| < 0.01 RMS(w) (``small_frac/``; a Gaussian
+    gives P(|z| < 0.01) = 0.8%, an L1-sparse weight far more)."""
     out, small, total = {}, 0, 0
     for name, p in model.named_parameters():
         if p.ndim > 1:
-            out[f"weight_norm/{name.removesuffix('.weight')}"] = float(p.detach().norm())
+            w = p.detach()
+            out[f"weight_norm/{name.removesuffix('.weight')}"] = float(w.norm())
+            rms = w.square().mean().sqrt()
+            frac = float((w.abs() < 0.01 * rms).double().mean())
+            out[f"small_frac/{name.removesuffix('.weight')}"] = frac
             small += int((p.detach().abs() < threshold).sum())
             total += p.numel()
     out["sparsity"] = small / max(total, 1)
@@ -188,6 +215,7 @@ def diagnose(
         out.update({f"diag/var_shift/{k}": v for k, v in shifts.items()})
         if shifts:
             out["diag/var_shift_max"] = max(shifts.values())
+        out.update({f"diag/bn_input_q/{k}": v for k, v in input_q(model, train).items()})
         reest = reestimate_bn(model, train_small)
         shifts = variance_shift(reest, train)
         out.update({f"diag/var_shift_reest/{k}": v for k, v in shifts.items()})
