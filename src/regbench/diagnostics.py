@@ -26,6 +26,8 @@ Also: train-set accuracy in train mode (dropout on, BN batch statistics) vs eval
 test accuracy before/after re-estimation; per-layer weight norms; the fraction of
 weights with ``|w| < threshold`` (``diag/sparsity``); the generalization gap
 ``train_acc_evalmode - test_acc``. Test accuracy here is deterministic inference.
+For residual MLPs: test accuracy with each residual block deleted in turn
+(``diag/delete_acc/<l>``, Veit et al. 2016, arXiv 1605.06431).
 """
 
 from __future__ import annotations
@@ -177,6 +179,21 @@ def weight_stats(model: nn.Module, threshold: float = 1e-3) -> dict[str, float]:
     return out
 
 
+def block_deletion(model: nn.Module, test: EvalData) -> dict[str, float]:
+    """Test accuracy with one residual block removed at a time (its branch skipped, the
+    identity path kept; Veit et al. 2016, arXiv 1605.06431), for blocks that support it
+    (a ``deleted`` flag: the residual MLP's blocks). ``diag/delete_acc/<l>``, l from 1."""
+    blocks = [m for m in model.modules() if isinstance(getattr(m, "deleted", None), bool)]
+    out = {}
+    for i, block in enumerate(blocks, start=1):
+        block.deleted = True
+        try:
+            out[f"diag/delete_acc/{i}"] = accuracy(model, test)
+        finally:
+            block.deleted = False
+    return out
+
+
 def diagnose(
     model: nn.Module,
     train: EvalData,
@@ -192,6 +209,7 @@ def diagnose(
     out["diag/train_acc_evalmode"] = accuracy(model, train)
     out["diag/test_acc"] = accuracy(model, test)
     out["diag/gen_gap"] = out["diag/train_acc_evalmode"] - out["diag/test_acc"]
+    out.update(block_deletion(model, test))
     if batch_norms(model):
         shifts = variance_shift(model, train)
         out.update({f"diag/var_shift/{k}": v for k, v in shifts.items()})
