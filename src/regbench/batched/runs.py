@@ -1,0 +1,160 @@
+"""Runs of a batched group in MLflow: each model its own child run, as if it ran alone.
+
+For every member, :func:`run_members` opens the same run ``train.run`` opens (name from
+the varied axes, params from the resolved config, ``config.yaml``, the data fingerprint,
+parameter count and environment tags) plus ``regbench.exec=batched``, and logs through
+the same :class:`~regbench.tracking.MlflowEpochLogger` in the order Lightning calls it:
+each epoch's val then train metrics, the diagnostics at the last epoch's step, the test
+metrics at step ``max_epochs``. A member that fails ends FAILED with its reason; the
+others finish. Members that cannot batch run through ``train.run`` one by one, tagged
+``regbench.exec=single``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from omegaconf import DictConfig
+
+from regbench import tracking
+from regbench.batched.plan import EXEC_TAG, Member, make_groups, reg_plan, unbatchable
+
+Result = dict | BaseException
+
+
+def device_of(cfg: DictConfig) -> torch.device:
+    """Lightning's choice for ``trainer.accelerator``: a GPU when asked for or available."""
+    acc = str(cfg.trainer.accelerator)
+    if acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
+def build_member(cfg: DictConfig, label: Sequence[str], tags: dict | None) -> Member:
+    from regbench.diagnostics import DiagnosticsCallback
+    from regbench.train import build
+
+    splits, data, module = build(cfg)
+    m = Member(cfg, list(label), dict(tags or {}), splits, module, data.eval_batch_size)
+    plan = reg_plan(cfg)
+    if not isinstance(plan, str):
+        m.reg_plan, m.values = plan
+    m.diag = next((c for c in module.reg.callbacks if isinstance(c, DiagnosticsCallback)), None)
+    return m
+
+
+def run_single(cfg, label, parent_run_id, tags, reason: str) -> dict:
+    from regbench.train import run
+
+    return run(cfg, label, parent_run_id=parent_run_id, tags={**(tags or {}), EXEC_TAG: "single"})
+
+
+def run_members(
+    cfgs: Sequence[DictConfig],
+    labels: Sequence[Sequence[str]],
+    parent_run_id: str | None = None,
+    tags: Sequence[dict | None] | None = None,
+) -> list[Result]:
+    """Train ``cfgs`` (batched where possible); one result per config, in order: the final
+    metrics with ``run_id`` (as ``train.run`` returns), or the exception it failed with."""
+    tags = list(tags or [None] * len(cfgs))
+    results: list[Result | None] = [None] * len(cfgs)
+    members, index = [], {}
+    for i, cfg in enumerate(cfgs):
+        try:
+            m = build_member(cfg, labels[i], tags[i])
+        except Exception as e:  # a bad config fails alone, before any run exists
+            results[i] = e
+            continue
+        reason = unbatchable(m)
+        if reason:
+            results[i] = _guard(run_single, cfg, labels[i], parent_run_id, tags[i], reason)
+            continue
+        index[id(m)] = i
+        members.append(m)
+    for group in make_groups(members):
+        for m, res in zip(group, run_group(group, parent_run_id), strict=True):
+            results[index[id(m)]] = res
+    return results
+
+
+def _guard(fn, *args) -> Result:
+    try:
+        return fn(*args)
+    except Exception as e:
+        return e
+
+
+def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Result]:
+    """One batched program for ``members`` (a group from :func:`make_groups`)."""
+    from regbench.batched.loop import GroupLoop
+
+    device = device_of(members[0].cfg)
+    opened, loggers, results = [], [], [None] * len(members)
+    try:
+        for m in members:
+            t = {
+                "data.fingerprint": m.splits.fingerprint(),
+                "model.params": sum(p.numel() for p in m.model.parameters()),
+                **m.tags,
+                EXEC_TAG: "batched",
+            }
+            name = tracking.run_name(m.cfg, m.label)
+            cm = tracking.tracked_run(m.cfg.experiment_name, name, m.cfg, t, parent_run_id)
+            run = cm.__enter__()
+            opened.append(cm)
+            run.set_tags(tracking.environment_tags(str(device)))
+            every = m.cfg.logger.get("every_n_epochs", 1)
+            loggers.append(tracking.MlflowEpochLogger(run, m.cfg.logger.background, every))
+            m.module.model.to(device)
+        loop = GroupLoop(members, device)
+
+        def report(i: int, metrics: dict, epoch: int) -> None:
+            if metrics:
+                loggers[i].log_metrics({**metrics, "epoch": epoch}, step=epoch)
+
+        def fail(i: int, error: BaseException) -> None:
+            results[i] = error
+            opened[i].__exit__(type(error), error, error.__traceback__)
+            opened[i] = None
+
+        diagnose = _diagnoser(members, loggers, device)
+        diag_every = members[0].diag.every_n_epochs if members[0].diag else 0
+        loop.fit(report, fail, diag_every, diagnose)
+        for i, test in loop.finish(diagnose).items():
+            loggers[i].finalize("success")  # Lightning finalizes after fit, then tests
+            report(i, test, loop.epochs)
+            loggers[i].finalize("success")
+            results[i] = {**loggers[i].last, "run_id": loggers[i].run.run_id}
+    except BaseException as e:  # interrupted or broken: every open run ends with it
+        for i, cm in enumerate(opened):
+            if cm is not None and results[i] is None:
+                cm.__exit__(type(e), e, e.__traceback__)
+                results[i] = e
+        if not isinstance(e, Exception):
+            raise
+        return [r if r is not None else e for r in results]
+    for cm in opened:
+        if cm is not None:
+            cm.__exit__(None, None, None)
+    return results
+
+
+def _diagnoser(members: Sequence[Member], loggers, device):
+    """``diagnose(i, epoch)``: the diagnostics callback's work on member i's own model."""
+    from regbench.diagnostics import EvalData, diagnose
+
+    def run(i: int, epoch: int) -> None:
+        m = members[i]
+        if m.diag is None:
+            return
+        s, d = m.splits, m.diag
+        train = EvalData(s.x_train, s.y_train, d.eval_batch_size, device)
+        test = EvalData(s.x_test, s.y_test, d.eval_batch_size, device)
+        cuda = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            values = diagnose(m.model, train, test, int(m.cfg.data.batch_size), d.threshold)
+        loggers[i].log_metrics(values, step=epoch)
+
+    return run
