@@ -57,10 +57,11 @@ class Member:
     reg_plan: dict = field(default_factory=dict)
     values: dict = field(default_factory=dict)
     diag: object = None  # the run's DiagnosticsCallback (its settings), if enabled
+    net: nn.Module | None = None  # a model built without data (planning a claim)
 
     @property
     def model(self) -> nn.Module:
-        return self.module.model
+        return self.net if self.module is None else self.module.model
 
     @staticmethod
     def reg_values(members: Sequence[Member]) -> dict[str, list[float]]:
@@ -69,8 +70,9 @@ class Member:
 
 def reg_plan(cfg: DictConfig) -> tuple[dict, dict] | str:
     """(kinds, per-model values) of ``cfg.reg``, or why it cannot batch."""
-    from regbench.reg import REGULARIZERS
+    from regbench.reg import REGULARIZERS, _register_all
 
+    _register_all()  # the kinds register themselves on import
     plan: dict = {"penalties": {}, "constraints": []}
     values: dict[str, float] = {}
     for name, entry in (cfg.get("reg") or {}).items():
@@ -93,24 +95,29 @@ def reg_plan(cfg: DictConfig) -> tuple[dict, dict] | str:
 
 
 def unbatchable(m: Member) -> str | None:
-    """Why a built member must run alone, or None."""
+    """Why a member must run alone, or None. Planning members (no module yet) are
+    judged on their config and model only."""
     from regbench.diagnostics import DiagnosticsCallback
 
     sig = signature(m.model)
     if isinstance(sig, str):
         return sig
+    if m.cfg.model.get("test_mode", "deterministic") != "deterministic":
+        return "model.test_mode=mc runs one by one"
+    if str(m.cfg.trainer.precision) != "32-true":
+        return f"trainer.precision={m.cfg.trainer.precision} runs one by one"
+    plan = reg_plan(m.cfg)
+    if isinstance(plan, str):
+        return plan
+    if m.module is None:
+        return None
     callbacks = m.module.reg.callbacks
     extra = [type(c).__name__ for c in callbacks if not isinstance(c, DiagnosticsCallback)]
     if extra:
         return f"callbacks {extra} run one by one"
-    if m.module.reg.inference.mode != "deterministic":
-        return "model.test_mode=mc runs one by one"
     if m.splits.mean is not None:
         return "image data (normalised per batch) runs one by one"
-    if str(m.cfg.trainer.precision) != "32-true":
-        return f"trainer.precision={m.cfg.trainer.precision} runs one by one"
-    plan = reg_plan(m.cfg)
-    return plan if isinstance(plan, str) else None
+    return None
 
 
 def group_key(m: Member) -> tuple:

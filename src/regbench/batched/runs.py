@@ -115,6 +115,7 @@ def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Resu
                 loggers[i].log_metrics({**metrics, "epoch": epoch}, step=epoch)
 
         def fail(i: int, error: BaseException) -> None:
+            error.run_id = loggers[i].run.run_id  # the sweep records the failed run
             results[i] = error
             opened[i].__exit__(type(error), error, error.__traceback__)
             opened[i] = None
