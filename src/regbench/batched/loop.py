@@ -23,7 +23,6 @@ from regbench.batched.optim import (
     StackedOptimizer,
     clip_grad_norms,
     constrain,
-    mask_grads,
     penalty_values,
     per_model,
 )
@@ -90,7 +89,7 @@ class GroupLoop:
         self.cfg0, self.epochs = cfg0, int(cfg0.trainer.max_epochs)
         self.prog = StackedMLP([m.model for m in members], self.device)
         cfgs = [m.cfg for m in members]
-        self.opt = StackedOptimizer(self.prog.params, self.prog.decay_free, cfgs)
+        self.opt = StackedOptimizer(self.prog.flat, self.prog.decay_free_flat, cfgs)
         self.sched = Schedules(cfgs, self.epochs)
         self.train = Stacked.of(members, "train", self.device)
         self.val = Stacked.of(members, "val", self.device) if len(members[0].splits.y_val) else None
@@ -119,31 +118,39 @@ class GroupLoop:
         rows = torch.arange(len(self.alive), device=self.device).unsqueeze(1)
         x_all, y_all = self.train.x[rows, perm], self.train.y[rows, perm]  # (S, N, ...)
         self.opt.set_lr(self.sched.lrs())
-        smoothing = self.values.get("label_smoothing")
-        clip = self.cfg0.trainer.gradient_clip_val
-        sums, n, keys = None, 0, None
+        keys = ("loss", "loss_data", "acc", *(f"reg/{k}" for k in self.reg["penalties"]))
+        sums = torch.zeros(len(self.alive), len(keys), device=self.device)
+        n = 0
         for i in range(n_batches):
             x, y = x_all[:, i * bs : (i + 1) * bs], y_all[:, i * bs : (i + 1) * bs]
-            logits = self.prog.forward(x, training=True)
-            loss_data = losses(logits, y, smoothing)
-            terms = self._penalties()
-            loss = loss_data + sum(terms.values()) if terms else loss_data
-            for p in self.prog.params:
-                p.grad = None
-            loss.sum().backward()  # models are independent: each gets its own gradient
-            mask_grads(self.prog.params, self.prog.masks)
-            if clip:
-                clip_grad_norms(self.prog.params, torch.full_like(self.opt.lr, float(clip)))
-            self.opt.step()
-            for kind, c in self.reg["constraints"]:
-                constrain(self.prog.params, self.prog.decay_free, kind, self.values[c])
-            acc = (logits.argmax(-1) == y).float().mean(1)
-            values = {"loss": loss, "loss_data": loss_data, "acc": acc, **terms}
-            v = torch.stack([t.detach().float() for t in values.values()], 1) * y.shape[1]
-            sums, n, keys = (v if sums is None else sums + v), n + y.shape[1], tuple(values)
+            sums += self._step(x, y) * y.shape[1]
+            n += y.shape[1]
         self.sched.step()
         means = sums / max(n, 1)
         return {f"train/{k}": means[:, j] for j, k in enumerate(keys)}
+
+    def _step(self, x: Tensor, y: Tensor) -> Tensor:
+        """One optimizer step of every model on its mini-batch x (S, B, ...), y (S, B);
+        returns the batch's (S, k) values in the order of the epoch's keys."""
+        logits = self.prog.forward(x, training=True)
+        loss_data = losses(logits, y, self.values.get("label_smoothing"))
+        terms = self._penalties()
+        loss = loss_data + sum(terms.values()) if terms else loss_data
+        flat = self.prog.flat
+        flat.grad = None
+        loss.sum().backward()  # models are independent: each gets its own gradient
+        if self.prog.mask is not None:  # padding gets no gradient, so it stays zero
+            flat.grad.mul_(self.prog.mask)
+        clip = self.cfg0.trainer.gradient_clip_val
+        if clip:
+            clip_grad_norms(flat, float(clip))
+        self.opt.step()
+        if self.reg["constraints"]:
+            weights = self.prog.views(flat.detach())
+            for kind, c in self.reg["constraints"]:
+                constrain(weights, self.prog.decay_free, kind, self.values[c])
+        acc = (logits.argmax(-1) == y).float().mean(1)
+        return torch.stack([loss, loss_data, acc, *terms.values()], 1).detach()
 
     # --- the whole run ----------------------------------------------------------------
     def fit(self, report: Report, fail: Fail, diag_every: int, diagnose) -> None:
@@ -191,7 +198,7 @@ class GroupLoop:
         keep = [j for j in range(len(self.alive)) if j not in positions]
         idx = torch.tensor(keep, device=self.device)
         self.prog.select(keep)
-        self.opt.select(keep, self.prog.params)
+        self.opt.select(keep, self.prog.flat)
         self.sched.select(keep)
         self.train = self.train.select(idx)
         self.val = None if self.val is None else self.val.select(idx)

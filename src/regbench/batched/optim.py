@@ -71,78 +71,61 @@ def optim_key(cfg: DictConfig) -> tuple:
 
 
 class StackedOptimizer:
-    def __init__(self, params: list[Tensor], decay_free: list[bool], cfgs: Sequence[DictConfig]):
+    """The update of every model's parameters at once, on the flat (S, P) tensor."""
+
+    def __init__(self, flat: Tensor, decay_free: Tensor, cfgs: Sequence[DictConfig]):
         self.key = optim_key(cfgs[0])
-        self.name, dev = self.key[0], params[0].device
-        self.params = params
-        wd = per_model([c.optim.get("weight_decay", 0.0) for c in cfgs], dev)
-        no_decay = self.key[-1]
-        self.wd = [torch.zeros_like(wd) if (no_decay and free) else wd for free in decay_free]
-        self.momentum = per_model([c.optim.get("momentum", 0.0) for c in cfgs], dev)
-        self.lr = per_model([c.optim.lr for c in cfgs], dev)
-        self.state = [torch.zeros_like(p) for p in params]  # momentum buffer / exp_avg
-        self.state2 = [torch.zeros_like(p) for p in params] if self.name != "sgd" else []
+        self.name, dev = self.key[0], flat.device
+        self.flat = flat
+        wd = per_model([c.optim.get("weight_decay", 0.0) for c in cfgs], dev).unsqueeze(1)
+        # (S, P) when biases and norm parameters are exempt, else (S, 1)
+        self.wd = wd * (~decay_free).float() if self.key[-1] else wd
+        self.decay = bool((wd != 0).any())  # PyTorch skips the decay term when it is 0
+        self.momentum = per_model([c.optim.get("momentum", 0.0) for c in cfgs], dev).unsqueeze(1)
+        self.lr = per_model([c.optim.lr for c in cfgs], dev).unsqueeze(1)
+        self.state = torch.zeros_like(flat)  # momentum buffer / exp_avg
+        self.state2 = torch.zeros_like(flat) if self.name != "sgd" else None  # exp_avg_sq
         self.t = 0
 
     def set_lr(self, lrs: Sequence[float]) -> None:
-        self.lr = per_model(lrs, self.lr.device)
+        self.lr = per_model(lrs, self.lr.device).unsqueeze(1)
 
     @torch.no_grad()
     def step(self) -> None:
         self.t += 1
-        for k, p in enumerate(self.params):
-            g, wd, lr = p.grad, _b(self.wd[k], p), _b(self.lr, p)
-            if self.name == "sgd":
-                self._sgd(k, p, g, wd, lr)
-            else:
-                self._adam(k, p, g, wd, lr)
-
-    def _sgd(self, k: int, p: Tensor, g: Tensor, wd: Tensor, lr: Tensor) -> None:
-        g = g + wd * p
-        mom = _b(self.momentum, p)
-        buf = self.state[k].mul_(mom).add_(g)
-        g = g + mom * buf if self.key[1] else buf
-        p.sub_(lr * g)
-
-    def _adam(self, k: int, p: Tensor, g: Tensor, wd: Tensor, lr: Tensor) -> None:
+        p, g = self.flat, self.flat.grad
+        if self.name == "sgd":
+            g = g + self.wd * p if self.decay else g
+            buf = self.state.mul_(self.momentum).add_(g)
+            g = g + self.momentum * buf if self.key[1] else buf
+            p.sub_(self.lr * g)
+            return
         b1, b2 = self.key[1]
-        eps = self.key[2]
         if self.name == "adamw":
-            p.mul_(1 - lr * wd)
-        else:
-            g = g + wd * p
-        m, v = self.state[k], self.state2[k]
+            p.mul_(1 - self.lr * self.wd)
+        elif self.decay:
+            g = g + self.wd * p
+        m, v = self.state, self.state2
         m.lerp_(g, 1 - b1)
         v.mul_(b2).addcmul_(g, g, value=1 - b2)
         bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
-        denom = (v.sqrt() / math.sqrt(bc2)).add_(eps)
-        p.sub_((m / denom) * (lr / bc1))
+        denom = (v.sqrt() / math.sqrt(bc2)).add_(self.key[2])
+        p.sub_((m / denom) * (self.lr / bc1))
 
-    def select(self, keep: Sequence[int], params: list[Tensor]) -> None:
+    def select(self, keep: Sequence[int], flat: Tensor) -> None:
         idx = torch.tensor(list(keep), device=self.lr.device)
-        self.params = params
-        self.wd = [w[idx] for w in self.wd]
-        self.momentum, self.lr = self.momentum[idx], self.lr[idx]
-        self.state = [s[idx] for s in self.state]
-        self.state2 = [s[idx] for s in self.state2]
+        self.flat = flat
+        self.wd, self.momentum, self.lr = self.wd[idx], self.momentum[idx], self.lr[idx]
+        self.state = self.state[idx]
+        self.state2 = None if self.state2 is None else self.state2[idx]
 
 
 @torch.no_grad()
-def mask_grads(params: list[Tensor], masks: list[Tensor | None]) -> None:
-    """Padded entries get no gradient, so they stay exactly zero (see program.py)."""
-    for p, m in zip(params, masks, strict=True):
-        if m is not None and p.grad is not None:
-            p.grad.mul_(m)
-
-
-@torch.no_grad()
-def clip_grad_norms(params: list[Tensor], max_norm: Tensor) -> None:
-    """``clip_grad_norm_`` per model: every model's whole gradient scaled to norm <= its
-    ``max_norm`` (S,), with PyTorch's ``max / (norm + 1e-6)`` clamped at 1."""
-    sq = sum(p.grad.flatten(1).square().sum(1) for p in params)  # (S,)
-    coef = (max_norm / (sq.sqrt() + 1e-6)).clamp_max(1.0)
-    for p in params:
-        p.grad.mul_(_b(coef, p))
+def clip_grad_norms(flat: Tensor, max_norm: float) -> None:
+    """``clip_grad_norm_`` per model: every model's whole gradient (a row of the flat
+    gradient) scaled to norm <= ``max_norm``, PyTorch's ``max / (norm + 1e-6)`` capped at 1."""
+    coef = (max_norm / (flat.grad.norm(dim=1, keepdim=True) + 1e-6)).clamp_max(1.0)
+    flat.grad.mul_(coef)
 
 
 def penalty_values(

@@ -108,8 +108,7 @@ class StackedMLP:
             raise ValueError("models do not share one batched signature")
         self.models, self.device, self.tokens = list(models), torch.device(device), sig
         per_model = [leaves(m) for m in models]
-        self.params: list[Tensor] = []
-        self.masks: list[Tensor | None] = []
+        self._stacked: list[tuple[Tensor, Tensor | None]] = []
         self.decay_free: list[bool] = []  # 1-D per model: biases, norm parameters
         self.buffers: dict[tuple[int, str], Tensor] = {}
         self.ops: list[tuple[str, dict]] = []
@@ -117,13 +116,36 @@ class StackedMLP:
             mods = [leaf[i] for leaf in per_model]
             self.ops.append((tok, self._op(i, tok, mods)))
         self.n_batches = 0  # BN's num_batches_tracked (all models step together)
+        self._flatten()
+
+    def _flatten(self) -> None:
+        """All parameters of a model in one row of ``flat`` (S, P): the optimizer, the
+        gradient masks and clipping are then a few ops per step, whatever the depth.
+        ``params`` are (S, *shape) views of it, made again at every forward."""
+        S = len(self.models)
+        self.shapes = [t.shape[1:] for t, _ in self._stacked]
+        self.sizes = [t[0].numel() for t, _ in self._stacked]
+        self.flat = torch.cat([t.reshape(S, -1) for t, _ in self._stacked], 1).requires_grad_()
+        masks = [torch.ones_like(t) if m is None else m for t, m in self._stacked]
+        padded = any(m is not None for _, m in self._stacked)
+        self.mask = torch.cat([m.reshape(S, -1) for m in masks], 1) if padded else None
+        free = [
+            torch.full((n,), f, device=self.device)
+            for n, f in zip(self.sizes, self.decay_free, strict=True)
+        ]
+        self.decay_free_flat = torch.cat(free).bool()  # (P,)
+        self._stacked = []
+        self.params = self.views(self.flat)
+
+    def views(self, flat: Tensor) -> list[Tensor]:
+        S = flat.shape[0]
+        chunks = flat.split(self.sizes, 1)
+        return [c.view(S, *shape) for c, shape in zip(chunks, self.shapes, strict=True)]
 
     def _param(self, tensors: Sequence[Tensor]) -> int:
-        stacked, mask = _stack(tensors, self.device)
-        self.params.append(stacked.requires_grad_(True))
-        self.masks.append(mask)
+        self._stacked.append(_stack(tensors, self.device))
         self.decay_free.append(tensors[0].dim() <= 1)
-        return len(self.params) - 1
+        return len(self._stacked) - 1
 
     def _rates(self, mods: Sequence[nn.Module]) -> Tensor:
         rates = [float(getattr(m, "rate", 0.0)) for m in mods]
@@ -158,6 +180,7 @@ class StackedMLP:
     def forward(self, x: Tensor, training: bool) -> Tensor:
         """(S, B, *input) -> logits (S, B, K)."""
         x = x.flatten(2)  # (S, B, F)
+        self.params = self.views(self.flat)  # fresh views: autograd sees this step's values
         for i, (tok, op) in enumerate(self.ops):
             x = self._apply(i, tok, op, x, training)
         if training and any(t.startswith("bn") for t in self.tokens):
@@ -199,8 +222,8 @@ class StackedMLP:
                 flat,
                 None if rm is None else rm.view(-1),
                 None if rv is None else rv.view(-1),
-                None if w is None else w.view(-1),
-                None if b is None else b.view(-1),
+                None if w is None else w.reshape(-1),
+                None if b is None else b.reshape(-1),
                 use_batch,
                 momentum,
                 mod.eps,
@@ -217,6 +240,7 @@ class StackedMLP:
     @torch.no_grad()
     def unstack(self) -> None:
         """Copy the trained parameters and buffers back into each (remaining) model."""
+        params = self.views(self.flat.detach())
         for s, model in enumerate(self.models):
             ls = leaves(model)
             for i, (tok, op) in enumerate(self.ops):
@@ -224,7 +248,7 @@ class StackedMLP:
                 for key, name in (("w", "weight"), ("b", "bias")):
                     if op.get(key) is not None:
                         t = getattr(m, name)
-                        t.copy_(self.params[op[key]][s][tuple(slice(0, n) for n in t.shape)])
+                        t.copy_(params[op[key]][s][tuple(slice(0, n) for n in t.shape)])
                 for name in ("running_mean", "running_var"):
                     if (i, name) in self.buffers:
                         t = getattr(m, name)
@@ -235,8 +259,9 @@ class StackedMLP:
     def select(self, keep: Sequence[int]) -> None:
         """Keep only models ``keep`` (e.g. drop diverged ones) in every stacked tensor."""
         idx = torch.tensor(list(keep), device=self.device)
-        self.params = [p.detach()[idx].requires_grad_(True) for p in self.params]
-        self.masks = [None if m is None else m[idx] for m in self.masks]
+        self.flat = self.flat.detach()[idx].requires_grad_(True)
+        self.mask = None if self.mask is None else self.mask[idx]
+        self.params = self.views(self.flat)
         self.buffers = {k: v[idx] for k, v in self.buffers.items()}
         for _, op in self.ops:
             for key in ("rate", "dc"):

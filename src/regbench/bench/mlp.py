@@ -113,6 +113,12 @@ def main(argv: list[str] | None = None) -> None:
         default=True,
         help="also time ResNet-20 on CIFAR-shaped tensors",
     )
+    p.add_argument(
+        "--batched",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time 8 seeds of the width-128 MLP trained as one batched program",
+    )
     args = p.parse_args(argv)
     extra = f", overrides: {' '.join(args.overrides)}" if args.overrides else ""
     print(
@@ -130,6 +136,10 @@ def main(argv: list[str] | None = None) -> None:
             f"hand_loop={h:.3f}s{verdict} ratio={ratio:.3f}",
             flush=True,
         )
+    if args.batched:
+        from regbench.bench.batched import bench_batched
+
+        print(bench_batched(8, 128, args.reps, args.epochs, args.overrides), flush=True)
     if args.resnet:
         try:
             from regbench.bench.resnet import bench_resnet20
