@@ -14,7 +14,7 @@ import math
 import pytorch_lightning as pl
 import torch
 
-from conftest import runs_of
+from conftest import TINY, runs_of
 from regbench.batched.plan import EXEC_TAG, make_groups, unbatchable
 from regbench.batched.program import dropout
 from regbench.batched.runs import build_member, run_group, run_members
@@ -168,3 +168,27 @@ def test_what_cannot_batch_runs_one_by_one_and_says_so(tiny, experiment):
     assert "mixup" in unbatchable(build_member(cfg, [], None))
     (res,) = run_members([cfg], [[]])
     assert get_client().get_run(res["run_id"]).data.tags[EXEC_TAG] == "single"
+
+
+def test_run_grid_batched_matches_one_by_one_and_fails_per_seed(tmp_path, monkeypatch):
+    from regbench.sweep import run_grid
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    base = [*TINY, "optim=sgd", "trainer.max_epochs=2", "data.n_train=300"]
+    grid = {"model.width": [8, 16], "optim.lr": [0.05, 1.0e30]}
+    out = {}
+    for mode in ("1", "0"):
+        monkeypatch.setenv("REGBENCH_BATCHED", mode)
+        exp = f"grid-batched-{mode}-{tmp_path.name}"
+        out[mode] = run_grid(f"g{mode}", base, grid, [0, 1], 2 if mode == "1" else 1, exp, url)
+    client = get_client()
+    for b, s in zip(out["1"], out["0"], strict=True):
+        assert b["point"] == s["point"] and b["seed"] == s["seed"]
+        if b["point"]["optim.lr"] > 1:  # diverges: every seed fails, with its reason
+            assert b["state"] == "FAIL" and "FloatingPointError: train/loss became" in b["error"]
+            assert client.get_run(b["run_id"]).info.status == "FAILED"
+            continue
+        assert b["state"] == s["state"] == "COMPLETE"
+        assert client.get_run(b["run_id"]).data.tags[EXEC_TAG] == "batched"
+        assert client.get_run(s["run_id"]).data.tags[EXEC_TAG] == "single"
+        assert all(close(b["metrics"][k], s["metrics"][k]) for k in s["metrics"])

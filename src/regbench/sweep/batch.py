@@ -141,13 +141,15 @@ def _tell(study, trial, objective, results, jobs, outs, report) -> None:
     error = results if isinstance(results, Exception) else None
     run_ids = {} if error else {s: r["run_id"] for s, r in results.items()}
     for (t, seed, _, _), out in zip(jobs, outs, strict=True):
-        if t is not trial or error is not None:
+        if t is not trial or isinstance(results, Exception):
             continue
-        if isinstance(out, Exception):
-            error = out
+        if isinstance(out, Exception):  # the other seeds of the point still count
             if getattr(out, "run_id", None):
                 run_ids[str(seed)] = out.run_id
-            trial.set_user_attr(FAIL_REASON, f"seed {seed}: {type(out).__name__}: {out}"[:2000])
+            if error is None:
+                error = out
+                reason = f"seed {seed}: {type(out).__name__}: {out}"
+                trial.set_user_attr(FAIL_REASON, reason[:2000])
         else:
             results[str(seed)] = out
             run_ids[str(seed)] = out["run_id"]
