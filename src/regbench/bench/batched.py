@@ -47,3 +47,56 @@ def bench_batched(seeds: int, width: int, reps: int, epochs: int, extra=()) -> s
         f"hand_loop(1 seed)={h:.3f}s (target <= {TARGET:.2f}: {ok}) ratio={ratio:.3f} "
         f"per model vs one by one={b / (seeds * h):.3f}"
     )
+
+
+def plain_sgd_loop(cfg) -> float:
+    """Seconds of a plain PyTorch loop for one run of ``cfg`` with its SGD settings: same
+    data, batches, epoch metrics and final test as the full stack, nothing else."""
+    import torch
+    import torch.nn.functional as F
+
+    from regbench.data import build_data
+    from regbench.data.batches import TensorBatches
+    from regbench.nn import build_model
+
+    start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    splits = build_data(cfg.data, cfg.seed)
+    model = build_model(cfg.model, splits.input_shape, splits.num_classes)
+    o = cfg.optim
+    opt = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum)
+    batches = TensorBatches(
+        splits.x_train, splits.y_train, cfg.data.batch_size, shuffle=True, seed=cfg.seed
+    )
+    for _ in range(cfg.trainer.max_epochs):
+        sums = torch.zeros(2)
+        for x, y in batches:
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sums += torch.stack([loss.detach(), (logits.argmax(1) == y).float().mean()]) * len(y)
+        _ = (sums / len(splits.y_train)).tolist()
+    with torch.no_grad():
+        _ = float((model(splits.x_test).argmax(1) == splits.y_test).float().mean())
+    return time.perf_counter() - start
+
+
+def plain_double_descent(widths: list[int], epochs: int | None = None) -> float:
+    """Seconds of :func:`plain_sgd_loop` on one thread over ``widths`` of
+    ``experiment=model_double_descent``, seed 0: the baseline of the issue's speed target
+    for ``regbench reproduce model_double_descent``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    total = 0.0
+    try:
+        for w in widths:
+            extra = [f"trainer.max_epochs={epochs}"] if epochs else []
+            cfg = compose(["experiment=model_double_descent", f"model.width={w}", *extra])
+            total += plain_sgd_loop(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    return total
