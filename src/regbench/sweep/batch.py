@@ -9,32 +9,27 @@ Each trial then ends COMPLETE or FAIL exactly as :class:`~regbench.sweep.objecti
 would end it, with the same user attrs; heartbeats keep the claimed trials alive, so a
 killed worker's trials are retried like any others.
 
-On by default; ``REGBENCH_BATCHED=0`` (or ``run_grid(..., batched=False)``) trains one by
-one. Studies with a pruner (per-epoch reports to Optuna) always train one by one.
+On by default; ``REGBENCH_BATCHED=0`` trains one by one. Studies with a pruner (per-epoch
+reports to Optuna) train one by one; other studies batch the seeds of each trial
+(:meth:`~regbench.sweep.objective.Objective._run`).
 """
 
 from __future__ import annotations
 
-import os
 from contextlib import ExitStack
 
 import optuna
 from optuna.trial import TrialState
 
-from regbench.errors import ConfigError
 from regbench.sweep.objective import FAIL_REASON, Objective, WorkerContext
 from regbench.sweep.spec import GRID_POINT
 
-ENV = "REGBENCH_BATCHED"
-
 
 def enabled(ctx: WorkerContext) -> bool:
-    """Batched grid training: on unless ``REGBENCH_BATCHED`` says off; grids only."""
-    raw = os.environ.get(ENV, "1").strip().lower()
-    if raw not in ("0", "1", "true", "false", "on", "off"):
-        raise ConfigError(f"{ENV}={raw!r} is not valid; use 1 (on, the default) or 0 (off)")
-    on = raw in ("1", "true", "on")
-    return on and ctx.spec.is_grid and ctx.spec.pruner["kind"] == "none"
+    """Grids of groups: on unless ``REGBENCH_BATCHED=0``; grids without a pruner only."""
+    from regbench import batched
+
+    return batched.enabled() and ctx.spec.is_grid and ctx.spec.pruner["kind"] == "none"
 
 
 def _plan_members(study: optuna.Study, ctx: WorkerContext, objective: Objective):

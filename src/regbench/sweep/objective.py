@@ -110,10 +110,13 @@ class Objective:
         return {STUDY_TAG: self.ctx.study_name, TRIAL_TAG: trial.number, SEED_TAG: seed}
 
     def _run(self, trial: optuna.Trial) -> float:
+        from regbench import batched
         from regbench.config import compose
         from regbench.train import run
 
         spec, ctx = self.ctx.spec, self.ctx
+        if batched.enabled() and not self.prune and len(spec.seeds) > 1:
+            return self._run_batched(trial)
         label, base, results = self.prepare(trial)
         run_ids = {s: r["run_id"] for s, r in results.items()}
         for i, seed in enumerate(spec.seeds):
@@ -138,6 +141,35 @@ class Objective:
                 trial.set_user_attr("mlflow_run_ids", run_ids)
             results[str(seed)] = metrics
             trial.set_user_attr("seed_results", results)
+        return self.value(trial, results)
+
+    def _run_batched(self, trial: optuna.Trial) -> float:
+        """The trial's seeds as one batched group (those that can batch)."""
+        from regbench.batched.runs import run_members
+        from regbench.config import compose
+
+        spec, ctx = self.ctx.spec, self.ctx
+        label, base, results = self.prepare(trial)
+        run_ids = {s: r["run_id"] for s, r in results.items()}
+        seeds = [s for s in spec.seeds if str(s) not in results]
+        cfgs = [compose([*base, f"seed={s}"]) for s in seeds]
+        tags = [self.tags(trial, s) for s in seeds]
+        outs = run_members(cfgs, [label] * len(cfgs), ctx.parent_run_id, tags)
+        error = None
+        for seed, out in zip(seeds, outs, strict=True):
+            if isinstance(out, Exception):
+                if getattr(out, "run_id", None):
+                    run_ids[str(seed)] = out.run_id
+                if error is None:
+                    error = out
+                    reason = f"seed {seed}: {type(out).__name__}: {out}"
+                    trial.set_user_attr(FAIL_REASON, reason[:2000])
+            else:
+                results[str(seed)], run_ids[str(seed)] = out, out["run_id"]
+        trial.set_user_attr("mlflow_run_ids", run_ids)
+        trial.set_user_attr("seed_results", results)
+        if error is not None:
+            raise error
         return self.value(trial, results)
 
     def value(self, trial: optuna.Trial, results: dict) -> float:
