@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="regbench bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--reps", type=int, default=3, help="repetitions per measurement (median)")
     p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--widths", type=int, nargs="+", default=[128, 512])
+    p.add_argument("--widths", type=int, nargs="*", default=[128, 512])
     p.add_argument(
         "overrides",
         nargs="*",
