@@ -97,6 +97,17 @@ def test_default_adam_cosine_mlp_with_layer_norm_matches(tiny, experiment):
     check_group(cfgs)
 
 
+def test_adamw_group_norm_elastic_net_and_frobenius_bound_match(tiny, experiment):
+    """Decoupled weight decay with biases and norm parameters exempt, GroupNorm."""
+    extra = ["optim=adamw", "optim.no_decay_bias_norm=true", "model.norm=group"]
+    extra += ["model.norm_groups=4", "reg=[elastic_net,frobenius_bound]", "reg.frobenius_bound.c=2"]
+    cfgs = [
+        tiny(*extra, f"seed={s}", f"optim.weight_decay={wd}", experiment_name=experiment)
+        for s, wd in [(0, 0.05), (1, 0.2)]
+    ]
+    check_group(cfgs)
+
+
 def test_sgd_batchnorm_with_penalties_constraints_and_smoothing_matches(tiny, experiment):
     """BatchNorm with SGD: a linear bias right before BN gets a gradient that is pure
     rounding noise (BN removes the mean), which Adam's normalisation blows up to lr-sized
@@ -192,3 +203,63 @@ def test_run_grid_batched_matches_one_by_one_and_fails_per_seed(tmp_path, monkey
         assert client.get_run(b["run_id"]).data.tags[EXEC_TAG] == "batched"
         assert client.get_run(s["run_id"]).data.tags[EXEC_TAG] == "single"
         assert all(close(b["metrics"][k], s["metrics"][k]) for k in s["metrics"])
+
+
+def test_a_killed_batched_grid_resumes(experiment, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import optuna
+    import yaml
+    from optuna.trial import TrialState
+
+    from regbench.sweep import run_study
+    from regbench.sweep.spec import parse_spec
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    raw = {
+        "name": "kb",
+        "experiment_name": experiment,
+        "objective": {"metric": "val/acc"},
+        "seeds": [0, 1],
+        "sampler": "grid",
+        "heartbeat": {"interval": 1, "grace_period": 2},
+        "overrides": [*TINY, "trainer.max_epochs=150", "optim=sgd"],
+        "space": {"model.width": {"type": "categorical", "choices": [8, 16]}},
+    }
+    path = tmp_path / "kb.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    log = open(tmp_path / "sweep.log", "w")  # noqa: SIM115
+    cmd = [sys.executable, "-m", "regbench.cli", "sweep", str(path), "--storage", url]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:  # kill while the group trains (its runs exist and have logged an epoch)
+        deadline = time.time() + 300
+        while True:
+            assert proc.poll() is None and time.time() < deadline, (
+                tmp_path / "sweep.log"
+            ).read_text()
+            running = [
+                r
+                for r in runs_of(experiment)
+                if r.info.status == "RUNNING" and "train/loss" in r.data.metrics
+            ]
+            if running:
+                break
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert running[0].data.tags[EXEC_TAG] == "batched"
+    before = optuna.load_study(study_name="kb", storage=url).trials
+    assert TrialState.RUNNING in [t.state for t in before]
+    study = run_study(parse_spec(raw, "kb"), storage=url, verbose=False)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert sorted(t.params["model.width"] for t in complete) == [8, 16]
+    runs = runs_of(experiment)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    children = [r for r in runs if r.data.tags.get("sweep.role") != "parent"]
+    assert sum(r.info.status == "FINISHED" for r in children) == 4
+    assert all(r.info.status in ("FINISHED", "KILLED", "FAILED") for r in children)

@@ -182,7 +182,10 @@ def test_two_workers_finish_exactly_n_trials(experiment, tmp_path, capfd):
     assert "plots/optimization_history.png" in plots
 
 
-def test_sigkilled_sweep_resumes_to_n_complete_trials(experiment, tmp_path):
+def test_sigkilled_sweep_resumes_to_n_complete_trials(experiment, tmp_path, monkeypatch):
+    # Seeds one by one, so that the kill lands between them (batched, a trial's seeds
+    # train together; tests/test_batched.py kills and resumes a batched grid).
+    monkeypatch.setenv("REGBENCH_BATCHED", "0")
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     raw = {
         "name": "k",
