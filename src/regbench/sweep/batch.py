@@ -35,32 +35,45 @@ def enabled(ctx: WorkerContext) -> bool:
 def _plan_members(study: optuna.Study, ctx: WorkerContext, objective: Objective):
     """One planning member per WAITING trial (model built, no data), seeds as copies."""
     from regbench.batched.plan import Member
-    from regbench.config import compose
-    from regbench.data import build_data
-    from regbench.nn import build_model
 
-    shapes: dict[str, tuple] = {}
     out = []
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     for t in sorted(waiting, key=lambda t: t.number):
         point = t.user_attrs.get(GRID_POINT, {})
-        base = [
+        base = (
             *ctx.spec.overrides,
             *ctx.cli_overrides,
             *ctx.spec.point_overrides(point),
             f"experiment_name={ctx.experiment_name}",
-        ]
-        try:
-            cfg = compose([*base, f"seed={ctx.spec.seeds[0]}"])
-            key = str(cfg.data)
-            if key not in shapes:
-                splits = build_data(cfg.data, cfg.seed)
-                shapes[key] = (splits.input_shape, splits.num_classes)
-            net = build_model(cfg.model, *shapes[key])
-        except Exception:
-            net = cfg = None  # it fails in its own trial, with the reason recorded there
+            f"seed={ctx.spec.seeds[0]}",
+        )
+        if base not in _PLANNED:  # each claim plans every waiting point: compose once
+            _PLANNED[base] = _plan_point(base)
+        cfg, net = _PLANNED[base]
         out.append((t, Member(cfg, [], {}, net=net)))
     return out
+
+
+_PLANNED: dict[tuple, tuple] = {}
+_SHAPES: dict[str, tuple] = {}
+
+
+def _plan_point(overrides: tuple) -> tuple:
+    """(config, model built without data) of a grid point, or (None, None) if it fails
+    to build: it then fails in its own trial, with the reason recorded there."""
+    from regbench.config import compose
+    from regbench.data import build_data
+    from regbench.nn import build_model
+
+    try:
+        cfg = compose(list(overrides))
+        key = str(cfg.data)
+        if key not in _SHAPES:
+            splits = build_data(cfg.data, cfg.seed)
+            _SHAPES[key] = (splits.input_shape, splits.num_classes)
+        return cfg, build_model(cfg.model, *_SHAPES[key])
+    except Exception:
+        return None, None
 
 
 def _reason(member) -> str | None:
