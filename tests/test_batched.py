@@ -200,8 +200,11 @@ def test_run_grid_batched_matches_one_by_one_and_fails_per_seed(tmp_path, monkey
             assert client.get_run(b["run_id"]).info.status == "FAILED"
             continue
         assert b["state"] == s["state"] == "COMPLETE"
-        assert client.get_run(b["run_id"]).data.tags[EXEC_TAG] == "batched"
-        assert client.get_run(s["run_id"]).data.tags[EXEC_TAG] == "single"
+        rb, rs = client.get_run(b["run_id"]).data, client.get_run(s["run_id"]).data
+        assert (rb.tags[EXEC_TAG], rs.tags[EXEC_TAG]) == ("batched", "single")
+        assert set(rb.tags) == set(rs.tags)  # sweep.study/trial/seed, parent, environment
+        assert rb.params.pop("experiment_name") != rs.params.pop("experiment_name")
+        assert rb.params == rs.params
         assert all(close(b["metrics"][k], s["metrics"][k]) for k in s["metrics"])
 
 
