@@ -122,6 +122,16 @@ def test_sgd_batchnorm_with_penalties_constraints_and_smoothing_matches(tiny, ex
     check_group(cfgs)
 
 
+def test_residual_mlp_padded_widths_match(tiny, experiment):
+    """Pre-activation residual blocks (BatchNorm, SGD), widths 16 and 24 padded."""
+    extra = ["model=resmlp", "model.depth=2", "model.survival_last=1.0", "optim=sgd"]
+    cfgs = [
+        tiny(*extra, f"seed={s}", f"model.width={w}", experiment_name=experiment)
+        for s, w in [(0, 16), (1, 24)]
+    ]
+    check_group(cfgs)
+
+
 def test_padded_units_stay_exactly_zero(tiny):
     """sigmoid(0) = 0.5 and BN's beta would move padding if its gradients were not masked."""
     from regbench.batched.loop import GroupLoop
@@ -153,6 +163,12 @@ def test_dropout_masks_per_model_rate_and_independent():
     for s, r in enumerate(rates.flatten().tolist()):
         assert abs(float(g[s].var()) / (r / (1 - r)) - 1) < 0.02
     assert torch.equal(dropout("bernoulli", torch.ones(3, 2, 5), rates, False), torch.ones(3, 2, 5))
+    # DropPath (rate = 1 - survival): one draw per (model, sample), no rescaling; eval * p
+    d = dropout("path", torch.ones(3, n, 4), rates, training=True)
+    assert torch.equal(d, d[:, :, :1].expand_as(d)) and set(d.unique().tolist()) == {0.0, 1.0}
+    for s, r in enumerate(rates.flatten().tolist()):
+        assert abs(float(d[s, :, 0].mean()) - (1 - r)) < 5 * math.sqrt(r * (1 - r) / n)
+    assert torch.allclose(dropout("path", torch.ones(3, 1, 1), rates, False), 1 - rates)
 
 
 def test_a_diverging_model_fails_alone(tiny, experiment):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from omegaconf import DictConfig
 from torch import nn
 
-from regbench.batched.program import signature
+from regbench.batched.signature import signature
 from regbench.tracking import flatten
 
 #: config keys that may differ inside a group (prefix match for reg.*, scheduler.*, logger.*)
@@ -33,6 +33,7 @@ PER_MODEL = (
     "model.head_dropout",
     "model.dropconnect",
     "model.init",
+    "model.survival_last",
     "scheduler.",
     "logger.",
     "trainer.progress_bar",

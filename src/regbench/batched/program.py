@@ -2,17 +2,15 @@
 
 Each model is built on its own by the project's builder (its own initialisation), then
 its parameters are copied into stacked tensors whose leading axis is the model. Models
-of different widths are zero-padded to the group's largest shape; ``masks`` say which
+of different widths are zero-padded to the group's largest shape; ``mask`` says which
 entries are real. A padded unit has zero incoming weights, zero bias and zero outgoing
 weights, so it adds an exact zero to every real unit; its gradients are masked to zero
-(see :mod:`regbench.batched.optim`), so it stays zero for the whole run. Normalizations
-that average over features (LayerNorm, GroupNorm) would see the padding, so their
-signature carries the width: such models only batch with models of the same width.
+(:mod:`regbench.batched.loop`), so it stays zero for the whole run. Normalizations that
+average over features (LayerNorm, GroupNorm) would see the padding, so their signature
+carries the width: such models only batch with models of the same width.
 
-The forward pass walks the leaf modules of :class:`~regbench.nn.mlp.MLP` in order
-(flatten, input dropout, the blocks, head dropout, head), which is its execution order.
-An empty dropout slot (``nn.Identity``) merges with a dropout of any kind at rate 0, so
-models that differ only in dropout rates share one program.
+The forward pass runs the ops of :mod:`regbench.batched.signature` (the leaves of an MLP
+or residual MLP in execution order) on (S, B, features) tensors.
 """
 
 from __future__ import annotations
@@ -23,68 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from regbench.nn.mlp import MLP
+from regbench.batched.signature import CLOSE, OPEN, leaves, merge_signatures, signature
+from regbench.reg.depth import DropPath
 from regbench.reg.dropconnect import DropConnectLinear
-from regbench.reg.dropout import BernoulliDropout, GaussianDropout, Uout, VanillaDropout
-
-DROP_KINDS = {
-    BernoulliDropout: "bernoulli",
-    VanillaDropout: "vanilla",
-    GaussianDropout: "gaussian",
-    Uout: "uout",
-}
-ELEMENTWISE = (nn.ReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.SiLU)
-
-
-def leaf_token(m: nn.Module) -> str | None:
-    """What a leaf module contributes to a group's signature; None: not batchable."""
-    if type(m) is nn.Linear or type(m) is DropConnectLinear:
-        return f"linear(bias={m.bias is not None},dc={isinstance(m, DropConnectLinear)})"
-    if type(m) is nn.BatchNorm1d:
-        return f"bn(eps={m.eps},mom={m.momentum},affine={m.affine},track={m.track_running_stats})"
-    if type(m) is nn.LayerNorm:
-        return f"ln({tuple(m.normalized_shape)},eps={m.eps},affine={m.elementwise_affine})"
-    if type(m) is nn.GroupNorm:
-        return f"gn({m.num_groups},{m.num_channels},eps={m.eps},affine={m.affine})"
-    if isinstance(m, ELEMENTWISE) and type(m).__module__.startswith("torch"):
-        return f"act:{m!r}"  # applied as is: elementwise, so any leading axes work
-    if type(m) in DROP_KINDS:
-        return f"drop:{DROP_KINDS[type(m)]}"
-    if type(m) is nn.Identity:
-        return "id"
-    return None
-
-
-def leaves(model: nn.Module) -> list[nn.Module]:
-    return [m for m in model.modules() if not list(m.children()) and type(m) is not nn.Flatten]
-
-
-def signature(model: nn.Module) -> tuple[str, ...] | str:
-    """The model's op tokens, or a string saying why it cannot batch."""
-    if type(model) is not MLP:
-        return f"model {type(model).__name__} is not batched (only the plain MLP is)"
-    tokens = []
-    for m in leaves(model):
-        tok = leaf_token(m)
-        if tok is None:
-            return f"layer {type(m).__name__} is not batched"
-        tokens.append(tok)
-    return tuple(tokens)
-
-
-def merge_signatures(sigs: Sequence[tuple[str, ...]]) -> tuple[str, ...] | None:
-    """One signature for all models (``id`` merged into a dropout slot), or None."""
-    if len({len(s) for s in sigs}) != 1:
-        return None
-    out = []
-    for tokens in zip(*sigs, strict=True):
-        kinds = set(tokens) - {"id"}
-        if len(kinds) > 1:
-            return None
-        if kinds and "id" in tokens and not next(iter(kinds)).startswith("drop:"):
-            return None  # only an empty dropout slot merges (rate 0)
-        out.append(kinds.pop() if kinds else "id")
-    return tuple(out)
 
 
 def _stack(tensors: Sequence[Tensor], device) -> tuple[Tensor, Tensor | None]:
@@ -148,7 +87,11 @@ class StackedMLP:
         return len(self._stacked) - 1
 
     def _rates(self, mods: Sequence[nn.Module]) -> Tensor:
-        rates = [float(getattr(m, "rate", 0.0)) for m in mods]
+        # DropPath keeps with its survival probability: its "rate" is 1 - survival.
+        rates = [
+            1.0 - m.survival_prob if isinstance(m, DropPath) else float(getattr(m, "rate", 0.0))
+            for m in mods
+        ]
         return torch.tensor(rates, device=self.device).view(-1, 1, 1)  # (S, 1, 1)
 
     def _op(self, i: int, tok: str, mods: Sequence[nn.Module]) -> dict:
@@ -181,8 +124,14 @@ class StackedMLP:
         """(S, B, *input) -> logits (S, B, K)."""
         x = x.flatten(2)  # (S, B, F)
         self.params = self.views(self.flat)  # fresh views: autograd sees this step's values
+        skips = []  # inputs of the open residual blocks
         for i, (tok, op) in enumerate(self.ops):
-            x = self._apply(i, tok, op, x, training)
+            if tok == OPEN:
+                skips.append(x)
+            elif tok == CLOSE:
+                x = skips.pop() + x  # x + DropPath(branch(x))
+            else:
+                x = self._apply(i, tok, op, x, training)
         if training and any(t.startswith("bn") for t in self.tokens):
             self.n_batches += 1
         return x
@@ -271,8 +220,14 @@ class StackedMLP:
 
 
 def dropout(kind: str, x: Tensor, rate: Tensor, training: bool) -> Tensor:
-    """The dropout family of :mod:`regbench.reg.dropout` with one rate per model
-    (``rate``: (S, 1, 1)) and independent masks per model and unit."""
+    """The dropout family of :mod:`regbench.reg.dropout` and DropPath
+    (:mod:`regbench.reg.depth`, ``rate`` = 1 - survival) with one rate per model
+    (``rate``: (S, 1, 1)) and independent masks per model and unit (per sample for DropPath)."""
+    if kind == "path":  # stochastic depth: a branch kept per (model, sample), no rescaling
+        keep = 1.0 - rate
+        if not training:
+            return x * keep
+        return x * torch.bernoulli(keep.expand(x.shape[0], x.shape[1], 1))
     if kind == "vanilla" and not training:
         return x * (1.0 - rate)
     if not training:
