@@ -191,10 +191,31 @@ def test_a_diverging_model_fails_alone(tiny, experiment):
 
 
 def test_what_cannot_batch_runs_one_by_one_and_says_so(tiny, experiment):
-    cfg = tiny("reg=[mixup]", "trainer.max_epochs=1", experiment_name=experiment)
-    assert "mixup" in unbatchable(build_member(cfg, [], None))
-    (res,) = run_members([cfg], [[]])
+    cfg = tiny("reg=[augment1d]", "trainer.max_epochs=1", experiment_name=experiment)
+    assert "augment1d" in unbatchable(build_member(cfg, [], None))
+    mix = tiny("reg=[mixup]", "trainer.max_epochs=1", experiment_name=experiment)
+    res, mixed = run_members([cfg, mix], [[], []])
     assert get_client().get_run(res["run_id"]).data.tags[EXEC_TAG] == "single"
+    assert get_client().get_run(mixed["run_id"]).data.tags[EXEC_TAG] == "batched"
+
+
+def test_mixup_per_model_alpha():
+    """Each model its own lam ~ Beta(a, a) and pairing: the batch mean and the target
+    totals are kept exactly; the variance shrinks by E[lam^2 + (1 - lam)^2] =
+    1 - a / (2a + 1) (0.857 for a = 0.2, 0.6 for a = 2)."""
+    from regbench.batched.transforms import mixup
+
+    torch.manual_seed(0)
+    alpha = torch.tensor([0.2, 2.0])
+    x, y = torch.randn(2, 1000, 1), torch.randint(0, 10, (2, 1000))
+    ratios = []
+    for _ in range(300):
+        xm, t = mixup(x, y, alpha, 10)
+        assert torch.allclose(xm.mean(1), x.mean(1), atol=1e-5)
+        assert torch.allclose(t.sum(1), torch.nn.functional.one_hot(y, 10).float().sum(1))
+        ratios.append(xm.var(1).squeeze(-1) / x.var(1).squeeze(-1))
+    mean = torch.stack(ratios).mean(0)
+    assert abs(float(mean[0]) - 0.857) < 0.02 and abs(float(mean[1]) - 0.6) < 0.02
 
 
 def test_run_grid_batched_matches_one_by_one_and_fails_per_seed(tmp_path, monkeypatch):

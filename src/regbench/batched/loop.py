@@ -28,6 +28,7 @@ from regbench.batched.optim import (
 )
 from regbench.batched.plan import Member
 from regbench.batched.program import StackedMLP
+from regbench.batched.transforms import mixup, soft_losses
 from regbench.data.batches import TensorBatches, limit_batches
 
 Report = Callable[[int, dict[str, float], int], None]  # (member index, metrics, epoch)
@@ -132,8 +133,14 @@ class GroupLoop:
     def _step(self, x: Tensor, y: Tensor) -> Tensor:
         """One optimizer step of every model on its mini-batch x (S, B, ...), y (S, B);
         returns the batch's (S, k) values in the order of the epoch's keys."""
-        logits = self.prog.forward(x, training=True)
-        loss_data = losses(logits, y, self.values.get("label_smoothing"))
+        smoothing = self.values.get("label_smoothing")
+        if "mixup" in self.values:  # the accuracy stays measured against y
+            x, target = mixup(x, y, self.values["mixup"], self.members[0].splits.num_classes)
+            logits = self.prog.forward(x, training=True)
+            loss_data = soft_losses(logits, target, smoothing)
+        else:
+            logits = self.prog.forward(x, training=True)
+            loss_data = losses(logits, y, smoothing)
         terms = self._penalties()
         loss = loss_data + sum(terms.values()) if terms else loss_data
         flat = self.prog.flat

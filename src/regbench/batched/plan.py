@@ -38,7 +38,7 @@ PER_MODEL = (
     "logger.",
     "trainer.progress_bar",
 )
-PER_MODEL_REG = ("strength", "l1_ratio", "c", "smoothing")
+PER_MODEL_REG = ("strength", "l1_ratio", "c", "smoothing", "alpha")
 PENALTIES, CONSTRAINTS = ("l1", "l2", "elastic_net"), ("max_norm", "frobenius_bound")
 OVERHEAD = 20_000  # params-equivalent of a step's fixed cost (measured: regbench bench)
 MAX_GROUP = 64
@@ -90,6 +90,8 @@ def reg_plan(cfg: DictConfig) -> tuple[dict, dict] | str:
             values[f"{name}.c"] = float(entry.c)
         elif kind == "label_smoothing":
             values["label_smoothing"] = float(entry.get("smoothing", 0.1))
+        elif kind == "mixup" and "mixup" not in values:
+            values["mixup"] = float(entry.get("alpha", 0.2))
         else:
             return f"reg kind {kind!r} runs one by one"
     return plan, values
