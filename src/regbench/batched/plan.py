@@ -40,7 +40,9 @@ PER_MODEL = (
 )
 PER_MODEL_REG = ("strength", "l1_ratio", "c", "smoothing", "alpha")
 PENALTIES, CONSTRAINTS = ("l1", "l2", "elastic_net"), ("max_norm", "frobenius_bound")
-OVERHEAD = 20_000  # params-equivalent of a step's fixed cost (measured: regbench bench)
+# A step's fixed cost (~40 small ops and the autograd walk, a few tenths of a ms on one core)
+# in parameters whose arithmetic (6 * batch * params flops) takes as long: an estimate.
+OVERHEAD = 20_000
 MAX_GROUP = 64
 EXEC_TAG = "regbench.exec"
 
