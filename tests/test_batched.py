@@ -191,9 +191,9 @@ def test_a_diverging_model_fails_alone(tiny, experiment):
 
 
 def test_what_cannot_batch_runs_one_by_one_and_says_so(tiny, experiment):
-    cfg = tiny("reg=[augment1d]", "trainer.max_epochs=1", experiment_name=experiment)
-    assert "augment1d" in unbatchable(build_member(cfg, [], None))
-    mix = tiny("reg=[mixup]", "trainer.max_epochs=1", experiment_name=experiment)
+    cfg = tiny("reg=[early_stopping]", "trainer.max_epochs=1", experiment_name=experiment)
+    assert "early_stopping" in unbatchable(build_member(cfg, [], None))
+    mix = tiny("reg=[mixup,augment1d]", "trainer.max_epochs=1", experiment_name=experiment)
     res, mixed = run_members([cfg, mix], [[], []])
     assert get_client().get_run(res["run_id"]).data.tags[EXEC_TAG] == "single"
     assert get_client().get_run(mixed["run_id"]).data.tags[EXEC_TAG] == "batched"

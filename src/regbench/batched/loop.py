@@ -30,6 +30,7 @@ from regbench.batched.plan import Member
 from regbench.batched.program import StackedMLP
 from regbench.batched.transforms import mixup, soft_losses
 from regbench.data.batches import TensorBatches, limit_batches
+from regbench.reg.augment1d import Augment1d
 
 Report = Callable[[int, dict[str, float], int], None]  # (member index, metrics, epoch)
 Fail = Callable[[int, BaseException], None]
@@ -130,17 +131,29 @@ class GroupLoop:
         means = sums / max(n, 1)
         return {f"train/{k}": means[:, j] for j, k in enumerate(keys)}
 
+    def _transform(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The batch transforms in config order: augment1d draws per sample (all models'
+        samples as one batch of S * B), mixup per model."""
+        target = None
+        augments = iter(t for t in self.members[0].module.reg.transforms if type(t) is Augment1d)
+        for kind in self.reg["transforms"]:
+            if kind == "augment1d":
+                S, B = y.shape
+                x = next(augments)(x.reshape(S * B, *x.shape[2:]), None)[0].view_as(x)
+            else:
+                x, target = mixup(x, y, self.values["mixup"], self.members[0].splits.num_classes)
+        return x, target
+
     def _step(self, x: Tensor, y: Tensor) -> Tensor:
         """One optimizer step of every model on its mini-batch x (S, B, ...), y (S, B);
         returns the batch's (S, k) values in the order of the epoch's keys."""
         smoothing = self.values.get("label_smoothing")
-        if "mixup" in self.values:  # the accuracy stays measured against y
-            x, target = mixup(x, y, self.values["mixup"], self.members[0].splits.num_classes)
-            logits = self.prog.forward(x, training=True)
-            loss_data = soft_losses(logits, target, smoothing)
-        else:
-            logits = self.prog.forward(x, training=True)
+        x, target = self._transform(x, y)
+        logits = self.prog.forward(x, training=True)
+        if target is None:
             loss_data = losses(logits, y, smoothing)
+        else:  # mixup's soft targets; the accuracy stays measured against y
+            loss_data = soft_losses(logits, target, smoothing)
         terms = self._penalties()
         loss = loss_data + sum(terms.values()) if terms else loss_data
         flat = self.prog.flat

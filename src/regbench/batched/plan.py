@@ -76,7 +76,7 @@ def reg_plan(cfg: DictConfig) -> tuple[dict, dict] | str:
     from regbench.reg import REGULARIZERS, _register_all
 
     _register_all()  # the kinds register themselves on import
-    plan: dict = {"penalties": {}, "constraints": []}
+    plan: dict = {"penalties": {}, "constraints": [], "transforms": []}
     values: dict[str, float] = {}
     for name, entry in (cfg.get("reg") or {}).items():
         if entry is None:
@@ -94,6 +94,9 @@ def reg_plan(cfg: DictConfig) -> tuple[dict, dict] | str:
             values["label_smoothing"] = float(entry.get("smoothing", 0.1))
         elif kind == "mixup" and "mixup" not in values:
             values["mixup"] = float(entry.get("alpha", 0.2))
+            plan["transforms"].append("mixup")
+        elif kind == "augment1d":  # same settings across a group (not per model)
+            plan["transforms"].append("augment1d")
         else:
             return f"reg kind {kind!r} runs one by one"
     return plan, values
