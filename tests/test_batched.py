@@ -303,3 +303,25 @@ def test_a_killed_batched_grid_resumes(experiment, tmp_path):
     children = [r for r in runs if r.data.tags.get("sweep.role") != "parent"]
     assert sum(r.info.status == "FINISHED" for r in children) == 4
     assert all(r.info.status in ("FINISHED", "KILLED", "FAILED") for r in children)
+
+
+def test_dropconnect_masks_per_model_rate(tiny):
+    """Each model masks its own weights at its own rate: with all weights 1 and inputs 1,
+    a unit's output is 1 + (kept inputs) / keep, so its mean kept fraction is keep."""
+    from regbench.batched.program import StackedMLP
+
+    rates = [0.2, 0.7]
+    members = [build_member(tiny(f"model.dropconnect={r}"), [], None) for r in rates]
+    prog = StackedMLP([m.model for m in members], "cpu")
+    with torch.no_grad():
+        prog.flat.fill_(1.0)
+    prog.params = prog.views(prog.flat)  # as every forward does
+    i, (tok, op) = next((i, o) for i, o in enumerate(prog.ops) if o[0].startswith("linear"))
+    assert "dc=True" in tok
+    torch.manual_seed(0)
+    x = torch.ones(2, 200, 40)  # (S, B, in): one mask per pass, shared by the batch
+    kept = torch.stack([prog._apply(i, tok, op, x, True)[:, 0] for _ in range(50)])
+    for s, r in enumerate(rates):
+        frac = ((kept[:, s] - 1) * (1 - r) / 40).mean()
+        assert abs(float(frac) - (1 - r)) < 0.01
+    assert torch.equal(prog._apply(i, tok, op, x, False), torch.full((2, 200, 32), 41.0))
