@@ -3,20 +3,17 @@
 Exactness: the deterministic configs of a group, trained as one program, give the weights
 and every logged metric (keys, steps, values) of ``train.run`` within 1e-5 relative; the
 MLflow runs carry the same params and tags but the path tag. Padding stays exactly zero;
-dropout masks have each model's own rate and are independent across models; a diverging
-model fails alone.
+a diverging model fails alone; what cannot batch runs one by one and says so. Stochastic
+layers: test_batched_random.py; grids through the sweep machinery: test_batched_grid.py.
 """
 
 from __future__ import annotations
 
-import math
-
 import pytorch_lightning as pl
 import torch
 
-from conftest import TINY, runs_of
+from conftest import runs_of
 from regbench.batched.plan import EXEC_TAG, make_groups, unbatchable
-from regbench.batched.program import dropout
 from regbench.batched.runs import build_member, run_group, run_members
 from regbench.tracking import get_client
 
@@ -146,31 +143,6 @@ def test_padded_units_stay_exactly_zero(tiny):
     assert float((flat * mask).abs().max()) > 0.0
 
 
-def test_dropout_masks_per_model_rate_and_independent():
-    torch.manual_seed(0)
-    rates = torch.tensor([0.1, 0.5, 0.8]).view(-1, 1, 1)
-    n = 200_000
-    out = dropout("bernoulli", torch.ones(3, 1, n), rates, training=True)
-    for s, r in enumerate(rates.flatten().tolist()):
-        kept = out[s] != 0
-        keep, sd = 1 - r, math.sqrt(r * (1 - r) / n)
-        assert abs(float(kept.float().mean()) - keep) < 5 * sd
-        assert torch.allclose(out[s][kept], torch.tensor(1 / keep))  # inverted scaling
-    both = ((out[1] != 0) & (out[2] != 0)).float().mean()
-    p = 0.5 * 0.2
-    assert abs(float(both) - p) < 5 * math.sqrt(p * (1 - p) / n)  # independent masks
-    g = dropout("gaussian", torch.ones(3, 1, n), rates, training=True)
-    for s, r in enumerate(rates.flatten().tolist()):
-        assert abs(float(g[s].var()) / (r / (1 - r)) - 1) < 0.02
-    assert torch.equal(dropout("bernoulli", torch.ones(3, 2, 5), rates, False), torch.ones(3, 2, 5))
-    # DropPath (rate = 1 - survival): one draw per (model, sample), no rescaling; eval * p
-    d = dropout("path", torch.ones(3, n, 4), rates, training=True)
-    assert torch.equal(d, d[:, :, :1].expand_as(d)) and set(d.unique().tolist()) == {0.0, 1.0}
-    for s, r in enumerate(rates.flatten().tolist()):
-        assert abs(float(d[s, :, 0].mean()) - (1 - r)) < 5 * math.sqrt(r * (1 - r) / n)
-    assert torch.allclose(dropout("path", torch.ones(3, 1, 1), rates, False), 1 - rates)
-
-
 def test_a_diverging_model_fails_alone(tiny, experiment):
     lrs = [0.01, 1e6, 0.02]
     cfgs = [
@@ -197,131 +169,3 @@ def test_what_cannot_batch_runs_one_by_one_and_says_so(tiny, experiment):
     res, mixed = run_members([cfg, mix], [[], []])
     assert get_client().get_run(res["run_id"]).data.tags[EXEC_TAG] == "single"
     assert get_client().get_run(mixed["run_id"]).data.tags[EXEC_TAG] == "batched"
-
-
-def test_mixup_per_model_alpha():
-    """Each model its own lam ~ Beta(a, a) and pairing: the batch mean and the target
-    totals are kept exactly; the variance shrinks by E[lam^2 + (1 - lam)^2] =
-    1 - a / (2a + 1) (0.857 for a = 0.2, 0.6 for a = 2)."""
-    from regbench.batched.transforms import mixup
-
-    torch.manual_seed(0)
-    alpha = torch.tensor([0.2, 2.0])
-    x, y = torch.randn(2, 1000, 1), torch.randint(0, 10, (2, 1000))
-    ratios = []
-    for _ in range(300):
-        xm, t = mixup(x, y, alpha, 10)
-        assert torch.allclose(xm.mean(1), x.mean(1), atol=1e-5)
-        assert torch.allclose(t.sum(1), torch.nn.functional.one_hot(y, 10).float().sum(1))
-        ratios.append(xm.var(1).squeeze(-1) / x.var(1).squeeze(-1))
-    mean = torch.stack(ratios).mean(0)
-    assert abs(float(mean[0]) - 0.857) < 0.02 and abs(float(mean[1]) - 0.6) < 0.02
-
-
-def test_run_grid_batched_matches_one_by_one_and_fails_per_seed(tmp_path, monkeypatch):
-    from regbench.sweep import run_grid
-
-    url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    base = [*TINY, "optim=sgd", "trainer.max_epochs=2", "data.n_train=300"]
-    grid = {"model.width": [8, 16], "optim.lr": [0.05, 1.0e30]}
-    out = {}
-    for mode in ("1", "0"):
-        monkeypatch.setenv("REGBENCH_BATCHED", mode)
-        exp = f"grid-batched-{mode}-{tmp_path.name}"
-        out[mode] = run_grid(f"g{mode}", base, grid, [0, 1], 1, exp, url)
-    client = get_client()
-    for b, s in zip(out["1"], out["0"], strict=True):
-        assert b["point"] == s["point"] and b["seed"] == s["seed"]
-        if b["point"]["optim.lr"] > 1:  # diverges: every seed fails, with its reason
-            assert b["state"] == "FAIL" and "FloatingPointError: train/loss became" in b["error"]
-            assert client.get_run(b["run_id"]).info.status == "FAILED"
-            continue
-        assert b["state"] == s["state"] == "COMPLETE"
-        rb, rs = client.get_run(b["run_id"]).data, client.get_run(s["run_id"]).data
-        assert (rb.tags[EXEC_TAG], rs.tags[EXEC_TAG]) == ("batched", "single")
-        assert set(rb.tags) == set(rs.tags)  # sweep.study/trial/seed, parent, environment
-        assert rb.params.pop("experiment_name") != rs.params.pop("experiment_name")
-        assert rb.params == rs.params
-        assert all(close(b["metrics"][k], s["metrics"][k]) for k in s["metrics"])
-
-
-def test_a_killed_batched_grid_resumes(experiment, tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    import optuna
-    import yaml
-    from optuna.trial import TrialState
-
-    from regbench.sweep import run_study
-    from regbench.sweep.spec import parse_spec
-
-    url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    raw = {
-        "name": "kb",
-        "experiment_name": experiment,
-        "objective": {"metric": "val/acc"},
-        "seeds": [0, 1],
-        "sampler": "grid",
-        "heartbeat": {"interval": 1, "grace_period": 2},
-        "overrides": [*TINY, "trainer.max_epochs=150", "optim=sgd"],
-        "space": {"model.width": {"type": "categorical", "choices": [8, 16]}},
-    }
-    path = tmp_path / "kb.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    log = open(tmp_path / "sweep.log", "w")  # noqa: SIM115
-    cmd = [sys.executable, "-m", "regbench.cli", "sweep", str(path), "--storage", url]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:  # kill while the group trains (its runs exist and have logged an epoch)
-        deadline = time.time() + 300
-        while True:
-            assert proc.poll() is None and time.time() < deadline, (
-                tmp_path / "sweep.log"
-            ).read_text()
-            running = [
-                r
-                for r in runs_of(experiment)
-                if r.info.status == "RUNNING" and "train/loss" in r.data.metrics
-            ]
-            if running:
-                break
-            time.sleep(0.2)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert running[0].data.tags[EXEC_TAG] == "batched"
-    before = optuna.load_study(study_name="kb", storage=url).trials
-    assert TrialState.RUNNING in [t.state for t in before]
-    study = run_study(parse_spec(raw, "kb"), storage=url, verbose=False)
-    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    assert sorted(t.params["model.width"] for t in complete) == [8, 16]
-    runs = runs_of(experiment)
-    assert not [r for r in runs if r.info.status == "RUNNING"]
-    children = [r for r in runs if r.data.tags.get("sweep.role") != "parent"]
-    assert sum(r.info.status == "FINISHED" for r in children) == 4
-    assert all(r.info.status in ("FINISHED", "KILLED", "FAILED") for r in children)
-
-
-def test_dropconnect_masks_per_model_rate(tiny):
-    """Each model masks its own weights at its own rate: with all weights 1 and inputs 1,
-    a unit's output is 1 + (kept inputs) / keep, so its mean kept fraction is keep."""
-    from regbench.batched.program import StackedMLP
-
-    rates = [0.2, 0.7]
-    members = [build_member(tiny(f"model.dropconnect={r}"), [], None) for r in rates]
-    prog = StackedMLP([m.model for m in members], "cpu")
-    with torch.no_grad():
-        prog.flat.fill_(1.0)
-    prog.params = prog.views(prog.flat)  # as every forward does
-    i, (tok, op) = next((i, o) for i, o in enumerate(prog.ops) if o[0].startswith("linear"))
-    assert "dc=True" in tok
-    torch.manual_seed(0)
-    x = torch.ones(2, 200, 40)  # (S, B, in): one mask per pass, shared by the batch
-    kept = torch.stack([prog._apply(i, tok, op, x, True)[:, 0] for _ in range(50)])
-    for s, r in enumerate(rates):
-        frac = ((kept[:, s] - 1) * (1 - r) / 40).mean()
-        assert abs(float(frac) - (1 - r)) < 0.01
-    assert torch.equal(prog._apply(i, tok, op, x, False), torch.full((2, 200, 32), 41.0))
