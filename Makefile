@@ -6,10 +6,10 @@ RUN := $(UV) run --frozen --no-sync
 # Parallel test workers; conftest gives each one torch thread.
 TEST_WORKERS ?= 2
 
-.PHONY: install run test test-slow lint format ui bench reproduce clean help
+.PHONY: install run test test-slow lint format ui dashboard bench reproduce clean help
 
 help:
-	@echo "make run | test | ui | bench | reproduce | lint | format | install | clean"
+	@echo "make run | test | ui | dashboard | bench | reproduce | lint | format | install | clean"
 
 $(VENV_STAMP): pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -30,14 +30,26 @@ test-slow: install
 lint: install
 	$(RUN) ruff check src tests
 	$(RUN) ruff format --check src tests
+	$(RUN) lint-imports  # the layer contract in pyproject.toml [tool.importlinter]
 
 format: install
 	$(RUN) ruff format src tests
 	$(RUN) ruff check --fix src tests
 
 ui: install  ## MLflow UI on the project store, bound to localhost
+	@# MLflow 3.17's UI picks GenAI or model-training views from this URL parameter (else
+	@# from the browser's last choice, GenAI at first), not from the experiment's kind tag
+	@echo "open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
 	$(RUN) mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlruns/mlflow.db" \
 		--default-artifact-root "$(CURDIR)/mlruns/artifacts" --host 127.0.0.1 --port 5000
+
+# The sweeps' Optuna storage (regbench sweep's default); STUDIES=postgresql://... for a shared one.
+STUDIES ?= sqlite:///$(CURDIR)/mlruns/optuna.db
+
+dashboard: install  ## optuna-dashboard on the project's study storage, bound to localhost
+	@# optuna-dashboard does not create tables: a fresh checkout gets an empty storage first
+	$(RUN) python -c "import sys, optuna; optuna.storages.RDBStorage(sys.argv[1])" "$(STUDIES)"
+	$(RUN) optuna-dashboard "$(STUDIES)" --host 127.0.0.1 --port 8080
 
 bench: install
 	$(RUN) regbench bench

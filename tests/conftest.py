@@ -17,6 +17,10 @@ import torch
 
 torch.set_num_threads(1)
 
+from regbench import runtime  # noqa: E402
+
+runtime.setup()  # what the CLI entry point does: quiet Lightning, plain CUDA check
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_store(tmp_path_factory):

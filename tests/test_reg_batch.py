@@ -51,7 +51,7 @@ def test_mixup_lambda_follows_beta_alpha_alpha():
     assert lam.var().item() == pytest.approx(1 / (4 * 1.4), rel=0.08)
 
 
-def test_mixup_binds_num_classes_and_label_smoothing_reaches_the_bundle():
+def test_mixup_gets_num_classes_and_label_smoothing_is_a_loss_term():
     b = build_regularizers(
         compose(
             [
@@ -59,20 +59,29 @@ def test_mixup_binds_num_classes_and_label_smoothing_reaches_the_bundle():
                 "reg.mixup.alpha=1.0",
                 "reg.label_smoothing.smoothing=0.2",
             ]
-        )
+        ),
+        num_classes=7,
     )
     [mix] = b.transforms
-    assert mix.alpha == 1.0 and mix.num_classes is None
-    mix.bind(7)
+    assert mix.alpha == 1.0 and mix.num_classes == 7
     assert mix(torch.zeros(4, 3), torch.tensor([0, 1, 2, 6]))[1].shape == (4, 7)
-    assert b.label_smoothing == 0.2
-    # label smoothing's target (1 - eps) onehot + eps / K, through F.cross_entropy
+    smooth = b.penalties["label_smoothing"]
+    # data loss + smoothing term = CE against (1 - eps) t + eps / K, for hard and soft t
     logits = torch.randn(5, 4)
     y = torch.tensor([0, 1, 2, 3, 0])
     soft = 0.8 * F.one_hot(y, 4) + 0.2 / 4
     want = -(soft * logits.log_softmax(1)).sum(1).mean()
-    got = F.cross_entropy(logits, y, label_smoothing=b.label_smoothing)
+    got = F.cross_entropy(logits, y) + smooth(None, logits, y, 0)
     assert got.item() == pytest.approx(want.item(), rel=1e-6)
+    t = torch.softmax(torch.randn(5, 4), 1)  # mixup's soft targets
+    want = F.cross_entropy(logits, t, label_smoothing=0.2)
+    got = F.cross_entropy(logits, t) + smooth(None, logits, t, 0)
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)
+
+
+def test_mixup_without_num_classes_is_refused():
+    with pytest.raises(ConfigError, match="reg.mixup: mixup needs the number of classes"):
+        build_regularizers(compose(["reg=[mixup]"]))
 
 
 def test_shift_is_a_circular_shift_per_sample():

@@ -63,11 +63,17 @@ def test_early_stopping_on_a_max_metric_and_bad_settings(tiny, experiment):
             "reg.early_stopping.monitor=val/acc",
             "reg.early_stopping.mode=max",
             "reg.early_stopping.patience=1",
-            "trainer.max_epochs=3",
+            "trainer.max_epochs=6",
             experiment_name=experiment,
         )
     )
-    assert 0 <= out["diag/best_epoch"] <= 2
+    [r] = runs_of(experiment)
+    acc = [m.value for m in get_client().get_metric_history(r.info.run_id, "val/acc")]
+    # mode=max: the best epoch is the first one with the highest val/acc, and training
+    # stopped one epoch (patience=1) after the last improvement, or at max_epochs
+    best = max(range(len(acc)), key=lambda i: (acc[i], -i))
+    assert out["diag/best_epoch"] == best
+    assert out["diag/stopped_epoch"] == len(acc) - 1 == min(best + 1, 5)
     for overrides, message in [
         (["reg.early_stopping.patience=0"], "reg.early_stopping.patience=0 is not valid"),
         (["reg.early_stopping.mode=lowest"], "reg.early_stopping.mode='lowest' is not valid"),

@@ -23,8 +23,11 @@ def small_model() -> nn.Module:
 
 
 def penalty(name: str, *overrides: str):
+    """The penalty as a function of the model: weight penalties ignore the logits,
+    targets and step of the hook contract (regbench.reg.bundle.Penalty)."""
     cfg = compose([f"reg=[{name}]", *overrides])
-    return build_regularizers(cfg).penalties[name]
+    hook = build_regularizers(cfg).penalties[name]
+    return lambda model: hook(model, None, None, 0)
 
 
 def test_penalty_values_follow_their_formulas():

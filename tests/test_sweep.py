@@ -195,7 +195,9 @@ def test_sigkilled_sweep_resumes_to_n_complete_trials(experiment, tmp_path, monk
         "n_trials": 2,
         "sampler": {"kind": "random", "seed": 1},
         "heartbeat": {"interval": 1, "grace_period": 2},
-        "overrides": [*TINY, "trainer.max_epochs=2"],
+        # 30 epochs: a run must stay RUNNING longer than one poll below, even on a loaded
+        # machine (at 2 epochs a run could start and finish between two polls)
+        "overrides": [*TINY, "trainer.max_epochs=30"],
         "space": {"optim.lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True}},
     }
     path = tmp_path / "k.yaml"
@@ -222,7 +224,7 @@ def test_sigkilled_sweep_resumes_to_n_complete_trials(experiment, tmp_path, monk
             ]
             if running:
                 break
-            time.sleep(0.2)
+            time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

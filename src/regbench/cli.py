@@ -1,4 +1,4 @@
-"""``regbench train | sweep | report | reproduce | bench``.
+"""``regbench train | sweep | compare | report | reproduce | bench``.
 
 ``train`` is a Hydra app (overrides, ``-m`` multirun, ``--cfg job``); the others take
 ordinary flags. Heavy imports happen inside each command so ``--help`` is quick.
@@ -15,12 +15,25 @@ commands:
   sweep SPEC.yaml        an Optuna study from sweeps/
   reproduce NAME         a published result: grid, then report
   report NAME            rebuild a reproduction's report from MLflow
+  compare NAME           a sweep's runs over seeds: table, paired diffs, figures
   bench                  full stack vs a hand-written PyTorch loop
 
 examples:
   regbench train model.width=64 trainer.max_epochs=3 seed=7
   regbench train -m model.width=16,64 seed=0,1,2
+  regbench compare multirun-20260101-120000-abc123 --baseline model.width=16
 """
+
+
+def ui_link(run_id: str) -> str:
+    """The run's page in ``make ui``. ``workflowType=machine_learning`` opens MLflow 3.17's
+    model-training view (runs, metrics); without it the UI opens on its GenAI view."""
+    from regbench.tracking import get_client
+
+    exp_id = get_client().get_run(run_id).info.experiment_id
+    return (
+        f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{run_id}?workflowType=machine_learning"
+    )
 
 
 def _train(argv: list[str]) -> None:
@@ -28,20 +41,23 @@ def _train(argv: list[str]) -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
-    import regbench.config  # noqa: F401  (registers the rb_root resolver)
+    from regbench import runtime
+    from regbench.config import register_resolvers
     from regbench.paths import CONF_DIR
+
+    register_resolvers()
 
     @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
     def app(cfg: DictConfig) -> float:
         from regbench.train import run
 
+        runtime.setup()  # here too: multirun launchers run this in fresh processes
         overrides = list(HydraConfig.get().overrides.task)
         metrics = run(cfg, overrides)
         print(
             f"\nrun {metrics['run_id']} finished: test/acc={metrics['test/acc']:.4f} "
             f"test/loss={metrics['test/loss']:.4f}\n"
-            f"open it in MLflow: make ui   (then http://127.0.0.1:5000, experiment "
-            f"'{cfg.experiment_name}')"
+            f"open it in MLflow: make ui, then {ui_link(metrics['run_id'])}"
         )
         return metrics["test/acc"]
 
@@ -55,6 +71,9 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     cmd, rest = argv[0], argv[1:]
+    from regbench import runtime
+
+    runtime.setup()
     if cmd == "train":
         _train(rest)
     elif cmd == "bench":
@@ -65,6 +84,10 @@ def main(argv: list[str] | None = None) -> None:
         from regbench.sweep import main as sweep_main
 
         sweep_main(rest)
+    elif cmd == "compare":
+        from regbench.report.compare import main as compare_main
+
+        compare_main(rest)
     elif cmd in ("reproduce", "report"):
         from regbench.reproductions import main as repro_main
 

@@ -11,12 +11,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from regbench.paths import CONF_DIR, ROOT
 
-if not OmegaConf.has_resolver("rb_root"):
-    OmegaConf.register_new_resolver("rb_root", lambda: str(ROOT))
+
+def register_resolvers() -> None:
+    """``${rb_root:}`` (the repository root) in conf/; idempotent, called before composing."""
+    if not OmegaConf.has_resolver("rb_root"):
+        OmegaConf.register_new_resolver("rb_root", lambda: str(ROOT))
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
     """The resolved training config for ``overrides`` (Hydra override syntax)."""
+    register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = _compose(config_name=config_name, overrides=list(overrides))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytorch_lightning as pl
 import torch
@@ -176,13 +177,32 @@ def diagnose(
     return out
 
 
+@dataclass(frozen=True)
+class DiagData:
+    """What the diagnostics read, handed over explicitly by the caller: the train and
+    test tensors as stored, ``prep`` to turn a batch into model inputs (e.g. uint8 images
+    -> normalised floats), and the training batch size (for BN on batch statistics)."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    train_batch_size: int
+    prep: Prep | None = None
+
+
 class DiagnosticsCallback(pl.Callback):
     """Logs :func:`diagnose` at the end of training (after early stopping has restored
     the best weights) and, if ``every_n_epochs`` > 0, every that many epochs."""
 
     def __init__(
-        self, every_n_epochs: int = 0, threshold: float = 1e-3, eval_batch_size: int = 1000
+        self,
+        data: DiagData,
+        every_n_epochs: int = 0,
+        threshold: float = 1e-3,
+        eval_batch_size: int = 1000,
     ) -> None:
+        self.data = data
         self.every_n_epochs, self.threshold = int(every_n_epochs), float(threshold)
         self.eval_batch_size = int(eval_batch_size)
         self.last: dict[str, float] = {}
@@ -198,30 +218,25 @@ class DiagnosticsCallback(pl.Callback):
         self._log(trainer, pl_module)
 
     def _log(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        dm = trainer.datamodule
-        if dm is None or not hasattr(dm, "splits"):
-            return  # diagnostics need the in-memory splits of regbench's data module
-        s, device = dm.splits, pl_module.device
-        prep = getattr(dm, "normalize", None)
-        train = EvalData(s.x_train, s.y_train, self.eval_batch_size, device, prep)
-        test = EvalData(s.x_test, s.y_test, self.eval_batch_size, device, prep)
+        d, device, size = self.data, pl_module.device, self.eval_batch_size
+        train = EvalData(d.x_train, d.y_train, size, device, d.prep)
+        test = EvalData(d.x_test, d.y_test, size, device, d.prep)
         # Own RNG stream: diagnostics must not change what training or the test draws.
         cuda = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
-            self.last = diagnose(pl_module.model, train, test, dm.batch_size, self.threshold)
+            self.last = diagnose(pl_module.model, train, test, d.train_batch_size, self.threshold)
         if trainer.logger is not None:
             trainer.logger.log_metrics(self.last, step=self._epoch)
 
 
-def diagnostics_callback(cfg: DictConfig | None) -> DiagnosticsCallback | None:
+def diagnostics_callback(cfg: DictConfig | None, data: DiagData) -> DiagnosticsCallback | None:
     """The callback from the ``diag`` config section; None when disabled or absent."""
-    if cfg is None or not cfg.get("enabled", True):
+    if cfg is None or not cfg.enabled:
         return None
-    every = cfg.get("every_n_epochs", 0)
-    if every != 0:
-        positive_int("diag.every_n_epochs", every)
-    in_range("diag.sparsity_threshold", cfg.get("sparsity_threshold", 1e-3), 0.0, lo_open=True)
-    positive_int("diag.eval_batch_size", cfg.get("eval_batch_size", 1000))
+    if cfg.every_n_epochs != 0:
+        positive_int("diag.every_n_epochs", cfg.every_n_epochs)
+    in_range("diag.sparsity_threshold", cfg.sparsity_threshold, 0.0, lo_open=True)
+    positive_int("diag.eval_batch_size", cfg.eval_batch_size)
     return DiagnosticsCallback(
-        every, cfg.get("sparsity_threshold", 1e-3), cfg.get("eval_batch_size", 1000)
+        data, cfg.every_n_epochs, cfg.sparsity_threshold, cfg.eval_batch_size
     )

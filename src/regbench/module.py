@@ -23,9 +23,6 @@ metrics are bit-identical):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -33,23 +30,8 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from regbench.optim import build_optimizer, build_scheduler
-from regbench.reg.inference import Inference, mc_log_probs
-
-Penalty = Callable[[nn.Module], Tensor]
-Constraint = Callable[[nn.Module], None]
-BatchTransform = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
-
-
-@dataclass
-class Regularizers:
-    """What the ``reg`` config group contributes, by where it plugs in (DESIGN.md)."""
-
-    penalties: dict[str, Penalty] = field(default_factory=dict)  # loss terms
-    constraints: list[Constraint] = field(default_factory=list)  # after optimizer.step
-    transforms: list[BatchTransform] = field(default_factory=list)  # train batches
-    callbacks: list[pl.Callback] = field(default_factory=list)  # procedures
-    label_smoothing: float = 0.0
-    inference: Inference = field(default_factory=Inference)  # test-time stochastic layers
+from regbench.reg.bundle import Regularizers
+from regbench.reg.inference import mc_log_probs
 
 
 class EpochMeans:
@@ -80,6 +62,9 @@ class EpochMeans:
         return out
 
 
+_PLAIN = frozenset({"_current_fx_name", "_step"})
+
+
 class RegModule(pl.LightningModule):
     def __init__(
         self,
@@ -101,12 +86,13 @@ class RegModule(pl.LightningModule):
         # optimization forbids that, so the module clips (by norm) itself.
         self.gradient_clip_val = gradient_clip_val
         self.automatic_optimization = self.steps_per_call == 1
+        self._step = 0  # optimizer steps so far, the `step` of the penalty hook
 
     def __setattr__(self, name: str, value) -> None:
         # Lightning sets `_current_fx_name` around every hook call (about 40 times a
-        # step); nn.Module.__setattr__'s parameter/buffer/module checks make each ~10 µs.
-        # It is a plain attribute, so it skips them.
-        if name == "_current_fx_name":
+        # step), and the step counter changes every step; nn.Module.__setattr__'s
+        # parameter/buffer/module checks make each ~10 µs. Both are plain attributes.
+        if name in _PLAIN:
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
@@ -137,12 +123,13 @@ class RegModule(pl.LightningModule):
         for transform in self.reg.transforms:
             x, target = transform(x, target)
         logits = self.model(x)
-        loss_data = F.cross_entropy(logits, target, label_smoothing=self.reg.label_smoothing)
+        loss_data = F.cross_entropy(logits, target)
         loss = loss_data
         terms = {}
         for name, penalty in self.reg.penalties.items():
-            terms[f"reg/{name}"] = value = penalty(self.model)
+            terms[f"reg/{name}"] = value = penalty(self.model, logits, target, self._step)
             loss = loss + value
+        self._step += 1
         correct = (logits.argmax(1) == y).float().mean()
         self._stats["train"].add(len(y), loss=loss, loss_data=loss_data, acc=correct, **terms)
         return loss
@@ -174,13 +161,6 @@ class RegModule(pl.LightningModule):
             with torch.no_grad():
                 for constrain in self.reg.constraints:
                     constrain(self.model)
-
-    def on_fit_start(self) -> None:
-        # Transforms that build soft targets (mixup) need the number of classes.
-        splits = getattr(getattr(self.trainer, "datamodule", None), "splits", None)
-        for transform in self.reg.transforms:
-            if hasattr(transform, "bind") and splits is not None:
-                transform.bind(splits.num_classes)
 
     def on_train_epoch_end(self) -> None:
         metrics = self._stats["train"].pop("train")

@@ -44,23 +44,19 @@ def param_groups(model: nn.Module, weight_decay: float, exclude_bias_norm: bool)
 def check_optim(cfg: DictConfig) -> None:
     OPTIMIZERS.canonical(cfg.name, "optim.name")
     in_range("optim.lr", cfg.lr, 0.0, None, lo_open=True)
-    in_range("optim.weight_decay", cfg.get("weight_decay", 0.0), 0.0)
+    in_range("optim.weight_decay", cfg.weight_decay, 0.0)
     in_range("optim.momentum", cfg.get("momentum", 0.0), 0.0, 1.0, hi_open=True)
 
 
 def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     check_optim(cfg)
     name = OPTIMIZERS.canonical(cfg.name, "optim.name")
-    groups = param_groups(
-        model, float(cfg.get("weight_decay", 0.0)), bool(cfg.get("no_decay_bias_norm", False))
-    )
+    groups = param_groups(model, float(cfg.weight_decay), bool(cfg.no_decay_bias_norm))
     kwargs: dict = {"lr": float(cfg.lr)}
     if name == "sgd":
-        kwargs.update(
-            momentum=float(cfg.get("momentum", 0.0)), nesterov=bool(cfg.get("nesterov", False))
-        )
+        kwargs.update(momentum=float(cfg.momentum), nesterov=bool(cfg.nesterov))
     else:
-        kwargs.update(betas=tuple(cfg.get("betas", (0.9, 0.999))), eps=float(cfg.get("eps", 1e-8)))
+        kwargs.update(betas=tuple(cfg.betas), eps=float(cfg.eps))
     return OPTIMIZERS.get(name)(groups, **kwargs)
 
 
@@ -72,7 +68,7 @@ def _constant(cfg: DictConfig, optimizer, max_epochs: int):
 @SCHEDULERS.register("cosine")
 def _cosine(cfg: DictConfig, optimizer, max_epochs: int):
     return torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=max_epochs, eta_min=cfg.get("eta_min", 0.0)
+        optimizer, T_max=max_epochs, eta_min=cfg.eta_min
     )
 
 

@@ -24,9 +24,6 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from regbench.paths import ROOT, mlruns_dir
 
-# A local benchmark store has no use for usage telemetry (and offline it only waits).
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
 
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     """Every SQLite connection (MLflow's store, Optuna's storage) in write-ahead-log mode
@@ -45,15 +42,16 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
         cursor.close()
 
 
-def _install_sqlite_pragmas() -> None:
+def install_sqlite_pragmas() -> None:
+    """Register :func:`_sqlite_pragmas` for every SQLAlchemy engine (idempotent). Called
+    wherever a store is opened (:func:`get_client`, the sweep's Optuna storage), not at
+    import."""
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
     if not event.contains(Engine, "connect", _sqlite_pragmas):
         event.listen(Engine, "connect", _sqlite_pragmas)
 
-
-_install_sqlite_pragmas()
 
 PARENT_TAG = "mlflow.parentRunId"
 PARENT_ENV = "REGBENCH_PARENT_RUN_ID"  # set by sweeps/multirun for child runs
@@ -69,6 +67,9 @@ def tracking_uri() -> str:
 
 
 def get_client():
+    # A local benchmark store has no use for usage telemetry (and offline it only waits).
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    install_sqlite_pragmas()
     import mlflow
 
     uri = tracking_uri()
@@ -78,20 +79,37 @@ def get_client():
     return mlflow.MlflowClient(tracking_uri=uri)
 
 
+# MLflow 3.x opens an experiment on the view its kind names; without the tag the UI
+# infers it and lands on the GenAI (traces) view. "custom_model_development" is the
+# model-training kind, which opens on the runs table (values from the UI bundle's
+# ExperimentKind enum and mlflow/demo, MLflow 3.17).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+NOTE_TAG = "mlflow.note.content"  # the description the UI shows for a run or experiment
+
+
 def ensure_experiment(client, name: str) -> str:
+    """The experiment's id, created if needed (artifacts under ``mlruns/artifacts`` on
+    the default store) and marked as a model-training experiment (also when an older
+    version created it)."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
+        if exp.tags.get(EXPERIMENT_KIND_TAG) is None:
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
     location = None
     if tracking_uri() == default_tracking_uri():
         location = (mlruns_dir() / "artifacts" / name).as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        exp_id = client.create_experiment(
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
     except Exception:  # created concurrently by another worker
         exp = client.get_experiment_by_name(name)
         if exp is None:
             raise
         return exp.experiment_id
+    return exp_id
 
 
 def flatten(cfg: DictConfig | Mapping, prefix: str = "") -> dict[str, str]:
@@ -120,7 +138,12 @@ _ABBREV = {
     "data.label_noise": "noise",
     "data.name": "",
     "trainer.max_epochs": "ep",
+    "reg": "",  # reg=[l1,max_norm] -> l1_max_norm
 }
+
+
+# Overrides that change how a run is shown or logged, not its results: left out of names.
+_UNNAMED = ("seed", "experiment_name", "trainer.progress_bar")
 
 
 def run_name(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> str:
@@ -128,11 +151,12 @@ def run_name(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> st
     parts = [str(cfg.model.name)]
     for ov in overrides:
         key, _, value = ov.lstrip("+~").partition("=")
-        if key in ("seed", "experiment_name") or key.startswith("hydra") or not value:
-            continue
+        if key in _UNNAMED or key.startswith(("hydra", "logger.")) or not value:
+            continue  # not part of what a run is: its seed has its own suffix
         short = _ABBREV.get(key, key.rsplit(".", 1)[-1])
         value = value.strip("[]").replace(",", "_").replace(" ", "")
-        parts.append(f"{short}{value}")
+        # an empty list (reg=[]) reads as "noreg", not as a bare "reg"
+        parts.append(f"{short}{value}" if value else f"no{key.rsplit('.', 1)[-1]}")
     parts.append(f"s{cfg.seed}")
     return "-".join(parts)[:250]
 

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-import os
-import warnings
+import time
 from collections.abc import Sequence
 
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 
-from regbench import tracking
+from regbench import cost, lineage, tracking
 from regbench.data import build_data
 from regbench.data.batches import limit_batches
 from regbench.data.module import TensorDataModule
+from regbench.diagnostics import DiagData, diagnostics_callback
 from regbench.errors import ConfigError, positive_int
 from regbench.module import RegModule
 from regbench.nn import build_model
@@ -22,31 +21,26 @@ from regbench.optim import build_scheduler, check_optim
 from regbench.progress import EpochProgressBar
 from regbench.reg import build_regularizers
 
-# Lightning's info lines (GPU available, tips, "100% of batches") are noise in sweeps.
-for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
-warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-# Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (fork safety on GPU hosts). Without a GPU
-# driver every torch.cuda.is_available() then tries to load NVML (~0.13 ms, several times
-# a step); the plain check is safe there, since there is no CUDA context to poison.
-if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and torch.cuda.device_count() == 0:
-    del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
-warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-
 
 def build(cfg: DictConfig):
     """Everything a run needs, built (and so validated) before any MLflow run exists."""
+    if cfg.get("reproduce_only"):  # an experiment whose runs are not one Lightning fit
+        raise ConfigError(
+            f"experiment={cfg.reproduce_only} configures a reproduction, not a training "
+            f"run; use: regbench reproduce {cfg.reproduce_only}"
+        )
     positive_int("trainer.max_epochs", cfg.trainer.max_epochs)
+    cost.check_target(cfg.trainer)
     check_optim(cfg.optim)
     build_scheduler(cfg.scheduler, torch.optim.SGD([torch.zeros(1)], lr=1.0), 1)
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     splits = build_data(cfg.data, cfg.seed)
     model = build_model(cfg.model, splits.input_shape, splits.num_classes)
-    reg = build_regularizers(cfg)
+    reg = build_regularizers(cfg, splits.num_classes)
     t = cfg.trainer
-    steps = t.get("steps_per_call", 1)
+    steps = t.steps_per_call
     positive_int("trainer.steps_per_call", steps)
-    positive_int("logger.every_n_epochs", cfg.logger.get("every_n_epochs", 1))
+    positive_int("logger.every_n_epochs", cfg.logger.every_n_epochs)
     try:
         limit_batches(1, t.limit_train_batches)
     except ValueError as e:
@@ -60,13 +54,20 @@ def build(cfg: DictConfig):
         steps_per_call=steps,
         limit_train_batches=t.limit_train_batches,
     )
+    s = splits
+    diag_data = DiagData(
+        s.x_train, s.y_train, s.x_test, s.y_test, cfg.data.batch_size, data.normalize
+    )
+    diag = diagnostics_callback(cfg.diag, diag_data)
+    if diag is not None:
+        reg.callbacks.append(diag)  # last: after early stopping has restored weights
     return splits, data, module
 
 
 def make_trainer(cfg: DictConfig, logger, callbacks=()) -> pl.Trainer:
     t = cfg.trainer
     # With several steps per call the module clips and the data module limits batches.
-    fused = t.get("steps_per_call", 1) > 1
+    fused = t.steps_per_call > 1
     return pl.Trainer(
         max_epochs=t.max_epochs,
         accelerator=t.accelerator,
@@ -99,21 +100,32 @@ def run(
     and ``run_id``. ``callbacks`` are added to the trainer (e.g. an Optuna pruner);
     ``tags`` are added to the MLflow run."""
     splits, datamodule, module = build(cfg)
-    tags = {
-        "data.fingerprint": splits.fingerprint(),
-        "model.params": sum(p.numel() for p in module.parameters()),
-        **(tags or {}),
-    }
+    n_params = sum(p.numel() for p in module.parameters())
+    tags = {"data.fingerprint": splits.fingerprint(), "model.params": n_params, **(tags or {})}
+    # Params beside the flattened config: the size (a param, so runs can be sorted and
+    # plotted by it) and the regularizer list as one value (an empty ``reg`` group leaves
+    # no reg.* params, so a grid over reg=[l1],[] is otherwise hard to group).
+    extra = {"model.params": str(n_params), "reg": f"[{','.join(cfg.get('reg') or {})}]"}
     name = tracking.run_name(cfg, overrides)
     with tracking.tracked_run(cfg.experiment_name, name, cfg, tags, parent_run_id) as tracked:
+        tracking.log_params(tracked.client, tracked.run_id, extra)
+        inputs = lineage.dataset_inputs(splits, cfg.data, tags["data.fingerprint"])
+        tracked.client.log_inputs(tracked.run_id, inputs)
         logger = tracking.MlflowEpochLogger(
-            tracked, cfg.logger.background, cfg.logger.get("every_n_epochs", 1)
+            tracked, cfg.logger.background, cfg.logger.every_n_epochs
         )
-        trainer = make_trainer(cfg, logger, [*module.reg.callbacks, *callbacks])
+        timer = cost.timer(cfg.trainer)
+        trainer = make_trainer(cfg, logger, [*module.reg.callbacks, *callbacks, timer])
         tracked.set_tags(tracking.environment_tags(str(trainer.strategy.root_device)))
+        t0 = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
+        fit_s = time.perf_counter() - t0
         trainer.test(module, datamodule=datamodule, verbose=False)
         logger.finalize("success")
-        metrics: dict = dict(logger.last)
+        spent = timer.metrics(fit_s)
+        tracked.log_metrics(spent, step=trainer.current_epoch)
+        if timer.tags():
+            tracked.set_tags(timer.tags())
+        metrics: dict = {**logger.last, **spent}
         metrics["run_id"] = tracked.run_id
     return metrics

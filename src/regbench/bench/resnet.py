@@ -5,7 +5,8 @@ random uint8 images (3 x 32 x 32, 10 classes), in the same batch order, with the
 batched crop + flip augmentation, normalised on the device; both end with one pass over
 a small test set. The full stack is :func:`regbench.train.run` itself (Lightning, our
 module, the MLflow run and epoch logger; diagnostics off) on a synthetic data set
-registered here; the hand loop is what one would write without any framework.
+(``data=random_images``, :mod:`regbench.data.synthetic`); the hand loop is what one
+would write without any framework.
 
 Timed: the fit, from Lightning's ``setup`` to ``on_fit_end`` (per-epoch MLflow logging
 included), against the hand loop's training epochs (moving the data to the device and
@@ -21,29 +22,11 @@ import time
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
-from regbench.data import DATASETS
 from regbench.data.batches import TensorBatches
-from regbench.data.vision import STATS
 from regbench.nn import build_model
 from regbench.reg.augment_image import crop_flip
-
-
-@DATASETS.register("random_images")
-def random_images(cfg: DictConfig):
-    """Seeded uniform uint8 images (N, C, H, W) with random labels; for benchmarks."""
-    g = torch.Generator().manual_seed(int(cfg.get("generator_seed", 0)))
-    shape = tuple(cfg.get("shape", (3, 32, 32)))
-    n, n_test, k = int(cfg.n_train), int(cfg.n_test), int(cfg.get("num_classes", 10))
-
-    def draw(m: int):
-        x = torch.randint(0, 256, (m, *shape), generator=g, dtype=torch.uint8)
-        return x, torch.randint(0, k, (m,), generator=g)
-
-    (x, y), (x_test, y_test) = draw(n), draw(n_test)
-    mean, std = STATS["cifar10"]
-    return x, y, x_test, y_test, {"num_classes": k, "mean": mean, "std": std}
 
 
 def bench_config(n_images: int, batch_size: int, epochs: int) -> DictConfig:
@@ -51,6 +34,10 @@ def bench_config(n_images: int, batch_size: int, epochs: int) -> DictConfig:
 
     cfg = compose(
         [
+            "data=random_images",
+            f"data.n_train={n_images}",
+            "data.n_test=256",
+            f"data.batch_size={batch_size}",
             "model=resnet20",
             "optim=sgd",
             "optim.lr=0.05",
@@ -62,20 +49,7 @@ def bench_config(n_images: int, batch_size: int, epochs: int) -> DictConfig:
             "experiment_name=bench",
         ]
     )
-    cfg.data = OmegaConf.create(
-        {
-            "name": "random_images",
-            "n_train": n_images,
-            "n_test": 256,
-            "shape": [3, 32, 32],
-            "batch_size": batch_size,
-            "val_fraction": 0.0,
-            "label_noise": 0.0,
-        }
-    )
-    if "diag" in cfg:  # diagnostics are extra passes over the data, not training
-        with open_dict(cfg):
-            cfg.diag.enabled = False
+    cfg.diag.enabled = False  # diagnostics are extra passes over the data, not training
     return cfg
 
 

@@ -47,21 +47,21 @@ class Splits:
 
 def build_data(cfg: DictConfig, seed: int) -> Splits:
     """Load ``cfg.name``, carve the validation split and apply label noise, from ``seed``."""
-    from regbench.data import mnist1d, vision  # noqa: F401  (register loaders)
+    from regbench.data import mnist1d, synthetic, vision  # noqa: F401  (register loaders)
     from regbench.data.noise import corrupt_labels
 
     loader = DATASETS.get(cfg.name, "data.name")
-    in_range("data.label_noise", cfg.get("label_noise", 0.0), 0.0, 1.0)
-    in_range("data.val_fraction", cfg.get("val_fraction", 0.0), 0.0, 1.0, hi_open=True)
+    in_range("data.label_noise", cfg.label_noise, 0.0, 1.0)
+    in_range("data.val_fraction", cfg.val_fraction, 0.0, 1.0, hi_open=True)
     positive_int("data.batch_size", cfg.batch_size)
     x, y, x_test, y_test, info = loader(cfg)
     num_classes = int(info["num_classes"])
 
     g = torch.Generator().manual_seed(int(seed))
     perm = torch.randperm(len(y), generator=g)
-    n_val = int(round(cfg.get("val_fraction", 0.0) * len(y)))
+    n_val = int(round(cfg.val_fraction * len(y)))
     val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
-    y_train, noisy = corrupt_labels(y[train_idx], cfg.get("label_noise", 0.0), num_classes, g)
+    y_train, noisy = corrupt_labels(y[train_idx], cfg.label_noise, num_classes, g)
     return Splits(
         name=cfg.name,
         x_train=x[train_idx],

@@ -3,7 +3,7 @@
 No Dataset/DataLoader/collate in the hot path: each epoch permutes the tensors once
 (one gather) and yields contiguous slices. The order of epoch ``e`` depends only on
 ``(seed, e)``, so a hand-written loop and the Lightning run see the same batches.
-:class:`Chunks` groups consecutive mini-batches, for modules that run several optimizer
+:class:`BatchGroups` groups consecutive mini-batches, for modules that run several optimizer
 steps per Lightning step (``trainer.steps_per_call``).
 """
 
@@ -71,7 +71,7 @@ def limit_batches(n: int, limit: int | float) -> int:
     return int(n * limit)
 
 
-class Chunks:
+class BatchGroups:
     """Consecutive mini-batches of a :class:`TensorBatches`, ``size`` at a time (the
     last chunk of an epoch may be shorter): lists of ``(x, y)`` pairs."""
 
@@ -80,7 +80,7 @@ class Chunks:
             raise ValueError(f"chunk size must be >= 1, got {size}")
         self.batches, self.size = batches, int(size)
 
-    def to(self, device: torch.device | str) -> Chunks:
+    def to(self, device: torch.device | str) -> BatchGroups:
         self.batches.to(device)
         return self
 

@@ -57,6 +57,6 @@ def load_mnist1d(n_train: int = 4000, n_test: int = 1000, seed: int = 42, cache:
 def mnist1d(cfg: DictConfig):
     positive_int("data.n_train", cfg.n_train)
     positive_int("data.n_test", cfg.n_test)
-    d = load_mnist1d(cfg.n_train, cfg.n_test, cfg.get("generator_seed", 42))
+    d = load_mnist1d(cfg.n_train, cfg.n_test, cfg.generator_seed)
     # (N, 40) signals; models that want channels see (N, 1, 40) through their stem.
     return d["x"], d["y"], d["x_test"], d["y_test"], {"num_classes": 10}

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from regbench.data import Splits
-from regbench.data.batches import Chunks, TensorBatches, limit_batches
+from regbench.data.batches import BatchGroups, TensorBatches, limit_batches
 
 
 class TensorDataModule(pl.LightningDataModule):
@@ -32,7 +32,7 @@ class TensorDataModule(pl.LightningDataModule):
         self.seed = seed
         self.steps_per_call = steps_per_call
         self.limit_train_batches = limit_train_batches
-        self._train: TensorBatches | Chunks | None = None
+        self._train: TensorBatches | BatchGroups | None = None
         self.mean = self.std = None
         if splits.mean is not None:
             shape = (1, -1) + (1,) * (splits.x_train.dim() - 2)  # broadcast over (B, C, ...)
@@ -53,7 +53,7 @@ class TensorDataModule(pl.LightningDataModule):
             )
             if self.steps_per_call > 1:
                 batches.limit = limit_batches(len(batches), self.limit_train_batches)
-                self._train = Chunks(batches, self.steps_per_call)
+                self._train = BatchGroups(batches, self.steps_per_call)
             else:  # Lightning applies limit_train_batches itself
                 self._train = batches
         return self._train.to(self._device())

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from omegaconf import DictConfig, ListConfig
 from torch import nn
 
-from regbench.errors import ConfigError
+from regbench.errors import ConfigError, in_range, positive_int
 from regbench.reg.dropout import make_dropout
 from regbench.registry import Registry
 
@@ -106,6 +107,20 @@ def _linear(spec: LayerSpec, c_in: int, c_out: int) -> tuple[nn.Module, int]:
     return nn.Linear(c_in, c_out, bias=spec.bias), c_out
 
 
+@LAYERS.register("conv", "convolution")
+def _conv(spec: LayerSpec, c_in: int, c_out: int) -> tuple[nn.Module, int]:
+    """Conv1d on (B, C, L) or Conv2d on (B, C, H, W); 'same' padding k // 2."""
+    if spec.dims not in (1, 2):
+        raise ConfigError("model.block: 'conv' needs spatial features; MLPs use 'linear'")
+    if spec.dropconnect > 0:
+        raise ConfigError(
+            "model.dropconnect applies to 'linear' layers only; set it to 0 for conv models"
+        )
+    cls = nn.Conv1d if spec.dims == 1 else nn.Conv2d
+    k = spec.kernel_size
+    return cls(c_in, c_out, k, stride=spec.stride, padding=k // 2, bias=spec.bias), c_out
+
+
 @LAYERS.register("norm", "normalization")
 def _norm_slot(spec: LayerSpec, c_in: int, c_out: int) -> tuple[nn.Module, int]:
     return NORMS.get(spec.norm, "model.norm")(c_in, spec), c_in
@@ -147,3 +162,46 @@ def _stride1(spec: LayerSpec) -> LayerSpec:
     from dataclasses import replace
 
     return replace(spec, stride=1)
+
+
+# --- the order spec from the model config ------------------------------------------
+def check_block(block: list[str], required: str) -> list[str]:
+    if not block or isinstance(block, str):
+        raise ConfigError(f"model.block={block!r} must be a non-empty list of layer names")
+    names = [LAYERS.canonical(n, "model.block") for n in block]
+    if required not in names:
+        raise ConfigError(f"model.block={list(block)} must contain '{required}'")
+    return names
+
+
+def layer_spec(cfg: DictConfig, dims: int, per_block_dropout: bool = False) -> LayerSpec:
+    """LayerSpec from the model config, validating the shared keys. A list-valued
+    ``model.dropout`` is accepted only by builders passing ``per_block_dropout=True``
+    (they set the rate per block with :func:`dropout_rates`)."""
+    dropout = cfg.dropout
+    if isinstance(dropout, ListConfig | list | tuple):
+        if not per_block_dropout:
+            raise ConfigError(
+                f"model.dropout={list(dropout)}: per-block rates are supported by the mlp "
+                f"and resmlp models, not model.name={cfg.get('name')!r}; give a single rate"
+            )
+        dropout = 0.0  # replaced per block
+    for key in ("dropout", "input_dropout", "head_dropout", "dropconnect"):
+        value = dropout if key == "dropout" else cfg.get(key, 0.0)
+        in_range(f"model.{key}", value, 0.0, 1.0, hi_open=True)
+    positive_int("model.norm_groups", cfg.norm_groups)
+    in_range("model.norm_momentum", cfg.norm_momentum, 0.0, 1.0)
+    in_range("model.norm_eps", cfg.norm_eps, 0.0, None, lo_open=True)
+    return LayerSpec(
+        dims=dims,
+        norm=cfg.norm,
+        act=cfg.act,
+        dropout=float(dropout),
+        dropout_kind=cfg.dropout_kind,
+        dropconnect=float(cfg.dropconnect),
+        norm_groups=int(cfg.norm_groups),
+        norm_momentum=float(cfg.norm_momentum),
+        norm_eps=float(cfg.norm_eps),
+        norm_affine=bool(cfg.norm_affine),
+        bias=bool(cfg.bias),
+    )

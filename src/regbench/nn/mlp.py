@@ -29,14 +29,14 @@ from torch import Tensor, nn
 from regbench.errors import ConfigError, in_range, positive_int
 from regbench.nn import MODELS
 from regbench.nn.init import init_weights
-from regbench.nn.layers import LAYERS, LayerSpec, build_layers
+from regbench.nn.layers import LAYERS, LayerSpec, build_layers, check_block, layer_spec
 from regbench.reg.depth import DropPath, linear_decay_survival
 from regbench.reg.dropout import make_dropout
 
 
 def dropout_rates(cfg: DictConfig, num_blocks: int) -> list[float]:
     """``model.dropout`` as one validated drop rate per block (a scalar is repeated)."""
-    rates = cfg.get("dropout", 0.0)
+    rates = cfg.dropout
     if isinstance(rates, ListConfig | list | tuple):
         if len(rates) != num_blocks:
             raise ConfigError(
@@ -48,39 +48,6 @@ def dropout_rates(cfg: DictConfig, num_blocks: int) -> list[float]:
         return [float(r) for r in rates]
     in_range("model.dropout", rates, 0.0, 1.0, hi_open=True)
     return [float(rates)] * num_blocks
-
-
-def layer_spec(cfg: DictConfig, dims: int, per_block_dropout: bool = False) -> LayerSpec:
-    """LayerSpec from the model config, validating the shared keys. A list-valued
-    ``model.dropout`` is accepted only by builders passing ``per_block_dropout=True``
-    (they set the rate per block with :func:`dropout_rates`)."""
-    dropout = cfg.get("dropout", 0.0)
-    if isinstance(dropout, ListConfig | list | tuple):
-        if not per_block_dropout:
-            raise ConfigError(
-                f"model.dropout={list(dropout)}: per-block rates are supported by the mlp "
-                f"and resmlp models, not model.name={cfg.get('name')!r}; give a single rate"
-            )
-        dropout = 0.0  # replaced per block
-    for key in ("dropout", "input_dropout", "head_dropout", "dropconnect"):
-        value = dropout if key == "dropout" else cfg.get(key, 0.0)
-        in_range(f"model.{key}", value, 0.0, 1.0, hi_open=True)
-    positive_int("model.norm_groups", cfg.get("norm_groups", 8))
-    in_range("model.norm_momentum", cfg.get("norm_momentum", 0.1), 0.0, 1.0)
-    in_range("model.norm_eps", cfg.get("norm_eps", 1e-5), 0.0, None, lo_open=True)
-    return LayerSpec(
-        dims=dims,
-        norm=cfg.get("norm", "none"),
-        act=cfg.get("act", "relu"),
-        dropout=float(dropout),
-        dropout_kind=cfg.get("dropout_kind", "bernoulli"),
-        dropconnect=float(cfg.get("dropconnect", 0.0)),
-        norm_groups=int(cfg.get("norm_groups", 8)),
-        norm_momentum=float(cfg.get("norm_momentum", 0.1)),
-        norm_eps=float(cfg.get("norm_eps", 1e-5)),
-        norm_affine=bool(cfg.get("norm_affine", True)),
-        bias=bool(cfg.get("bias", True)),
-    )
 
 
 class MLP(nn.Module):
@@ -162,15 +129,6 @@ class ResMLP(nn.Module):
         return self.head(self.head_drop(self.final(self.blocks(x))))
 
 
-def check_block(block: list[str], required: str) -> list[str]:
-    if not block or isinstance(block, str):
-        raise ConfigError(f"model.block={block!r} must be a non-empty list of layer names")
-    names = [LAYERS.canonical(n, "model.block") for n in block]
-    if required not in names:
-        raise ConfigError(f"model.block={list(block)} must contain '{required}'")
-    return names
-
-
 @MODELS.register("mlp")
 def build_mlp(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     positive_int("model.depth", cfg.depth)
@@ -183,11 +141,11 @@ def build_mlp(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -
         width=cfg.width,
         block=block,
         spec=layer_spec(cfg, dims=0, per_block_dropout=True),
-        input_dropout=float(cfg.get("input_dropout", 0.0)),
-        head_dropout=float(cfg.get("head_dropout", 0.0)),
+        input_dropout=float(cfg.input_dropout),
+        head_dropout=float(cfg.head_dropout),
         rates=dropout_rates(cfg, cfg.depth),
     )
-    init_weights(model, cfg.get("init", "kaiming"))
+    init_weights(model, cfg.init)
     return model
 
 
@@ -196,10 +154,8 @@ def build_resmlp(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int
     positive_int("model.depth", cfg.depth)
     positive_int("model.width", cfg.width)
     block = check_block(list(cfg.block), "linear")
-    final = [LAYERS.canonical(n, "model.final") for n in (cfg.get("final") or [])]
-    survival = linear_decay_survival(
-        cfg.depth, cfg.get("survival_last", 1.0), key="model.survival_last"
-    )
+    final = [LAYERS.canonical(n, "model.final") for n in (cfg.final or [])]
+    survival = linear_decay_survival(cfg.depth, cfg.survival_last, key="model.survival_last")
     model = ResMLP(
         in_features=math.prod(input_shape),
         num_classes=num_classes,
@@ -209,8 +165,8 @@ def build_resmlp(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int
         spec=layer_spec(cfg, dims=0, per_block_dropout=True),
         survival=survival,
         rates=dropout_rates(cfg, cfg.depth),
-        input_dropout=float(cfg.get("input_dropout", 0.0)),
-        head_dropout=float(cfg.get("head_dropout", 0.0)),
+        input_dropout=float(cfg.input_dropout),
+        head_dropout=float(cfg.head_dropout),
     )
-    init_weights(model, cfg.get("init", "kaiming"))
+    init_weights(model, cfg.init)
     return model

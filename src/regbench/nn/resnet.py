@@ -42,8 +42,7 @@ from torch import Tensor, nn
 from regbench.errors import ConfigError, choice, positive_int
 from regbench.nn import MODELS
 from regbench.nn.init import init_weights
-from regbench.nn.layers import LAYERS, NORMS, LayerSpec, build_layers
-from regbench.nn.mlp import check_block, layer_spec
+from regbench.nn.layers import LAYERS, NORMS, LayerSpec, build_layers, check_block, layer_spec
 from regbench.nn.resnet_blocks import optional_layers, residual_block
 from regbench.reg.depth import linear_decay_survival
 from regbench.reg.dropout import make_dropout
@@ -101,7 +100,7 @@ def _order(cfg: DictConfig, key: str, required: str | None) -> list[str]:
 
 def input_layout(cfg: DictConfig, input_shape: tuple[int, ...]) -> tuple[int, int, bool]:
     """``(dims, in_channels, add_channel)`` from the input shape and ``model.dims``."""
-    want = str(cfg.get("dims", "auto"))
+    want = str(cfg.dims)
     choice("model.dims", want, ("auto", "1", "2"))
     if len(input_shape) == 1:
         dims, c_in, add_channel = 1, 1, True  # (L,) signals
@@ -123,11 +122,11 @@ def conv_spec(cfg: DictConfig, dims: int) -> LayerSpec:
     """The shared layer keys plus the conv ones; ``bias: auto`` = conv bias only when
     there is no norm to absorb it."""
     spec = layer_spec(cfg, dims)
-    k = cfg.get("kernel_size", 3)
+    k = cfg.kernel_size
     positive_int("model.kernel_size", k)
     if k % 2 == 0:
         raise ConfigError(f"model.kernel_size={k} is not valid; it must be odd ('same' padding)")
-    bias = str(cfg.get("bias", "auto")).lower()
+    bias = str(cfg.bias).lower()
     choice("model.bias", bias, ("auto", "true", "false"))
     if bias == "auto":
         use_bias = NORMS.canonical(spec.norm, "model.norm") == "none"
@@ -151,11 +150,9 @@ def build_resnet(
     spec = conv_spec(cfg, dims)
     stem, block = _order(cfg, "stem", "conv"), _order(cfg, "block", "conv")
     after_add, final = _order(cfg, "after_add", None), _order(cfg, "final", None)
-    shortcut = str(cfg.get("shortcut", "conv"))
-    shortcut_norm = bool(cfg.get("shortcut_norm", True))
-    survival = linear_decay_survival(
-        sum(blocks), cfg.get("survival_last", 1.0), key="model.survival_last"
-    )
+    shortcut = str(cfg.shortcut)
+    shortcut_norm = bool(cfg.shortcut_norm)
+    survival = linear_decay_survival(sum(blocks), cfg.survival_last, key="model.survival_last")
 
     stages, c, i = [], stem_width, 0
     for width, n, stride in zip(widths, blocks, strides, strict=True):
@@ -177,10 +174,10 @@ def build_resnet(
         channels=c,
         num_classes=num_classes,
         add_channel=add_channel,
-        input_drop=make_dropout(spec.dropout_kind, float(cfg.get("input_dropout", 0.0))),
-        head_drop=make_dropout(spec.dropout_kind, float(cfg.get("head_dropout", 0.0))),
+        input_drop=make_dropout(spec.dropout_kind, float(cfg.input_dropout)),
+        head_drop=make_dropout(spec.dropout_kind, float(cfg.head_dropout)),
     )
-    init_weights(model, cfg.get("init", "kaiming"))
+    init_weights(model, cfg.init)
     return model
 
 

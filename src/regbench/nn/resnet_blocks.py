@@ -1,4 +1,4 @@
-"""Residual blocks from the order spec: the ``conv`` slot, shortcuts, one block.
+"""Residual blocks from the order spec: shortcuts, one block.
 
 A residual block computes ``after_add(shortcut(x) + drop_path(branch(x)))``, where
 
@@ -23,24 +23,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from regbench.errors import ConfigError, choice
-from regbench.nn.layers import LAYERS, LayerSpec, build_layers
+from regbench.nn.layers import LayerSpec, build_layers
 from regbench.reg.depth import DropPath
 
 SHORTCUTS = ("conv", "pad")
-
-
-@LAYERS.register("conv", "convolution")
-def _conv(spec: LayerSpec, c_in: int, c_out: int) -> tuple[nn.Module, int]:
-    """Conv1d on (B, C, L) or Conv2d on (B, C, H, W); 'same' padding k // 2."""
-    if spec.dims not in (1, 2):
-        raise ConfigError("model.block: 'conv' needs spatial features; MLPs use 'linear'")
-    if spec.dropconnect > 0:
-        raise ConfigError(
-            "model.dropconnect applies to 'linear' layers only; set it to 0 for conv models"
-        )
-    cls = nn.Conv1d if spec.dims == 1 else nn.Conv2d
-    k = spec.kernel_size
-    return cls(c_in, c_out, k, stride=spec.stride, padding=k // 2, bias=spec.bias), c_out
 
 
 class PadShortcut(nn.Module):
@@ -79,7 +65,7 @@ def make_shortcut(
     return build_layers(["conv", "norm"] if norm else ["conv"], proj, c_in, c_out)
 
 
-class ResidualBlock(nn.Module):
+class ConvResidualBlock(nn.Module):
     """``after_add(shortcut(x) + drop_path(branch(x)))``; shapes (B, C, *S)."""
 
     def __init__(
@@ -105,10 +91,10 @@ def residual_block(
     shortcut: str,
     shortcut_norm: bool,
     survival: float,
-) -> ResidualBlock:
+) -> ConvResidualBlock:
     """One block; the first weight layer of ``order`` carries ``stride`` and c_in -> c_out."""
     strided = replace(spec, stride=stride)
-    return ResidualBlock(
+    return ConvResidualBlock(
         branch=build_layers(order, strided, c_in, c_out),
         shortcut=make_shortcut(shortcut, spec, c_in, c_out, stride, shortcut_norm),
         drop_path=nn.Identity() if survival >= 1.0 else DropPath(survival),

@@ -1,12 +1,15 @@
 """The regularization catalogue: one small file per family (see DESIGN.md).
 
-``build_regularizers(cfg)`` turns the multi-select ``reg`` group into a
-:class:`~regbench.module.Regularizers` bundle: loss penalties, post-step constraints,
-train-batch transforms and callbacks. Each entry of ``cfg.reg`` is keyed by its config
-file name and has a ``kind`` that selects the factory in :data:`REGULARIZERS`.
+``build_regularizers(cfg, num_classes)`` turns the multi-select ``reg`` group into a
+:class:`~regbench.reg.bundle.Regularizers` bundle: loss penalties, post-step constraints,
+train-batch transforms and callbacks, each behind the hook contract of
+:mod:`regbench.reg.bundle`. Each entry of ``cfg.reg`` is keyed by its config file name
+and has a ``kind`` that selects the factory in :data:`REGULARIZERS`; a factory
+``(entry_cfg, bundle, key)`` adds itself to the bundle. A new regularizer is one file
+here (it registers itself) plus one ``conf/reg/<name>.yaml``.
 
 It also reads the test-time option of stochastic layers (``model.test_mode``,
-``model.mc_samples``) and adds the diagnostics callback (``diag`` section).
+``model.mc_samples``).
 
 Rates of the dropout family and DropConnect are *drop* probabilities (PyTorch's
 convention); Srivastava et al. 2014 and Li et al. 2019 write p for the *retain*
@@ -34,34 +37,30 @@ def _register_all() -> None:
         importlib.import_module(f"{__name__}.{info.name}")
 
 
-def build_regularizers(cfg: DictConfig):
-    from regbench.diagnostics import diagnostics_callback
-    from regbench.module import Regularizers
+def build_regularizers(cfg: DictConfig, num_classes: int | None = None):
+    """The bundle of ``cfg.reg``; ``num_classes`` of the data, for those that need it."""
+    from regbench.reg.bundle import Regularizers
     from regbench.reg.inference import inference_from
 
     _register_all()
-    bundle = Regularizers()
+    bundle = Regularizers(num_classes=num_classes)
     for name, entry in (cfg.get("reg") or {}).items():
         if entry is None:
             continue
         if not isinstance(entry, DictConfig):
             raise ConfigError(f"reg.{name}={entry!r} is not valid; it must be a mapping")
         key = f"reg.{name}.kind"
-        kind = REGULARIZERS.canonical(entry.get("kind", name), key)
+        kind = REGULARIZERS.canonical(entry.kind, key)
         if kind == "early_stopping":
             _check_monitor_is_logged(cfg, entry, f"reg.{name}")
         REGULARIZERS.get(kind)(entry, bundle, f"reg.{name}")
-    bundle.inference = inference_from(cfg.get("model"))
-    diag = diagnostics_callback(cfg.get("diag"))
-    if diag is not None:
-        bundle.callbacks.append(diag)  # last: after early stopping has restored weights
+    bundle.inference = inference_from(cfg.model)
     return bundle
 
 
 def _check_monitor_is_logged(cfg: DictConfig, entry: DictConfig, key: str) -> None:
-    monitor = str(entry.get("monitor", "val/loss"))
-    data = cfg.get("data") or {}
-    if monitor.startswith("val/") and data.get("val_fraction", 0.0) == 0:
+    monitor = str(entry.monitor)
+    if monitor.startswith("val/") and cfg.data.val_fraction == 0:
         raise ConfigError(
             f"{key}.monitor={monitor!r} needs a validation split, but data.val_fraction=0; "
             "set data.val_fraction > 0 or monitor a train/ metric"

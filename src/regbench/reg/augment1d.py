@@ -58,9 +58,9 @@ class Augment1d:
 
 @REGULARIZERS.register("augment1d", "augment_1d")
 def add_augment1d(entry: DictConfig, bundle, key: str) -> None:
-    max_shift = entry.get("max_shift", 0)
+    max_shift = entry.max_shift
     if not isinstance(max_shift, int) or isinstance(max_shift, bool) or max_shift < 0:
         raise ConfigError(f"{key}.max_shift={max_shift!r} is not valid; it must be an integer >= 0")
-    in_range(f"{key}.scale", entry.get("scale", 0.0), 0.0, 1.0, hi_open=True)
-    in_range(f"{key}.noise", entry.get("noise", 0.0), 0.0)
-    bundle.transforms.append(Augment1d(max_shift, entry.get("scale", 0.0), entry.get("noise", 0.0)))
+    in_range(f"{key}.scale", entry.scale, 0.0, 1.0, hi_open=True)
+    in_range(f"{key}.noise", entry.noise, 0.0)
+    bundle.transforms.append(Augment1d(max_shift, entry.scale, entry.noise))

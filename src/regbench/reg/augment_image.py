@@ -89,12 +89,12 @@ class CropFlip:
 
 @REGULARIZERS.register("crop_flip", "cropflip", "crop")
 def _crop_flip(entry: DictConfig, bundle, key: str) -> None:
-    padding = entry.get("padding", 4)
+    padding = entry.padding
     if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
         raise ConfigError(f"{key}.padding={padding!r} is not valid; it must be an integer >= 0")
-    flip = entry.get("flip", True)
+    flip = entry.flip
     if not isinstance(flip, bool):
         raise ConfigError(f"{key}.flip={flip!r} is not valid; it must be true or false")
-    fill = entry.get("fill", 0.0)
+    fill = entry.fill
     in_range(f"{key}.fill", fill)
     bundle.transforms.append(CropFlip(padding, flip, fill))

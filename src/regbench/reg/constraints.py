@@ -48,7 +48,7 @@ def frobenius_bound_(model: nn.Module, c: float) -> None:
 
 
 def _bound(entry: DictConfig, key: str) -> float:
-    c = entry.get("c", None)
+    c = entry.c
     in_range(f"{key}.c", c, 0.0, None, lo_open=True)
     return float(c)
 

@@ -74,15 +74,13 @@ class EarlyStoppingBest(pl.Callback):
 
 @REGULARIZERS.register("early_stopping", "earlystopping")
 def add_early_stopping(entry: DictConfig, bundle, key: str) -> None:
-    monitor = entry.get("monitor", "val/loss")
+    monitor = entry.monitor
     if not isinstance(monitor, str) or "/" not in monitor:
         raise ConfigError(
             f"{key}.monitor={monitor!r} is not valid; name a logged metric like val/loss"
         )
-    mode = entry.get("mode", "min")
+    mode = entry.mode
     choice(f"{key}.mode", mode, ("min", "max"))
-    positive_int(f"{key}.patience", entry.get("patience", 5))
-    in_range(f"{key}.min_delta", entry.get("min_delta", 0.0), 0.0)
-    bundle.callbacks.append(
-        EarlyStoppingBest(monitor, mode, entry.get("patience", 5), entry.get("min_delta", 0.0))
-    )
+    positive_int(f"{key}.patience", entry.patience)
+    in_range(f"{key}.min_delta", entry.min_delta, 0.0)
+    bundle.callbacks.append(EarlyStoppingBest(monitor, mode, entry.patience, entry.min_delta))

@@ -35,12 +35,11 @@ class Inference:
     samples: int = 1
 
 
-def inference_from(model_cfg: DictConfig | None) -> Inference:
-    """Validated test-time option from ``cfg.model`` (defaults when keys are absent)."""
-    model_cfg = model_cfg or {}
-    mode = model_cfg.get("test_mode", "deterministic")
+def inference_from(model_cfg: DictConfig) -> Inference:
+    """Validated test-time option from ``cfg.model`` (defaults: conf/shared/model.yaml)."""
+    mode = model_cfg.test_mode
     choice("model.test_mode", mode, TEST_MODES)
-    samples = model_cfg.get("mc_samples", 1)
+    samples = model_cfg.mc_samples
     positive_int("model.mc_samples", samples)
     return Inference(mode, int(samples) if mode == "mc" else 1)
 

@@ -43,8 +43,9 @@ def squared_l2(params: list[Tensor]) -> Tensor:
 def _penalty(fn: Callable[[list[Tensor]], Tensor], strength: float, which: str):
     cache: dict[int, list[nn.Parameter]] = {}
 
-    def penalty(model: nn.Module) -> Tensor:
-        # The parameter list is built once per model: the per-step cost is the tensor math.
+    def penalty(model: nn.Module, logits: Tensor, targets: Tensor, step: int) -> Tensor:
+        # A weight penalty: only the model matters. The parameter list is built once per
+        # model: the per-step cost is the tensor math.
         params = cache.get(id(model))
         if params is None:
             params = cache[id(model)] = selected_params(model, which)
@@ -54,9 +55,9 @@ def _penalty(fn: Callable[[list[Tensor]], Tensor], strength: float, which: str):
 
 
 def _common(entry: DictConfig, key: str) -> tuple[float, str]:
-    strength = entry.get("strength", 0.0)
+    strength = entry.strength
     in_range(f"{key}.strength", strength, 0.0)
-    which = entry.get("params", "weights")
+    which = entry.params
     choice(f"{key}.params", which, PARAM_SETS)
     return float(strength), which
 
@@ -80,7 +81,7 @@ def add_l1(entry: DictConfig, bundle, key: str) -> None:
 @REGULARIZERS.register("elastic_net", "elasticnet")
 def add_elastic_net(entry: DictConfig, bundle, key: str) -> None:
     strength, which = _common(entry, key)
-    ratio = entry.get("l1_ratio", 0.5)
+    ratio = entry.l1_ratio
     in_range(f"{key}.l1_ratio", ratio, 0.0, 1.0)
     ratio = float(ratio)
 

@@ -110,7 +110,7 @@ def grid(
 
 def tag_parent(experiment: str, results: Sequence[dict], name: str, scale: str) -> str | None:
     """Mark the grid's parent run as this reproduction's, so ``report`` finds it."""
-    from regbench.tracking import PARENT_TAG, get_client
+    from regbench.tracking import NOTE_TAG, PARENT_TAG, get_client
 
     client = get_client()
     parent = None
@@ -121,7 +121,17 @@ def tag_parent(experiment: str, results: Sequence[dict], name: str, scale: str) 
     if parent:
         client.set_tag(parent, REPRO_TAG, name)
         client.set_tag(parent, "regbench.scale", scale)
+        client.set_tag(parent, NOTE_TAG, parent_note(name, scale))
     return parent
+
+
+def parent_note(name: str, scale: str) -> str:
+    """The parent run's description in the MLflow UI."""
+    return (
+        f"Reproduction `{name}` at {scale} scale: one child run per grid point and seed. "
+        f"Report: `regbench report {name} --scale {scale}` (artifacts under report/); "
+        f"seed-averaged table: `regbench compare {name}`."
+    )
 
 
 def build_report(repro: Reproduction, scale: str) -> Path:

@@ -40,8 +40,14 @@ def parent_run(experiment: str, name: str, scale: str) -> Iterator[str]:
     """The reproduction's parent run (tagged so ``regbench report`` finds it)."""
     from regbench import tracking
     from regbench.report import REPRO_TAG
+    from regbench.reproductions.base import parent_note
 
-    tags = {REPRO_TAG: name, "regbench.scale": scale, "sweep.role": "parent"}
+    tags = {
+        REPRO_TAG: name,
+        "regbench.scale": scale,
+        "sweep.role": "parent",
+        tracking.NOTE_TAG: parent_note(name, scale),
+    }
     with tracking.tracked_run(experiment, f"{name}-grid", tags=tags) as parent:
         yield parent.run_id
 

@@ -74,6 +74,11 @@ class MultirunTracking(Callback):
             "sweep.kind": "multirun",
             "sweep.role": "parent",
             "sweep.overrides": " ".join(overrides)[:5000],
+            tracking.NOTE_TAG: (
+                f"Hydra multirun grid `regbench train -m {' '.join(overrides)}`: one child "
+                f"run per grid point and seed. Seed-averaged table and figures: "
+                f"`regbench compare multirun-{self.sweep_id}` (artifacts under compare/)."
+            )[:5000],
         }
         run = client.create_run(exp_id, run_name=f"multirun-{self.sweep_id}", tags=tags)
         self.parent_run_id = run.info.run_id

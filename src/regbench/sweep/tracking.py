@@ -59,6 +59,11 @@ def parent_run(client, exp_id: str, spec: StudySpec, study_name: str, kind: str)
         STUDY_TAG: study_name,
         ROLE_TAG: "parent",
         "sweep.kind": kind,
+        tracking.NOTE_TAG: (
+            f"Optuna study `{study_name}` ({kind}, objective {spec.direction} {spec.metric} "
+            f"over seeds {list(spec.seeds)}): one child run per trial and seed. "
+            f"Seed-averaged table and figures: `regbench compare {study_name}`."
+        ),
         **tracking.environment_tags(),
     }
     run = retry_locked(lambda: client.create_run(exp_id, run_name=study_name, tags=tags))

@@ -21,6 +21,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from regbench import runtime, tracking
 from regbench.errors import ConfigError
 from regbench.sweep.batch import claim, enabled, run_claimed
 from regbench.sweep.multirun import thread_budget
@@ -42,6 +43,7 @@ def limit_threads(n_jobs: int) -> int:
 
 def open_storage(spec: StudySpec, url: str) -> optuna.storages.RDBStorage:
     """RDB storage with heartbeats; SQLite waits up to 60 s on a locked database."""
+    tracking.install_sqlite_pragmas()  # WAL, as for the MLflow store
     kwargs = (
         {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     )
@@ -152,6 +154,7 @@ def progress_line(trial: optuna.trial.FrozenTrial, worker: int) -> str:
 
 
 def quiet_libraries() -> None:
+    runtime.setup()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # progress_line reports each trial
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)

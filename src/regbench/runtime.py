@@ -1,0 +1,36 @@
+"""Process-wide settings, applied by an explicit call, never at import.
+
+:func:`setup` is called by the entry points (``regbench`` CLI, sweep workers, the test
+session); importing any regbench module leaves logging, warnings and the environment as
+they were. It is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+
+def quiet_lightning() -> None:
+    """Lightning's info lines (GPU available, tips, "100% of batches") are noise in sweeps."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+
+
+def plain_cuda_check() -> None:
+    """Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (fork safety on GPU hosts). Without
+    a GPU driver every torch.cuda.is_available() then tries to load NVML (~0.13 ms,
+    several times a step); the plain check is safe there, since there is no CUDA context
+    to poison."""
+    import torch
+
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and torch.cuda.device_count() == 0:
+        del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
+
+
+def setup() -> None:
+    quiet_lightning()
+    plain_cuda_check()

@@ -1,0 +1,165 @@
+"""`regbench compare`: grouping, seed statistics, paired differences, artifacts on the
+parent run and bad input, on a real MLflow store (runs logged through regbench.tracking
+with known values), plus one real `train -m`-style grid trained for it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from regbench.report.compare import compare, main
+from regbench.report.groups import Group, RunRecord, fmt_summary, summarize, varied_keys
+from regbench.report.stats import mean_ci
+from regbench.tracking import NOTE_TAG, get_client, log_params, tracked_run
+
+SUMMARY = "compare/summary.json"
+NAN = float("nan")
+# test/acc per (reg, seed): differences from [] are +0.02, +0.03, +0.04 for [l2]
+ACC = {"[]": [0.50, 0.60, 0.55], "[l2]": [0.52, 0.63, 0.59]}
+
+
+def fake_grid(experiment: str, name: str, acc=ACC, status: str = "FINISHED") -> str:
+    """A parent run and one child per (reg, seed) with known metrics; no training."""
+    children = []
+    with tracked_run(experiment, name, tags={"sweep.role": "parent"}) as parent:
+        for reg, values in acc.items():
+            for seed, v in enumerate(values):
+                with tracked_run(experiment, f"c-{reg}-{seed}", parent_run_id=parent.run_id) as c:
+                    params = {"seed": str(seed), "reg": reg, "model.width": "32"}
+                    if reg == "[l2]":
+                        params["reg.l2.strength"] = "0.0001"
+                    log_params(c.client, c.run_id, params)
+                    for epoch in range(3):
+                        c.log_metrics({"val/acc": v - 0.1 * (2 - epoch)}, step=epoch)
+                    c.log_metrics({"test/acc": v, "test/loss": 1 - v})
+                children.append(c.run_id)
+    for run_id in children if status != "FINISHED" else []:
+        parent.client.set_terminated(run_id, status)
+    return parent.run_id
+
+
+def test_varied_keys_drop_seed_constants_size_and_implied_details():
+    def rec(**p):
+        return RunRecord("x", {k.replace("__", "."): v for k, v in p.items()}, {})
+
+    runs = [
+        rec(seed="0", reg="[]", model__width="32", model__params="900", model__dropout="0"),
+        rec(seed="1", reg="[l1]", reg__l1__kind="l1", model__width="32", model__params="900",
+            model__dropout="0"),
+        rec(seed="0", reg="[l1]", reg__l1__kind="l1", model__width="64", model__params="3000",
+            model__dropout="0.5"),
+    ]  # fmt: skip
+    # reg.l1.kind follows from reg: dropped; model.dropout varies with model.width in
+    # lockstep but is a setting of its own: kept; model.params is not a setting
+    assert varied_keys(runs) == ["model.dropout", "model.width", "reg"]
+
+
+def test_a_diverged_seed_is_left_out_and_counted():
+    runs = {s: RunRecord(str(s), {}, {"test/loss": v}) for s, v in enumerate([1.0, 2.0, NAN])}
+    g = Group({"reg": "[]"}, runs)
+    assert g.values("test/loss") == {0: 1.0, 1: 2.0}
+    s = summarize(g, "test/loss")
+    assert fmt_summary(s, 2, len(g.runs)) == f"1.50 ± {s.half:.2f} (n=2)"
+
+
+def test_compare_tables_stats_and_artifacts_on_the_parent(experiment, capsys, tmp_path):
+    pid = fake_grid(experiment, "grid-a")
+    main(["grid-a", "--experiment", experiment, "--baseline", "reg=[]"])
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    base_row = next(ln for ln in lines if ln.startswith("| **baseline** reg=[]"))
+    s = mean_ci(ACC["[]"])
+    assert base_row.split(" | ")[2] == f"{s.mean:.4f} ± {s.half:.4f}"  # test/acc column
+    d = mean_ci([0.02, 0.03, 0.04])  # paired per-seed differences
+    diff_row = [ln for ln in lines if ln.startswith("| reg=[l2] |")][-1]
+    assert diff_row.split(" | ")[1] == f"{d.mean:+.4f} [{d.lo:+.4f}, {d.hi:+.4f}]"
+    assert d.half < mean_ci(ACC["[l2]"]).half  # pairing removes the seed-to-seed spread
+    client = get_client()
+    arts = {a.path for a in client.list_artifacts(pid, "compare")}
+    assert arts == {
+        "compare/summary.json",
+        "compare/report.md",
+        "compare/metrics_vs_setting.png",
+        "compare/val_curves.png",
+    }
+    table = json.loads(Path(client.download_artifacts(pid, SUMMARY, tmp_path)).read_text())
+    assert len(table["data"]) == 2 * 3  # 2 configurations x (test/acc, test/loss, val/acc)
+    assert '"type": "table"' in client.get_run(pid).data.tags["mlflow.loggedArtifacts"]
+    main(["grid-a", "--experiment", experiment])  # again, default baseline = first group
+    again = json.loads(Path(client.download_artifacts(pid, SUMMARY, tmp_path)).read_text())
+    assert len(again["data"]) == 2 * 3  # replaced, not appended to
+    rows = {(r[0], r[2]): r for r in map(list, again["data"])}
+    cols = again["columns"]
+    assert rows[("reg=[]", "test/acc")][cols.index("baseline")] is True
+    report = Path(os.environ["REGBENCH_REPORTS"], "compare", "grid-a", "report.md")
+    assert "![val_curves.png](val_curves.png)" in report.read_text()
+
+
+def test_bad_input_is_one_line_and_exit_2(experiment, capsys):
+    fake_grid(experiment, "grid-b")
+    fake_grid(experiment, "grid-dead", status="KILLED")
+    cases = [
+        (["nope-xyz"], "regbench compare: no parent run named 'nope-xyz' in any experiment"),
+        (
+            ["grid-dead", "--experiment", experiment],
+            "has no FINISHED child runs with a seed param",
+        ),
+        (
+            ["grid-b", "--experiment", experiment, "--baseline", "reg=[l9]"],
+            "--baseline='reg=[l9]' matches no configuration; reg has values: [], [l2]",
+        ),
+        (
+            ["grid-b", "--experiment", experiment, "--baseline", "optim.lr=1"],
+            "--baseline key 'optim.lr' is not a varied setting; varied: reg",
+        ),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+
+
+def test_cli_unknown_name_exits_2_without_traceback(tmp_path):
+    env = {**os.environ, "REGBENCH_MLRUNS": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "regbench.cli", "compare", "no-such-sweep"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "regbench compare: no parent run named 'no-such-sweep' in any experiment "
+        "(tried run id, run name and the tags sweep.id, sweep.study, regbench.reproduction)\n"
+    )
+
+
+def test_compare_a_trained_multirun_grid(tiny, experiment):
+    """Real runs: the multirun callback's parent, reg=[l1] vs reg=[] over two seeds."""
+    from omegaconf import OmegaConf
+
+    from regbench.sweep.multirun import MultirunTracking
+    from regbench.train import run
+
+    task = ["reg=[l1],[]", "seed=0,1"]
+    conf = OmegaConf.create({"experiment_name": experiment, "hydra": {"overrides": {"task": task}}})
+    cb = MultirunTracking()
+    cb.on_multirun_start(conf)
+    pid = os.environ["REGBENCH_PARENT_RUN_ID"]
+    try:
+        for reg in ("[l1]", "[]"):
+            for seed in (0, 1):
+                ov = [f"reg={reg}", f"seed={seed}", "trainer=fast"]
+                run(tiny(*ov, experiment_name=experiment), ov)
+    finally:
+        cb.on_multirun_end(conf)
+    client = get_client()
+    parent = client.get_run(pid)
+    assert "regbench compare multirun-" in parent.data.tags[NOTE_TAG]
+    text, out_dir = compare(parent.info.run_name, experiment=experiment)
+    assert "| **baseline** reg=[l1] | 2 |" in text and "| reg=[] | 2 |" in text
+    assert "time/fit_s" in text  # cost metrics are final metrics like any other
+    assert (out_dir / "metrics_vs_setting.png").stat().st_size > 10_000
