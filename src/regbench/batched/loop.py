@@ -2,7 +2,7 @@
 
 It does per model what :class:`~regbench.module.RegModule` under Lightning does for one:
 the same mini-batches in the same order (each model's own ``TensorBatches.order``), the
-same loss (cross-entropy with label smoothing, plus penalties), one optimizer step per
+same loss (cross-entropy plus the loss terms: penalties, label smoothing), one optimizer step per
 mini-batch followed by the constraints, the epoch's scheduler step, validation every
 ``check_val_every_n_epoch`` epochs, the test at the end, with the same epoch means. A
 model whose ``train/loss`` is not finite at an epoch's end fails with the message the
@@ -28,7 +28,7 @@ from regbench.batched.optim import (
 )
 from regbench.batched.plan import Member
 from regbench.batched.program import StackedMLP
-from regbench.batched.transforms import mixup, soft_losses
+from regbench.batched.transforms import mixup, smoothing_gap, soft_losses
 from regbench.data.batches import TensorBatches, limit_batches
 from regbench.reg.augment1d import Augment1d
 
@@ -54,19 +54,11 @@ class Stacked:
         return Stacked(self.x[idx], self.y[idx])
 
 
-def losses(logits: Tensor, y: Tensor, smoothing: Tensor | None) -> Tensor:
-    """Per-model mean cross-entropy (S,) of logits (S, B, K) against y (S, B), with
-    PyTorch's label smoothing ``(1 - eps) * nll + eps * mean_k(-log p_k)``."""
+def losses(logits: Tensor, y: Tensor) -> Tensor:
+    """Per-model mean cross-entropy (S,) of logits (S, B, K) against y (S, B)."""
     S, B, K = logits.shape
-    if smoothing is None:
-        return (
-            F.cross_entropy(logits.reshape(S * B, K), y.reshape(-1), reduction="none")
-            .view(S, B)
-            .mean(1)
-        )
-    logp = logits.log_softmax(-1)
-    nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(1)
-    return (1 - smoothing) * nll + smoothing * (-logp.mean(-1)).mean(1)
+    ce = F.cross_entropy(logits.reshape(S * B, K), y.reshape(-1), reduction="none")
+    return ce.view(S, B).mean(1)
 
 
 @torch.no_grad()
@@ -78,7 +70,7 @@ def evaluate(prog: StackedMLP, data: Stacked, batch_size: int) -> dict[str, Tens
         x, y = data.x[:, i : i + batch_size], data.y[:, i : i + batch_size]
         logits = prog.forward(x, training=False)
         acc = (logits.argmax(-1) == y).float().mean(1)
-        sums += torch.stack([losses(logits, y, None), acc], 1) * y.shape[1]
+        sums += torch.stack([losses(logits, y), acc], 1) * y.shape[1]
     means = sums / max(N, 1)
     return {"loss": means[:, 0], "acc": means[:, 1]}
 
@@ -103,9 +95,15 @@ class GroupLoop:
         self.values = {k: per_model(v, self.device) for k, v in values.items()}
 
     # --- one epoch --------------------------------------------------------------------
-    def _penalties(self) -> dict[str, Tensor]:
+    def _penalties(self, logits: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """Per-model loss terms (S,) in config order, as ``train/reg/<name>``."""
         out = {}
         for name, (kind, which) in self.reg["penalties"].items():
+            if kind == "label_smoothing":  # eps * (U - CE(t)): the smoothed CE in total
+                out[f"reg/{name}"] = self.values[f"{name}.smoothing"] * smoothing_gap(
+                    logits, target
+                )
+                continue
             ratio = self.values.get(f"{name}.l1_ratio")
             out[f"reg/{name}"] = self.values[f"{name}.strength"] * penalty_values(
                 self.prog.params, self.prog.decay_free, kind, which, ratio
@@ -147,14 +145,14 @@ class GroupLoop:
     def _step(self, x: Tensor, y: Tensor) -> Tensor:
         """One optimizer step of every model on its mini-batch x (S, B, ...), y (S, B);
         returns the batch's (S, k) values in the order of the epoch's keys."""
-        smoothing = self.values.get("label_smoothing")
         x, target = self._transform(x, y)
         logits = self.prog.forward(x, training=True)
         if target is None:
-            loss_data = losses(logits, y, smoothing)
+            target = y
+            loss_data = losses(logits, y)
         else:  # mixup's soft targets; the accuracy stays measured against y
-            loss_data = soft_losses(logits, target, smoothing)
-        terms = self._penalties()
+            loss_data = soft_losses(logits, target)
+        terms = self._penalties(logits, target)
         loss = loss_data + sum(terms.values()) if terms else loss_data
         flat = self.prog.flat
         flat.grad = None

@@ -90,8 +90,9 @@ def reg_plan(cfg: DictConfig) -> tuple[dict, dict] | str:
         elif kind in CONSTRAINTS:
             plan["constraints"].append((kind, f"{name}.c"))
             values[f"{name}.c"] = float(entry.c)
-        elif kind == "label_smoothing":
-            values["label_smoothing"] = float(entry.get("smoothing", 0.1))
+        elif kind == "label_smoothing":  # a loss term, as reg/labels.py's SmoothingTerm
+            plan["penalties"][name] = (kind, "")
+            values[f"{name}.smoothing"] = float(entry.get("smoothing", 0.1))
         elif kind == "mixup" and "mixup" not in values:
             values["mixup"] = float(entry.get("alpha", 0.2))
             plan["transforms"].append("mixup")

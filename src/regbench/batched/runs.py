@@ -12,6 +12,7 @@ others finish. Members that cannot batch run through ``train.run`` one by one, t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import torch
@@ -19,6 +20,7 @@ from omegaconf import DictConfig
 
 from regbench import tracking
 from regbench.batched.plan import EXEC_TAG, Member, make_groups, reg_plan, unbatchable
+from regbench.cost import CostTimer, timer
 
 Result = dict | BaseException
 
@@ -104,15 +106,19 @@ def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Resu
             cm = tracking.tracked_run(m.cfg.experiment_name, name, m.cfg, t, parent_run_id)
             run = cm.__enter__()
             opened.append(cm)
+            _log_extras(run, m, t["data.fingerprint"])
             run.set_tags(tracking.environment_tags(str(device)))
             every = m.cfg.logger.get("every_n_epochs", 1)
             loggers.append(tracking.MlflowEpochLogger(run, m.cfg.logger.background, every))
             m.module.model.to(device)
         loop = GroupLoop(members, device)
+        timers = [Shares(m.cfg.trainer) for m in members]
+        t0 = time.perf_counter()
 
         def report(i: int, metrics: dict, epoch: int) -> None:
             if metrics:
                 loggers[i].log_metrics({**metrics, "epoch": epoch}, step=epoch)
+                timers[i].seen(metrics, epoch, time.perf_counter() - t0, len(loop.alive))
 
         def fail(i: int, error: BaseException) -> None:
             error.run_id = loggers[i].run.run_id  # the sweep records the failed run
@@ -123,11 +129,16 @@ def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Resu
         diagnose = _diagnoser(members, loggers, device)
         diag_every = members[0].diag.every_n_epochs if members[0].diag else 0
         loop.fit(report, fail, diag_every, diagnose)
+        fit_s, n = time.perf_counter() - t0, len(loop.alive)
         for i, test in loop.finish(diagnose).items():
             loggers[i].finalize("success")  # Lightning finalizes after fit, then tests
-            report(i, test, loop.epochs)
+            loggers[i].log_metrics({**test, "epoch": loop.epochs}, step=loop.epochs)
             loggers[i].finalize("success")
-            results[i] = {**loggers[i].last, "run_id": loggers[i].run.run_id}
+            spent = timers[i].metrics(fit_s / max(n, 1), loop.epochs)
+            loggers[i].run.log_metrics(spent, step=loop.epochs)
+            if timers[i].tags():
+                loggers[i].run.set_tags(timers[i].tags())
+            results[i] = {**loggers[i].last, **spent, "run_id": loggers[i].run.run_id}
     except BaseException as e:  # interrupted or broken: every open run ends with it
         for i, cm in enumerate(opened):
             if cm is not None and results[i] is None:
@@ -140,6 +151,40 @@ def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Resu
         if cm is not None:
             cm.__exit__(None, None, None)
     return results
+
+
+def _log_extras(run, m: Member, fingerprint: str) -> None:
+    """What ``train.run`` logs beside the config: the size and the reg list as params,
+    the data set as MLflow dataset inputs."""
+    from regbench import lineage
+
+    n_params = sum(p.numel() for p in m.model.parameters())
+    reg = f"[{','.join(m.cfg.get('reg') or {})}]"
+    tracking.log_params(run.client, run.run_id, {"model.params": str(n_params), "reg": reg})
+    run.client.log_inputs(run.run_id, lineage.dataset_inputs(m.splits, m.cfg.data, fingerprint))
+
+
+class Shares(CostTimer):
+    """:mod:`regbench.cost`'s ``time/`` metrics for a model of a group: its share of the
+    group's wall time (the group's time over the models training in it)."""
+
+    def __init__(self, trainer_cfg: DictConfig) -> None:
+        t = timer(trainer_cfg)
+        super().__init__(t.metric, t.value, t.mode)
+        self.t0, self.elapsed = 0.0, 0.0
+
+    def seen(self, metrics: dict, epoch: int, elapsed: float, n_models: int) -> None:
+        if any(k.startswith("train/") for k in metrics):  # the last report of an epoch
+            self.elapsed = elapsed / max(n_models, 1)
+            self.epoch_ends.append(self.elapsed)
+        if self.metric in metrics and self.to_target is None:
+            self.seen_metric = True
+            v = metrics[self.metric]
+            if v >= self.value if self.mode == "max" else v <= self.value:
+                self.to_target = (elapsed / max(n_models, 1), epoch)
+
+    def metrics(self, fit_s: float, epochs: int) -> dict[str, float]:
+        return super().metrics(fit_s)
 
 
 def _diagnoser(members: Sequence[Member], loggers, device):

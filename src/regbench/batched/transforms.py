@@ -4,8 +4,8 @@
   :class:`regbench.reg.labels.Mixup`: per model one ``lam ~ Beta(alpha, alpha)`` per
   mini-batch and one random pairing of its batch; soft targets
   ``lam * onehot(y) + (1 - lam) * onehot(y[perm])``.
-- the cross-entropy on such probability targets with PyTorch's label smoothing
-  (the target becomes ``(1 - eps) * t + eps / K``).
+- the cross-entropy on such probability targets, and label smoothing's loss term
+  ``eps * (U - CE(t))`` (Szegedy et al. 2016, arXiv 1512.00567; as reg/labels.py).
 """
 
 from __future__ import annotations
@@ -28,9 +28,17 @@ def mixup(x: Tensor, y: Tensor, alpha: Tensor, num_classes: int) -> tuple[Tensor
     return lam_x * x + (1 - lam_x) * x_perm, lam_t * target + (1 - lam_t) * t_perm
 
 
-def soft_losses(logits: Tensor, target: Tensor, smoothing: Tensor | None) -> Tensor:
+def soft_losses(logits: Tensor, target: Tensor) -> Tensor:
     """Per-model mean cross-entropy (S,) against probability targets (S, B, K)."""
-    if smoothing is not None:
-        eps = smoothing.view(-1, 1, 1)
-        target = target * (1 - eps) + eps / logits.shape[-1]
     return -(target * logits.log_softmax(-1)).sum(-1).mean(1)
+
+
+def smoothing_gap(logits: Tensor, target: Tensor) -> Tensor:
+    """Per-model mean of ``U - CE(t)`` (S,), U the cross-entropy against the uniform
+    distribution: label smoothing's loss term over eps (:mod:`regbench.reg.labels`)."""
+    logp = logits.log_softmax(-1)  # (S, B, K)
+    if target.dim() == 2:
+        data = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    else:
+        data = -(target * logp).sum(-1)
+    return (-logp.mean(-1) - data).mean(1)
