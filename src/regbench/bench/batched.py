@@ -15,7 +15,6 @@ from __future__ import annotations
 import statistics
 import time
 
-from regbench.bench.mlp import _overrides, hand_loop
 from regbench.config import compose
 
 TARGET = 2.5
@@ -45,8 +44,11 @@ def tracked_seconds(cfgs) -> float:
     return seconds
 
 
-def bench_batched(seeds: int, width: int, reps: int, epochs: int, extra=()) -> str:
-    base = _overrides(width, epochs) + list(extra)
+def bench_batched(
+    base: list[str], hand_loop, seeds: int, width: int, reps: int, epochs: int
+) -> str:
+    """``base``: the MLP bench's overrides (width and epochs included); ``hand_loop``: its
+    plain loop (:func:`regbench.bench.mlp.hand_loop`), passed in to keep bench/ acyclic."""
     cfgs = [compose([*base, f"seed={s}"]) for s in range(seeds)]
     tracked_seconds(cfgs)  # warm-up, as the other lines
     hand_loop(cfgs[0])

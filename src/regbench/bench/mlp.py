@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.batched:
         from regbench.bench.batched import bench_batched
 
-        print(bench_batched(8, 128, args.reps, args.epochs, args.overrides), flush=True)
+        base = _overrides(128, args.epochs) + list(args.overrides)
+        print(bench_batched(base, hand_loop, 8, 128, args.reps, args.epochs), flush=True)
     if args.resnet:
         try:
             from regbench.bench.resnet import bench_resnet20
