@@ -91,6 +91,9 @@ def test_weight_stats_norms_and_sparsity():
     s = weight_stats(m, 1e-3)
     assert s["weight_norm/0"] == pytest.approx(26**0.5)
     assert s["sparsity"] == pytest.approx(6 / 10)  # 0, 0 / 0, 1e-4, 0 / 2e-4 of 10 weights
+    # RMS of layer 0 is sqrt(26 / 8): 0, 0, 0, 1e-4, 0 lie below 0.01 RMS = 0.018
+    assert s["small_frac/0"] == pytest.approx(5 / 8)
+    assert s["small_frac/1"] == 0.0  # 2e-4 is above 0.01 RMS(1e-2, 2e-4) = 7.1e-5
 
 
 def history(run_id: str, key: str) -> list[tuple[int, float]]:

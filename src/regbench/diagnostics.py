@@ -139,11 +139,17 @@ def reestimate_bn(model: nn.Module, data: EvalData) -> nn.Module:
 
 
 def weight_stats(model: nn.Module, threshold: float = 1e-3) -> dict[str, float]:
-    """Frobenius norm of each weight (ndim > 1) and the fraction of |w| < threshold."""
+    """Frobenius norm of each weight (ndim > 1) and the fraction of |w| < threshold; per
+    weight, the scale-free fraction of |w| < 0.01 RMS(w) (``small_frac/``; a Gaussian
+    gives P(|z| < 0.01) = 0.8%, an L1-sparse weight far more)."""
     out, small, total = {}, 0, 0
     for name, p in model.named_parameters():
         if p.ndim > 1:
-            out[f"weight_norm/{name.removesuffix('.weight')}"] = float(p.detach().norm())
+            w = p.detach()
+            out[f"weight_norm/{name.removesuffix('.weight')}"] = float(w.norm())
+            rms = w.square().mean().sqrt()
+            frac = float((w.abs() < 0.01 * rms).double().mean())
+            out[f"small_frac/{name.removesuffix('.weight')}"] = frac
             small += int((p.detach().abs() < threshold).sum())
             total += p.numel()
     out["sparsity"] = small / max(total, 1)
