@@ -72,12 +72,19 @@ def check_group(cfgs) -> None:
             assert torch.allclose(v, weights[k], rtol=REL, atol=1e-7), k
 
 
-def test_seeds_widths_and_rates_of_the_double_descent_mlp_match_one_by_one(tiny):
+def test_seeds_widths_and_rates_of_the_double_descent_mlp_match_one_by_one(tiny, experiment):
     """SGD with momentum, constant rate, no val split; widths padded; per-model lr and
     label noise."""
     points = [(0, 8, 0.01, 0.15), (1, 16, 0.02, 0.0), (2, 32, 0.005, 0.15)]
     cfgs = [
-        tiny(*MD, f"seed={s}", f"model.width={w}", f"optim.lr={lr}", f"data.label_noise={n}")
+        tiny(
+            *MD,
+            f"seed={s}",
+            f"model.width={w}",
+            f"optim.lr={lr}",
+            f"data.label_noise={n}",
+            experiment_name=experiment,
+        )
         for s, w, lr, n in points
     ]
     check_group(cfgs)
