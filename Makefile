@@ -6,7 +6,7 @@ RUN := $(UV) run --frozen --no-sync
 # Parallel test workers; conftest gives each one torch thread.
 TEST_WORKERS ?= 2
 
-.PHONY: install run test test-slow lint format ui dashboard bench reproduce clean help
+.PHONY: install run test test-scaleout test-slow lint format ui dashboard bench reproduce clean help
 
 help:
 	@echo "make run | test | ui | dashboard | bench | reproduce | lint | format | install | clean"
@@ -23,6 +23,9 @@ run: install  ## the main job: default MNIST-1D MLP run, tracked in mlruns/
 
 test: install
 	$(RUN) pytest -n $(TEST_WORKERS) -q -p no:cacheprovider
+
+test-scaleout: install  ## PostgreSQL + MLflow tracking server with several sweep commands
+	$(RUN) pytest -n 0 -q -m scaleout -p no:cacheprovider tests/test_scaleout.py
 
 test-slow: install
 	$(RUN) pytest -n $(TEST_WORKERS) -q -m slow -p no:cacheprovider
@@ -54,10 +57,8 @@ dashboard: install  ## optuna-dashboard on the project's study storage, bound to
 bench: install
 	$(RUN) regbench bench
 
-reproduce: install
-	$(RUN) regbench reproduce variance_shift
-	$(RUN) regbench reproduce model_double_descent
-	$(RUN) regbench reproduce epoch_double_descent
+reproduce: install  ## every registered reproduction at cpu scale (ARGS="--scale tiny" etc.)
+	$(RUN) regbench reproduce --all $(ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache

@@ -21,6 +21,7 @@ def mnist1d_cfg(**kw):
         "generator_seed": 42,
         "val_fraction": 0.1,
         "label_noise": 0.0,
+        "label_noise_mode": "replace",
         "batch_size": 50,
     }
     return OmegaConf.create({**base, **kw})
@@ -36,6 +37,26 @@ def test_label_noise_replaces_exact_fraction_with_other_classes():
     # Replacements are spread over all other classes (uniform: ~16.7 each of 150).
     counts = torch.bincount((noisy_y[mask] - y[mask]) % 10, minlength=10)
     assert counts[0] == 0 and (counts[1:] > 3).all()
+
+
+def test_resampled_label_noise_draws_from_all_classes_with_the_given_probability():
+    # the MNIST-1D notebook's procedure: with probability 0.15 a label is redrawn from all
+    # 10 classes, so a redraw keeps the label 1 time in 10: 0.15 * 0.9 = 13.5% end up wrong
+    n = 20000
+    y = torch.arange(n) % 10
+    noisy_y, wrong = corrupt_labels(y, 0.15, 10, torch.Generator().manual_seed(0), "resample")
+    sd = (0.135 * 0.865 / n) ** 0.5
+    assert abs(wrong.float().mean().item() - 0.135) < 4 * sd
+    assert torch.equal(wrong, noisy_y != y)
+    counts = torch.bincount(noisy_y[wrong], minlength=10).float()  # wrong labels: any class
+    assert (counts / counts.sum() - 0.1).abs().max() < 0.02
+
+
+def test_unknown_label_noise_mode_fails_before_training():
+    from regbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data.label_noise_mode='flip' is not valid; choose"):
+        build_data(mnist1d_cfg(label_noise=0.1, label_noise_mode="flip"), seed=0)
 
 
 def test_label_noise_is_reproducible_from_the_seed():
@@ -100,6 +121,7 @@ def test_mnist_loader_reads_torchvision_files(tmp_path):
             "download": False,
             "val_fraction": 0.25,
             "label_noise": 0.0,
+            "label_noise_mode": "replace",
             "batch_size": 4,
         }
     )
@@ -119,6 +141,7 @@ def test_missing_files_without_download_name_the_path(tmp_path):
             "download": False,
             "val_fraction": 0.0,
             "label_noise": 0.0,
+            "label_noise_mode": "replace",
             "batch_size": 4,
         }
     )

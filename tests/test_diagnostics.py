@@ -12,6 +12,7 @@ from regbench.diagnostics import (
     EvalData,
     accuracy,
     batch_norms,
+    input_q,
     reestimate_bn,
     variance_shift,
     weight_stats,
@@ -48,6 +49,18 @@ def test_shift_of_dropout_before_bn_matches_theory(mean, p):
     v, c2 = 1.0, mean**2
     want = ((c2 + v) / p - c2) / v
     assert variance_shift(m, data(x))["bn1"] == pytest.approx(want, rel=0.03)
+
+
+def test_bn_input_q_predicts_the_shift_through_li_et_als_formula():
+    # channel means 0, 1, 2, 3 at unit variance: q = c^2 / v per channel, mean 3.5
+    torch.manual_seed(2)
+    x = torch.randn(50_000, 4) + torch.arange(4.0)
+    p = 0.5
+    m = trained_bn(BernoulliDropout(1 - p), x)
+    q = input_q(m, data(x))["bn1"]
+    assert q == pytest.approx(3.5, rel=0.02)
+    # the channel mean of the ratio is linear in q: 1 + (1 + q)(1/p - 1)
+    assert variance_shift(m, data(x))["bn1"] == pytest.approx(1 + (1 + q) * (1 / p - 1), rel=0.03)
 
 
 def test_shift_of_uout_before_bn_is_1_over_3_over_3_plus_b2():
@@ -129,7 +142,7 @@ def test_diagnostics_are_logged_and_do_not_change_the_run(tiny, experiment):
     assert not any(k.startswith("diag/") for k in off)
 
 
-# REPRODUCTIONS.md section 1, CPU scale: MNIST-1D, MLP 3 x [Linear-BN-ReLU] width 128, SGD
+# docs/REPRODUCTIONS.md section 1, CPU scale: MNIST-1D, MLP 3 x [Linear-BN-ReLU] width 128, SGD
 # lr 0.1 momentum 0.9, weight decay 5e-4, cosine, batch 64.
 DISHARMONY = [
     "model.depth=3",

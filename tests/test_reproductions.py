@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import runs_of
 from regbench.config import compose
 
 PLACEMENTS = ["none", "before_bn", "head", "uout"]
@@ -57,15 +56,6 @@ def test_cpu_configs_match_the_published_setups():
     assert (vs.model.depth, vs.model.width, vs.model.dropout) == (3, 128, 0.5)
     assert (vs.optim.lr, vs.optim.momentum, vs.optim.weight_decay) == (0.1, 0.9, 5e-4)
     assert (vs.data.batch_size, vs.trainer.max_epochs, vs.scheduler.name) == (64, 30, "cosine")
-    dd = compose(["experiment=model_double_descent"])
-    assert (dd.data.val_fraction, dd.data.label_noise, dd.data.batch_size) == (0.0, 0.15, 100)
-    assert (dd.optim.lr, dd.optim.momentum, dd.trainer.max_epochs) == (0.01, 0.9, 500)
-    assert dd.scheduler.name == "constant" and list(dd.model.block) == ["linear", "act"]
-    from regbench.reproductions.model_double_descent import CPU_WIDTHS
-
-    assert len(set(CPU_WIDTHS)) == 20 and (CPU_WIDTHS[0], CPU_WIDTHS[-1]) == (2, 300)
-    ratios = np.diff(np.log(CPU_WIDTHS))
-    assert ratios.max() < 2.5 * np.log(300 / 2) / 19  # log-spaced, no big gaps
 
 
 def test_teacher_student_module_matches_closed_form_gradient_descent():
@@ -89,44 +79,3 @@ def test_teacher_student_module_matches_closed_form_gradient_descent():
                 assert records[t][f"draw/{b}/train_mse"] == pytest.approx(
                     np.mean((x @ w - y) ** 2), rel=1e-9
                 )
-
-
-def test_epoch_double_descent_end_to_end_resumes_and_rebuilds_identically(experiment):
-    from regbench.reproductions import epoch_double_descent as edd
-    from regbench.reproductions.base import build_report
-
-    repro = edd.EpochDoubleDescent()
-    repro.edd_overrides = ["edd.steps=400", "edd.draws=4", "edd.n_log=12", "edd.two_layer.steps=40"]
-    repro.experiment_name = lambda scale: experiment
-    repro.train("cpu", [0], 1)
-    n_runs = len(runs_of(experiment))
-    repro.train("cpu", [0], 1)  # resumes: both arms are finished, only a new parent run
-    assert len(runs_of(experiment)) == n_runs + 1
-    first = build_report(repro, "cpu").read_text()
-    second = build_report(repro, "cpu").read_text()
-    assert first == second
-    assert "| step | equal step sizes | fast features' step x 1/kappa |" in first
-    assert "- **PASS** fast features' step reduced" in first  # no bump by construction
-
-
-def test_model_double_descent_tiny_grid_to_report(experiment, tmp_path):
-    from regbench.reproductions.base import grid
-    from regbench.reproductions.model_double_descent import ModelDoubleDescent
-
-    base = [
-        "experiment=model_double_descent",
-        "data.n_train=300",
-        "data.n_test=100",
-        "trainer.max_epochs=2",
-    ]
-    axes = {"data.label_noise": [0.15, 0.0], "model.width": [2, 32]}
-    # no val split in this config: the grid's objective must be a logged metric
-    out = grid(experiment, base, axes, [0, 1], 1, experiment, "test/acc")
-    assert [r["state"] for r in out] == ["COMPLETE"] * 8
-    rep = ModelDoubleDescent().analyse(experiment, "cpu", tmp_path)
-    assert rep.markdown == ModelDoubleDescent().analyse(experiment, "cpu", tmp_path).markdown
-    assert (tmp_path / "model_double_descent.png").exists()
-    # train error is 1 - eval-mode accuracy on the noisy train labels, per run
-    r = next(r for r in out if r["point"] == {"data.label_noise": 0.15, "model.width": 32})
-    assert 0.0 <= r["metrics"]["diag/train_acc_evalmode"] <= 1.0
-    assert "| 32 |" in rep.markdown and len(rep.verdicts) == 3

@@ -1,7 +1,7 @@
 """The batched two-layer network of the epoch-wise double-descent reproduction (Heckel &
 Yilmaz's per-layer step sizes): its closed-form GD step and tangent kernel against
-autograd, per-layer step sizes, the init's shared directions, and the reproduction's
-two-layer child runs and verdicts end to end."""
+autograd, per-layer step sizes and the init's shared directions (the reproduction end to end:
+tests/test_epoch_double_descent.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import math
 import pytest
 import torch
 
-from conftest import runs_of
 from regbench.reproductions import two_layer as tl
 
 SMALL = dict(
@@ -102,38 +101,3 @@ def test_train_records_per_draw_metrics_at_log_spaced_steps():
     errs = [last[f"draw/{b}/test_err"] for b in range(SMALL["draws"])]
     assert last["test/err"] == pytest.approx(sum(errs) / len(errs))
     assert records[-1][1]["draw/0/train_mse"] < records[0][1]["draw/0/train_mse"]
-
-
-def test_reproduction_logs_two_layer_child_runs_and_reports_their_verdicts(experiment):
-    from regbench.reproductions import epoch_double_descent as edd
-    from regbench.reproductions.base import build_report
-
-    repro = edd.EpochDoubleDescent()
-    repro.edd_overrides = [
-        "edd.steps=100",
-        "edd.draws=2",
-        "edd.n_log=6",
-        "edd.two_layer.steps=40",
-        "edd.two_layer.n_test=50",
-    ]
-    repro.experiment_name = lambda scale: experiment
-    repro.train("cpu", [0], 1)
-    runs = {r.info.run_name: r for r in runs_of(experiment)}
-    assert {"two_layer_equal-s0", "two_layer_fast_reduced-s0"} <= set(runs)
-    equal, reduced = runs["two_layer_equal-s0"], runs["two_layer_fast_reduced-s0"]
-    assert equal.data.params["model"] == "two_layer" and equal.data.params["steps"] == "40"
-    assert equal.data.tags["edd.key"] != reduced.data.tags["edd.key"]
-    assert "two_layer" not in runs["teacher_student-equal-s0"].data.params
-    parent = equal.data.tags["mlflow.parentRunId"]
-    assert reduced.data.tags["mlflow.parentRunId"] == parent
-    assert runs["teacher_student-equal-s0"].data.tags["mlflow.parentRunId"] == parent
-    n_runs = len(runs)
-    repro.train("cpu", [0], 1)  # resumes: all four arms finished, only a new parent run
-    assert len(runs_of(experiment)) == n_runs + 1
-
-    report = build_report(repro, "cpu").read_text()
-    assert "| step | equal step sizes | fast (output) layer's step reduced |" in report
-    assert "two-layer net, equal step sizes: test error falls to a minimum" in report
-    assert "two-layer net, fast (output) layer's step reduced: the bump disappears" in report
-    assert "fast features' step reduced: the bump disappears" in report  # linear arms kept
-    assert report == build_report(repro, "cpu").read_text()  # rebuilt from MLflow alone

@@ -36,6 +36,20 @@ def ui_link(run_id: str) -> str:
     )
 
 
+def _fail(cmd: str, error: Exception) -> None:
+    """Bad input: one line on stderr, exit code 2 (as argparse does), no traceback."""
+    print(f"regbench {cmd}: {error}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def _plain_overrides(argv: list[str]) -> list[str] | None:
+    """The overrides of a single run, or None where Hydra's own flags (``-m``, ``--cfg``,
+    ``--help``...) make it more than that; ``hydra.*`` overrides are Hydra's business."""
+    if any(a.startswith("-") for a in argv):
+        return None
+    return [a for a in argv if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
+
+
 def _train(argv: list[str]) -> None:
     import hydra
     from hydra.core.hydra_config import HydraConfig
@@ -43,9 +57,18 @@ def _train(argv: list[str]) -> None:
 
     from regbench import runtime
     from regbench.config import register_resolvers
+    from regbench.errors import ConfigError
     from regbench.paths import CONF_DIR
 
     register_resolvers()
+    overrides = _plain_overrides(argv)
+    if overrides is not None:  # Hydra would print a composition error on several lines
+        from regbench.validate import compose_checked
+
+        try:
+            compose_checked(overrides)
+        except ConfigError as e:
+            _fail("train", e)
 
     @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
     def app(cfg: DictConfig) -> float:
@@ -53,7 +76,10 @@ def _train(argv: list[str]) -> None:
 
         runtime.setup()  # here too: multirun launchers run this in fresh processes
         overrides = list(HydraConfig.get().overrides.task)
-        metrics = run(cfg, overrides)
+        try:
+            metrics = run(cfg, overrides)
+        except ConfigError as e:  # raised before any MLflow run exists
+            _fail("train", e)
         print(
             f"\nrun {metrics['run_id']} finished: test/acc={metrics['test/acc']:.4f} "
             f"test/loss={metrics['test/loss']:.4f}\n"
@@ -74,6 +100,19 @@ def main(argv: list[str] | None = None) -> None:
     from regbench import runtime
 
     runtime.setup()
+    try:
+        _dispatch(cmd, rest)
+    except KeyboardInterrupt:  # Ctrl-C: the run is KILLED in MLflow, the study resumable
+        print(
+            f"regbench {cmd}: interrupted; runs in progress are marked KILLED "
+            "(a sweep resumes when the same command is run again)",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(130) from None
+
+
+def _dispatch(cmd: str, rest: list[str]) -> None:
     if cmd == "train":
         _train(rest)
     elif cmd == "bench":

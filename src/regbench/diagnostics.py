@@ -17,11 +17,17 @@ over the training data with dropout off and weights frozen, as a cumulative aver
 (``momentum=None``) of the batch statistics. The model the run tests stays the plain one.
 
 ``diag/var_shift_max`` is the largest over the layers (the shift compounds with depth).
+``diag/bn_input_q/<bn>`` is the channel mean of q = c^2 / v, c and v the mean and variance
+of the layer's input (eval mode): Li et al.'s formula predicts the shift from it, since
+for multiplicative noise g (E g = 1) the ratio per channel is 1 + (1 + q)(E g^2 - 1),
+linear in q, so its channel mean needs only the channel mean of q.
 
 Also: train-set accuracy in train mode (dropout on, BN batch statistics) vs eval mode;
 test accuracy before/after re-estimation; per-layer weight norms; the fraction of
 weights with ``|w| < threshold`` (``diag/sparsity``); the generalization gap
 ``train_acc_evalmode - test_acc``. Test accuracy here is deterministic inference.
+For residual MLPs: test accuracy with each residual block deleted in turn
+(``diag/delete_acc/<l>``, Veit et al. 2016, arXiv 1605.06431).
 """
 
 from __future__ import annotations
@@ -80,8 +86,9 @@ def accuracy(model: nn.Module, data: EvalData, train_mode: bool = False) -> floa
 
 
 @torch.no_grad()
-def input_variances(model: nn.Module, data: EvalData) -> dict[str, Tensor]:
-    """Per-channel variance (C,) of every BN layer's input over ``data``, eval mode."""
+def input_moments(model: nn.Module, data: EvalData) -> dict[str, tuple[Tensor, Tensor]]:
+    """Per-channel mean and variance, each (C,), of every BN layer's input over
+    ``data``, eval mode."""
     bns = batch_norms(model)
     # running sums in float64: n, sum_c, sum_c of squares
     acc = {name: [0, 0.0, 0.0] for name in bns}
@@ -107,7 +114,23 @@ def input_variances(model: nn.Module, data: EvalData) -> dict[str, Tensor]:
         model.train(was_training)
         for h in handles:
             h.remove()
-    return {name: (s2 - s1 * s1 / n) / max(n - 1, 1) for name, (n, s1, s2) in acc.items()}
+    return {
+        name: (s1 / max(n, 1), (s2 - s1 * s1 / n) / max(n - 1, 1))
+        for name, (n, s1, s2) in acc.items()
+    }
+
+
+def input_variances(model: nn.Module, data: EvalData) -> dict[str, Tensor]:
+    """Per-channel variance (C,) of every BN layer's input over ``data``, eval mode."""
+    return {name: var for name, (_, var) in input_moments(model, data).items()}
+
+
+def input_q(model: nn.Module, data: EvalData) -> dict[str, float]:
+    """Channel mean of mean^2 / variance of every BN layer's input (module docstring)."""
+    return {
+        name: float((mean.square() / var).mean())
+        for name, (mean, var) in input_moments(model, data).items()
+    }
 
 
 def variance_shift(model: nn.Module, data: EvalData) -> dict[str, float]:
@@ -156,6 +179,21 @@ def weight_stats(model: nn.Module, threshold: float = 1e-3) -> dict[str, float]:
     return out
 
 
+def block_deletion(model: nn.Module, test: EvalData) -> dict[str, float]:
+    """Test accuracy with one residual block removed at a time (its branch skipped, the
+    identity path kept; Veit et al. 2016, arXiv 1605.06431), for blocks that support it
+    (a ``deleted`` flag: the residual MLP's blocks). ``diag/delete_acc/<l>``, l from 1."""
+    blocks = [m for m in model.modules() if isinstance(getattr(m, "deleted", None), bool)]
+    out = {}
+    for i, block in enumerate(blocks, start=1):
+        block.deleted = True
+        try:
+            out[f"diag/delete_acc/{i}"] = accuracy(model, test)
+        finally:
+            block.deleted = False
+    return out
+
+
 def diagnose(
     model: nn.Module,
     train: EvalData,
@@ -171,11 +209,13 @@ def diagnose(
     out["diag/train_acc_evalmode"] = accuracy(model, train)
     out["diag/test_acc"] = accuracy(model, test)
     out["diag/gen_gap"] = out["diag/train_acc_evalmode"] - out["diag/test_acc"]
+    out.update(block_deletion(model, test))
     if batch_norms(model):
         shifts = variance_shift(model, train)
         out.update({f"diag/var_shift/{k}": v for k, v in shifts.items()})
         if shifts:
             out["diag/var_shift_max"] = max(shifts.values())
+        out.update({f"diag/bn_input_q/{k}": v for k, v in input_q(model, train).items()})
         reest = reestimate_bn(model, train_small)
         shifts = variance_shift(reest, train)
         out.update({f"diag/var_shift_reest/{k}": v for k, v in shifts.items()})

@@ -20,6 +20,7 @@ from regbench.nn import build_model
 from regbench.optim import build_scheduler, check_optim
 from regbench.progress import EpochProgressBar
 from regbench.reg import build_regularizers
+from regbench.validate import check_config, check_transforms
 
 
 def build(cfg: DictConfig):
@@ -29,6 +30,7 @@ def build(cfg: DictConfig):
             f"experiment={cfg.reproduce_only} configures a reproduction, not a training "
             f"run; use: regbench reproduce {cfg.reproduce_only}"
         )
+    check_config(cfg)
     positive_int("trainer.max_epochs", cfg.trainer.max_epochs)
     cost.check_target(cfg.trainer)
     check_optim(cfg.optim)
@@ -37,6 +39,7 @@ def build(cfg: DictConfig):
     splits = build_data(cfg.data, cfg.seed)
     model = build_model(cfg.model, splits.input_shape, splits.num_classes)
     reg = build_regularizers(cfg, splits.num_classes)
+    check_transforms(cfg, tuple(splits.input_shape), splits.num_classes)
     t = cfg.trainer
     steps = t.steps_per_call
     positive_int("trainer.steps_per_call", steps)
@@ -118,9 +121,16 @@ def run(
         trainer = make_trainer(cfg, logger, [*module.reg.callbacks, *callbacks, timer])
         tracked.set_tags(tracking.environment_tags(str(trainer.strategy.root_device)))
         t0 = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
-        fit_s = time.perf_counter() - t0
-        trainer.test(module, datamodule=datamodule, verbose=False)
+        try:
+            trainer.fit(module, datamodule=datamodule)
+            fit_s = time.perf_counter() - t0
+            trainer.test(module, datamodule=datamodule, verbose=False)
+        except SystemExit:  # Lightning answers Ctrl-C with its teardown, then exit(1)
+            if trainer.interrupted:  # so the run ends KILLED and an Optuna trial FAIL
+                raise KeyboardInterrupt from None
+            raise
+        if cfg.logger.save_model:
+            tracking.log_state_dict(tracked, module.model)
         logger.finalize("success")
         spent = timer.metrics(fit_s)
         tracked.log_metrics(spent, step=trainer.current_epoch)

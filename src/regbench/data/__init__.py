@@ -9,7 +9,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from regbench.errors import in_range, positive_int
+from regbench.errors import choice, in_range, positive_int
 from regbench.registry import Registry
 
 #: data set name -> loader(cfg.data) -> (x_train, y_train, x_test, y_test, info dict)
@@ -48,10 +48,11 @@ class Splits:
 def build_data(cfg: DictConfig, seed: int) -> Splits:
     """Load ``cfg.name``, carve the validation split and apply label noise, from ``seed``."""
     from regbench.data import mnist1d, synthetic, vision  # noqa: F401  (register loaders)
-    from regbench.data.noise import corrupt_labels
+    from regbench.data.noise import MODES, corrupt_labels
 
     loader = DATASETS.get(cfg.name, "data.name")
     in_range("data.label_noise", cfg.label_noise, 0.0, 1.0)
+    choice("data.label_noise_mode", cfg.label_noise_mode, MODES)
     in_range("data.val_fraction", cfg.val_fraction, 0.0, 1.0, hi_open=True)
     positive_int("data.batch_size", cfg.batch_size)
     x, y, x_test, y_test, info = loader(cfg)
@@ -61,7 +62,9 @@ def build_data(cfg: DictConfig, seed: int) -> Splits:
     perm = torch.randperm(len(y), generator=g)
     n_val = int(round(cfg.val_fraction * len(y)))
     val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
-    y_train, noisy = corrupt_labels(y[train_idx], cfg.label_noise, num_classes, g)
+    y_train, noisy = corrupt_labels(
+        y[train_idx], cfg.label_noise, num_classes, g, cfg.label_noise_mode
+    )
     return Splits(
         name=cfg.name,
         x_train=x[train_idx],

@@ -15,7 +15,7 @@ MODELS = Registry("model")
 
 def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     # Importing the builders registers them.
-    from regbench.nn import mlp, resnet  # noqa: F401
+    from regbench.nn import cnn, mlp, resnet  # noqa: F401
 
     builder: Callable[..., nn.Module] = MODELS.get(cfg.name, "model.name")
     return builder(cfg, tuple(input_shape), int(num_classes))

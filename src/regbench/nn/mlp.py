@@ -26,11 +26,11 @@ from dataclasses import replace
 from omegaconf import DictConfig, ListConfig
 from torch import Tensor, nn
 
-from regbench.errors import ConfigError, in_range, positive_int
+from regbench.errors import ConfigError, choice, in_range, positive_int
 from regbench.nn import MODELS
 from regbench.nn.init import init_weights
 from regbench.nn.layers import LAYERS, LayerSpec, build_layers, check_block, layer_spec
-from regbench.reg.depth import DropPath, linear_decay_survival
+from regbench.reg.depth import MODES, DropPath, linear_decay_survival, uniform_survival
 from regbench.reg.dropout import make_dropout
 
 
@@ -84,14 +84,19 @@ class MLP(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """``x + DropPath(branch(x))`` on (B, width) features."""
+    """``x + DropPath(branch(x))`` on (B, width) features. In per-batch mode a dropped
+    block returns ``x`` without running its branch; ``deleted`` (set by the block-deletion
+    diagnostic, Veit et al. 2016, arXiv 1605.06431) does the same at test time."""
 
-    def __init__(self, branch: nn.Module, survival: float) -> None:
+    def __init__(self, branch: nn.Module, survival: float, mode: str = "sample") -> None:
         super().__init__()
         self.branch = branch
-        self.drop_path = DropPath(survival) if survival < 1.0 else nn.Identity()
+        self.drop_path = DropPath(survival, mode) if survival < 1.0 else nn.Identity()
+        self.deleted = False
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.deleted or (isinstance(self.drop_path, DropPath) and self.drop_path.skip()):
+            return x
         return x + self.drop_path(self.branch(x))
 
 
@@ -108,6 +113,7 @@ class ResMLP(nn.Module):
         rates: list[float],
         input_dropout: float = 0.0,
         head_dropout: float = 0.0,
+        drop_path_mode: str = "sample",
     ) -> None:
         super().__init__()
         self.flatten = nn.Flatten()
@@ -115,7 +121,9 @@ class ResMLP(nn.Module):
         self.stem = nn.Linear(in_features, width)  # (B, F) -> (B, width)
         self.blocks = nn.Sequential(
             *[
-                ResidualBlock(build_layers(block, replace(spec, dropout=r), width, width), p)
+                ResidualBlock(
+                    build_layers(block, replace(spec, dropout=r), width, width), p, drop_path_mode
+                )
                 for p, r in zip(survival, rates, strict=True)
             ]
         )
@@ -149,13 +157,20 @@ def build_mlp(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -
     return model
 
 
+SURVIVAL_RULES = {"linear": linear_decay_survival, "uniform": uniform_survival}
+
+
 @MODELS.register("resmlp", "residual_mlp")
 def build_resmlp(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     positive_int("model.depth", cfg.depth)
     positive_int("model.width", cfg.width)
     block = check_block(list(cfg.block), "linear")
     final = [LAYERS.canonical(n, "model.final") for n in (cfg.final or [])]
-    survival = linear_decay_survival(cfg.depth, cfg.survival_last, key="model.survival_last")
+    choice("model.survival_rule", cfg.survival_rule, SURVIVAL_RULES)
+    choice("model.drop_path_mode", cfg.drop_path_mode, MODES)
+    survival = SURVIVAL_RULES[cfg.survival_rule](
+        cfg.depth, cfg.survival_last, key="model.survival_last"
+    )
     model = ResMLP(
         in_features=math.prod(input_shape),
         num_classes=num_classes,
@@ -167,6 +182,7 @@ def build_resmlp(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int
         rates=dropout_rates(cfg, cfg.depth),
         input_dropout=float(cfg.input_dropout),
         head_dropout=float(cfg.head_dropout),
+        drop_path_mode=cfg.drop_path_mode,
     )
     init_weights(model, cfg.init)
     return model

@@ -13,6 +13,14 @@ probability ``p`` and *not* rescaled; at test time it is multiplied by ``p``:
 
 ``survival_prob`` is a *keep* probability (unlike the dropout rates in config, which
 are drop probabilities).
+
+Two modes (``model.drop_path_mode``):
+
+- ``sample`` (default): one draw per sample; every branch is still computed, so it
+  regularizes but saves no time.
+- ``batch``: one draw per mini-batch, as Huang et al. do; a dropped block's branch is
+  not run at all (the residual block asks :meth:`DropPath.skip` before calling it), so
+  it costs no forward or backward compute: the source of their training speedup.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from regbench.errors import in_range, positive_int
+from regbench.errors import choice, in_range, positive_int
 
 
 def drop_path(x: Tensor, survival: float, training: bool) -> Tensor:
@@ -36,21 +44,37 @@ def drop_path(x: Tensor, survival: float, training: bool) -> Tensor:
     return x * keep
 
 
+MODES = ("sample", "batch")
+
+
 class DropPath(nn.Module):
-    """Module form of :func:`drop_path`; wrap a residual branch's output with it."""
+    """Module form of :func:`drop_path`; wrap a residual branch's output with it. In
+    ``batch`` mode the caller asks :meth:`skip` first and runs the branch only if the
+    block survives this mini-batch."""
 
     stochastic = True  # put in training mode by Monte-Carlo inference (reg/inference.py)
 
-    def __init__(self, survival_prob: float) -> None:
+    def __init__(self, survival_prob: float, mode: str = "sample") -> None:
         super().__init__()
         in_range("survival_prob", survival_prob, 0.0, 1.0, lo_open=True)
+        choice("model.drop_path_mode", mode, MODES)
         self.survival_prob = float(survival_prob)
+        self.mode = mode
+
+    def skip(self) -> bool:
+        """Batch mode in training: one draw for the whole mini-batch; True means the
+        block is dropped and its branch must not be computed."""
+        if self.mode != "batch" or not self.training or self.survival_prob >= 1.0:
+            return False
+        return bool(torch.rand(()) >= self.survival_prob)  # CPU draw: no device sync
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.mode == "batch" and self.training:
+            return x  # survived this mini-batch (skip() said so): kept, not rescaled
         return drop_path(x, self.survival_prob, self.training)
 
     def extra_repr(self) -> str:
-        return f"survival_prob={self.survival_prob:g}"
+        return f"survival_prob={self.survival_prob:g}, mode={self.mode}"
 
 
 def linear_decay_survival(num_blocks: int, p_last: float, key: str = "p_last") -> list[float]:
@@ -59,3 +83,10 @@ def linear_decay_survival(num_blocks: int, p_last: float, key: str = "p_last") -
     positive_int("num_blocks", num_blocks)
     in_range(key, p_last, 0.0, 1.0, lo_open=True)
     return [1.0 - (i / num_blocks) * (1.0 - p_last) for i in range(1, num_blocks + 1)]
+
+
+def uniform_survival(num_blocks: int, p_last: float, key: str = "p_last") -> list[float]:
+    """The same survival for every block, with the expected depth of the linear rule:
+    sum_l p_l / L = 1 - (L + 1) / (2 L) (1 - p_last) (Huang et al. compare both, fig. 8)."""
+    ps = linear_decay_survival(num_blocks, p_last, key)
+    return [sum(ps) / num_blocks] * num_blocks

@@ -1,7 +1,8 @@
 """Reports of reproductions: aggregate runs over seeds from MLflow (mean and 95%
-t-interval), markdown tables next to published values, PASS/FAIL verdicts, figures."""
+t-interval), runs grouped by a grid's axes (axes.py), claims judged on intervals (claims.py),
+markdown tables, figures."""
 
-from regbench.report.markdown import Verdict, table, verdict_block
+from regbench.report.markdown import table
 from regbench.report.runs import REPRO_TAG, RunRecord, find_parent, history, load_runs
 from regbench.report.stats import Summary, mean_ci
 from regbench.report.writer import report_dir, write_report
@@ -10,13 +11,11 @@ __all__ = [
     "REPRO_TAG",
     "RunRecord",
     "Summary",
-    "Verdict",
     "find_parent",
     "history",
     "load_runs",
     "mean_ci",
     "report_dir",
     "table",
-    "verdict_block",
     "write_report",
 ]

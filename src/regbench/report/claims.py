@@ -11,7 +11,7 @@ values into a :class:`Verdict`:
   claim needs (and one seed never supports a claim about a random quantity).
 
 A deterministic check (a closed form, an identity; ``exact=True``) has no interval: it is
-judged on its tolerance, every value must be on the claim's side, and it says so.
+judged on its tolerance: SUPPORTED when every value is on the claim's side, else REFUTED.
 """
 
 from __future__ import annotations
@@ -159,18 +159,20 @@ def judge(claim: Claim, values: Sequence[float]) -> Verdict:
     if not vals:
         return Verdict(claim, vals, None, INCONCLUSIVE, "no values")
     s = mean_ci(vals)
-    if claim.exact:
-        status = _side(claim, min(vals), max(vals))
+    if claim.exact:  # no uncertainty to wait out: one value off the claim's side fails it
+        status = SUPPORTED if _side(claim, min(vals), max(vals)) == SUPPORTED else REFUTED
         return Verdict(claim, vals, s, status, "deterministic check, judged on its tolerance")
     if s.n < 2:
         return Verdict(claim, vals, s, INCONCLUSIVE, f"one seed; needs {claim.min_seeds}")
     status = _side(claim, s.lo, s.hi)
+    need = seeds_needed(claim, s)
     if s.n < claim.min_seeds:
         lean = f"; the interval would say {status}" if status != INCONCLUSIVE else ""
+        if status == INCONCLUSIVE and need is not None and need <= MAX_SEEDS_SHOWN:
+            lean = f"; the observed spread would need about {need} seeds"
         return Verdict(claim, vals, s, INCONCLUSIVE, f"{s.n} seeds, needs {claim.min_seeds}{lean}")
     if status != INCONCLUSIVE:
         return Verdict(claim, vals, s, status)
-    need = seeds_needed(claim, s)
     if need is None:
         note = "the interval straddles the threshold; the mean sits on it"
     elif need > MAX_SEEDS_SHOWN:

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from regbench.errors import ConfigError
-from regbench.report import REPRO_TAG, Verdict, find_parent, report_dir, verdict_block
-from regbench.report.claims import Verdict as ClaimVerdict
-from regbench.report.claims import claims_table
+from regbench.report import REPRO_TAG, find_parent, report_dir
+from regbench.report.claims import Verdict, claims_table
 from regbench.report.writer import write_report
 
 #: tiny: seconds, same code path (make test asserts its verdicts); cpu: minutes on 2 cores;
@@ -27,12 +26,11 @@ SCALES = ("tiny", "cpu", "paper")
 class Report:
     """What a reproduction's analysis produces; ``markdown`` is the body below the title.
     ``claims`` are judged claims (:mod:`regbench.report.claims`), shown as the claims
-    table; ``verdicts`` are the older PASS/FAIL lines (being replaced by claims)."""
+    table at the top of the report."""
 
     markdown: str
-    verdicts: list[Verdict] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
-    claims: list[ClaimVerdict] = field(default_factory=list)
+    claims: list[Verdict] = field(default_factory=list)
 
 
 class Reproduction:
@@ -83,29 +81,13 @@ def grid(
     experiment: str,
     objective: str = "val/acc",
 ) -> list[dict]:
-    """``regbench.sweep.run_grid``, with the objective metric chosen: its default,
-    ``val/acc``, does not exist when a config trains on all data (``val_fraction=0``)."""
-    if objective == "val/acc":
-        from regbench.sweep import run_grid
+    """``regbench.sweep.run_grid`` with a reproduction's experiment and objective metric."""
+    from regbench.sweep import run_grid
 
-        return run_grid(
-            name, list(base), axes, list(seeds), n_jobs=n_jobs, experiment_name=experiment
-        )
-    from regbench.sweep import run_study
-    from regbench.sweep.grid import grid_results
-    from regbench.sweep.spec import parse_spec
-
-    raw = {
-        "name": name,
-        "overrides": list(base),
-        "seeds": list(seeds),
-        "objective": {"metric": objective, "direction": "maximize"},
-        "sampler": "grid",
-        "space": {k: {"type": "categorical", "choices": list(v)} for k, v in axes.items()},
-        "experiment_name": experiment,
-    }
-    spec = parse_spec(raw, name)
-    return grid_results(run_study(spec, n_jobs=n_jobs), spec, axes)
+    return run_grid(
+        name, list(base), axes, list(seeds), n_jobs=n_jobs, experiment_name=experiment,
+        objective=objective,
+    )  # fmt: skip
 
 
 def tag_parent(experiment: str, results: Sequence[dict], name: str, scale: str) -> str | None:
@@ -145,8 +127,6 @@ def build_report(repro: Reproduction, scale: str) -> Path:
     if rep.claims:
         parts.append(claims_table(rep.claims))
     parts.append(rep.markdown)
-    if rep.verdicts:
-        parts.append(verdict_block(rep.verdicts))
     md = "\n\n".join(parts) + "\n"
     return write_report(out_dir, md, rep.figures, find_parent(experiment))
 

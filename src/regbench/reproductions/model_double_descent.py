@@ -1,46 +1,181 @@
 """Model-wise double descent (Nakkiran et al. 2019, arXiv 1912.02292).
 
-Test error over model width has an interior peak near the interpolation threshold (the
-smallest width whose train error on the noisy labels reaches 0), above the preceding
-minimum; with no label noise the peak shrinks. CPU scale follows the MNIST-1D authors
-(Greydanus & Kobak 2020, arXiv 2011.14439): a 2-hidden-layer MLP over 20 widths.
+With label noise, test error over model width has an interior peak near the
+interpolation threshold (where the train error on the noisy labels reaches 0), above the
+minimum before it, and falls again for wider models; without label noise the peak
+shrinks.
 
-Train error on the (noisy) training labels is ``1 - diag/train_acc_evalmode``, measured
-by ``regbench.diagnostics`` over the whole train set in eval mode after training.
+Setup (cpu scale): the MNIST-1D authors' notebook ``notebooks/deep-double-descent.ipynb``
+in greydanus/mnist1d, commit 9129ceb (docs/REPRODUCTIONS.md section 2), setting by
+setting in conf/experiment/model_double_descent.yaml: 4,000 train / 12,000 test samples,
+label noise 0.15 redrawn from all 10 classes, MLP 40-h-h-10 with PyTorch's default init,
+SGD 0.01 momentum 0.9, batch 100, 500 epochs, their 19 widths. Both arms (15% and 0%
+noise) run every width on the same seeds, so the clean arm is a paired control. Train
+error is ``1 - diag/train_acc_evalmode`` on the noisy train labels after training.
+
+Claims, pre-registered from the notebook's published curve (one seed: 47.24% at h=16,
+peak 54.05% at h=47, noisy train error 5.47% at h=47 and 0 from h=61; without noise no
+peak), each judged over seeds (at least 3) with the 95% t-interval:
+
+- the minimum before the peak lies in h in [10, 21] and the peak in h in [28, 62] (per
+  seed, the peak is the width with the largest rise over the running minimum before it;
+  judged on log2 h against the window's log-centre and half-width);
+- the rise, max test error over h in [28, 62] minus min over h in [10, 21] (windows fixed
+  in advance, so no search over the whole curve), is above 3 points (half the published
+  6.8);
+- the peak sits in the interpolation transition: between the widest h whose noisy train
+  error is >= 15% (about the fraction of wrong labels) and the narrowest with <= 1%
+  (position 0..1 on log h);
+- the rise is smaller without label noise (paired per seed: noisy rise - clean rise > 0).
+
+Tiny scale (tests): 3 widths, 200 samples, 3 epochs; it cannot resolve any claim.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-from regbench.report import RunRecord, Summary, Verdict, load_runs, mean_ci, table
+import numpy as np
+
+from regbench.report import load_runs, table
+from regbench.report.axes import group_by_axes, per_seed, summarize_seeds
+from regbench.report.claims import Claim, Verdict, judge, paired_by_seed
 from regbench.report.plots import COLORS, band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 
-# 20 widths log-spaced 2..300 (np.geomspace rounded; 2.6 and 3.4 both round to 3, so
-# 5 fills the gap).
-CPU_WIDTHS = [2, 3, 4, 5, 6, 8, 10, 13, 16, 21, 28, 36, 47, 62, 80, 104, 136, 177, 230, 300]
-# The 0%-noise arm only needs to show the peak shrinking: half the widths (a subset of
-# CPU_WIDTHS, dense around the noisy peak) and one seed keep `make reproduce` short.
-CLEAN_WIDTHS = [2, 6, 13, 21, 28, 36, 47, 62, 104, 300]
+# The notebook's widths: np.unique(np.geomspace(2, 300, 20, dtype=int)), 19 values.
+WIDTHS = [int(w) for w in np.unique(np.geomspace(2, 300, 20, dtype=int))]
+TINY_WIDTHS = [12, 36, 61]  # one width in each claim window and one after
 PAPER_WIDTHS = [1, 2, 3, 4, 6, 8, 10, 12, 14, 16, 20, 24, 32, 48, 64]
 NOISE, CLEAN = 0.15, 0.0
-ZERO_TRAIN_ERR = 0.01  # "train error reaches 0": at most 1% of the noisy train labels wrong
-# MNIST-1D authors' curve (15% noise): local minimum, peak, widest (REPRODUCTIONS.md).
-PUBLISHED = {"min": (16, 47.2), "peak": (47, 54.1), "last": (300, 45.5)}
+MIN_WINDOW, PEAK_WINDOW = (10, 21), (28, 62)
+UNDERFIT, INTERPOLATED = 0.15, 0.01  # noisy train error before / after interpolation
+SOURCE = "MNIST-1D notebook deep-double-descent.ipynb, greydanus/mnist1d commit 9129ceb"
+# test error (%) by width, one seed (docs/REPRODUCTIONS.md section 2, from SOURCE)
+# fmt: off
+PUBLISHED = {
+    NOISE: {16: 47.24, 21: 50.84, 27: 50.69, 36: 52.80, 47: 54.05, 61: 54.02, 80: 52.08,
+            104: 50.23, 135: 48.39, 177: 47.88, 230: 46.54, 300: 45.47},
+    CLEAN: {27: 41.02, 36: 41.66, 47: 41.01, 300: 37.25},
+}
+# fmt: on
 
 
-def peak_stats(widths: list[int], err: list[Summary]) -> dict:
+def _log_window(lo: float, hi: float) -> dict[str, float]:
+    """A ``within`` claim on log2 h: the window's log-centre and half-width."""
+    return {
+        "threshold": (math.log2(lo) + math.log2(hi)) / 2,
+        "delta": (math.log2(hi) - math.log2(lo)) / 2,
+    }
+
+
+def peak_stats(widths: list[int], err: list[float]) -> dict:
     """The interior peak with the largest rise over the minimum before it:
-    ``{peak, min, height}`` (width indices and the rise of the means)."""
+    ``{peak, min, height}`` (width indices and the rise)."""
     best = {"peak": 0, "min": 0, "height": 0.0}
     for j in range(1, len(widths) - 1):
-        i = min(range(j), key=lambda k: err[k].mean)
-        h = err[j].mean - err[i].mean
-        if h > best["height"]:
-            best = {"peak": j, "min": i, "height": h}
+        i = min(range(j), key=lambda k: err[k])
+        if err[j] - err[i] > best["height"]:
+            best = {"peak": j, "min": i, "height": err[j] - err[i]}
     return best
+
+
+def window_rise(widths: list[int], err: list[float]) -> float | None:
+    """Max error over PEAK_WINDOW minus min over MIN_WINDOW (None if a window is empty)."""
+    lo = [e for w, e in zip(widths, err, strict=True) if MIN_WINDOW[0] <= w <= MIN_WINDOW[1]]
+    hi = [e for w, e in zip(widths, err, strict=True) if PEAK_WINDOW[0] <= w <= PEAK_WINDOW[1]]
+    return max(hi) - min(lo) if lo and hi else None
+
+
+def transition_position(widths: list[int], train: list[float], peak: int) -> float | None:
+    """Where width ``peak`` sits on log h between the widest width with train error >=
+    UNDERFIT (0) and the narrowest after it with <= INTERPOLATED (1); None if either is
+    missing."""
+    b = next((w for w, e in zip(widths, train, strict=True) if e <= INTERPOLATED), None)
+    a = max(
+        (w for w, e in zip(widths, train, strict=True) if e >= UNDERFIT and (b is None or w < b)),
+        default=None,
+    )
+    if a is None or b is None:
+        return None
+    return math.log(peak / a) / math.log(b / a)
+
+
+# fmt: off
+CLAIMS = {
+    "min": Claim(
+        "min", f"15% noise: the minimum before the peak lies in h in {list(MIN_WINDOW)}",
+        "per seed: log2 h of the running minimum before the largest rise", "within",
+        **_log_window(*MIN_WINDOW),
+        rationale=f"published minimum at h=16 ({SOURCE}); window pre-registered in issue 10",
+    ),
+    "peak": Claim(
+        "peak", f"15% noise: the test-error peak lies in h in {list(PEAK_WINDOW)}",
+        "per seed: log2 h of the width with the largest rise over the minimum before it",
+        "within", **_log_window(*PEAK_WINDOW),
+        rationale=f"published peak at h=47 ({SOURCE}); window pre-registered in issue 10",
+    ),
+    "rise": Claim(
+        "rise", "15% noise: test error rises from the minimum window to the peak window",
+        f"per seed: max test error over h in {list(PEAK_WINDOW)} - min over h in "
+        f"{list(MIN_WINDOW)}", "above", 0.03,
+        rationale=f"half the published rise 54.05 - 47.24 = 6.8 points ({SOURCE})",
+        scale=100, digits=1, unit=" pts",
+    ),
+    "threshold": Claim(
+        "threshold", "15% noise: the peak sits where noisy train error falls from >= 15% "
+        "to <= 1%", "per seed: the peak's position on log h between the widest h with "
+        "train error >= 15% (0) and the narrowest with <= 1% (1)", "within", 0.5, delta=0.5,
+        rationale=f"published: train error 5.47% at the peak h=47, 0 from h=61 ({SOURCE})",
+        digits=2,
+    ),
+    "clean": Claim(
+        "clean", "the rise is smaller without label noise",
+        "per seed: rise (15% noise) - rise (0% noise), same seeds and widths", "above", 0.0,
+        rationale=f"published clean curve has no peak: 41.02, 41.66, 41.01% at h=27, 36, "
+        f"47 ({SOURCE})", scale=100, digits=1, unit=" pts",
+    ),
+}
+# fmt: on
+
+
+def claim_values(curves: dict) -> dict[str, dict[int, float]]:
+    """Per claim, its per-seed values from ``curves[noise][seed] = (widths, test, train)``."""
+    out: dict[str, dict[int, float]] = {k: {} for k in CLAIMS}
+    rise = {CLEAN: {}, NOISE: {}}
+    for noise, by_seed in curves.items():
+        for seed, (ws, te, _) in by_seed.items():
+            if (r := window_rise(ws, te)) is not None:
+                rise[noise][seed] = r
+    for seed, (ws, te, tr) in curves.get(NOISE, {}).items():
+        ps = peak_stats(ws, te)
+        if ps["height"] > 0:
+            out["min"][seed] = math.log2(ws[ps["min"]])
+            out["peak"][seed] = math.log2(ws[ps["peak"]])
+            pos = transition_position(ws, tr, ws[ps["peak"]])
+            if pos is not None:
+                out["threshold"][seed] = pos
+    out["rise"] = rise[NOISE]
+    common = sorted(set(rise[NOISE]) & set(rise[CLEAN]))
+    out["clean"] = dict(zip(common, paired_by_seed(rise[NOISE], rise[CLEAN]), strict=True))
+    return out
+
+
+def verdicts(curves: dict, n_seeds: int) -> list[Verdict]:
+    """Judge every claim; a seed whose statistic is undefined (no interior peak, no width
+    that interpolates) leaves the claim short of seeds, and the note says so."""
+    out = []
+    for key, vals in claim_values(curves).items():
+        v = judge(CLAIMS[key], [vals[s] for s in sorted(vals)])
+        if len(vals) < n_seeds:
+            extra = f"statistic undefined in {n_seeds - len(vals)} of {n_seeds} seeds"
+            v = Verdict(
+                v.claim, v.values, v.summary, v.status, "; ".join(filter(None, [v.note, extra]))
+            )
+        out.append(v)
+    return out
 
 
 @REPRODUCTIONS.register("model_double_descent")
@@ -51,174 +186,114 @@ class ModelDoubleDescent(Reproduction):
         "width peaks near the interpolation threshold, then falls again; the peak shrinks "
         "without noise."
     )
-    default_seeds = {"cpu": 2, "paper": 1}
+    default_seeds = {"tiny": 1, "cpu": 3, "paper": 3}
     objective = "test/acc"  # no val split: all 4000 train samples are used
 
     def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        """The noisy arm; :meth:`train` adds the clean arm as a second, smaller grid."""
-        if scale == "cpu":
-            return ["experiment=model_double_descent"], {
-                "data.label_noise": [NOISE],
-                "model.width": CPU_WIDTHS,
-            }
-        return ["experiment=model_double_descent_paper"], {
-            "data.label_noise": [NOISE],
-            "model.width": PAPER_WIDTHS,
-        }
-
-    def train(self, scale: str, seeds: list[int], n_jobs: int) -> str | None:
-        from regbench.reproductions.base import grid
-
-        base, axes = self.grid(scale)
-        experiment = self.experiment_name(scale)
-        noisy = grid(f"{experiment}-noisy", base, axes, seeds, n_jobs, experiment, self.objective)
-        self.check(noisy, experiment, scale)
-        widths = CLEAN_WIDTHS if scale == "cpu" else PAPER_WIDTHS
-        clean = grid(
-            f"{experiment}-clean",
-            base,
-            {"data.label_noise": [CLEAN], "model.width": widths},
-            seeds[:1],
-            n_jobs,
-            experiment,
-            self.objective,
-        )
-        return self.check(clean, experiment, scale)
+        """Both noise arms x every width (same seeds: the clean arm is a paired control)."""
+        base = {
+            "cpu": ["experiment=model_double_descent"],
+            "tiny": [
+                "experiment=model_double_descent",
+                "data.n_train=200",
+                "data.n_test=200",
+                "trainer.max_epochs=3",
+            ],
+            "paper": ["experiment=model_double_descent_paper"],
+        }[scale]
+        widths = {"cpu": WIDTHS, "tiny": TINY_WIDTHS, "paper": PAPER_WIDTHS}[scale]
+        return base, {"data.label_noise": [NOISE, CLEAN], "model.width": widths}
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        def key(r: RunRecord):
-            return r.p("data.label_noise", float), r.p("model.width", int), r.seed
-
-        runs = load_runs(experiment, key=key)
-        if not runs:
+        groups = group_by_axes(
+            load_runs(experiment), {"data.label_noise": float, "model.width": int}
+        )
+        if not groups:
             raise SystemExit(
                 f"no finished runs in experiment {experiment!r}; run "
                 f"`regbench reproduce {self.name}` first"
             )
-        arms: dict[float, dict[int, list[RunRecord]]] = {}
-        for r in runs:
-            arms.setdefault(r.p("data.label_noise", float), {}).setdefault(
-                r.p("model.width", int), []
-            ).append(r)
-        curves = {}  # noise -> (widths, test err summaries, train err summaries)
-        for noise, by_w in arms.items():
-            ws = sorted(by_w)
-            te = [mean_ci([1 - r.metrics["test/acc"] for r in by_w[w]]) for w in ws]
-            tr = [mean_ci([1 - r.metrics["diag/train_acc_evalmode"] for r in by_w[w]]) for w in ws]
-            curves[noise] = (ws, te, tr)
-        n_seeds = ", ".join(
-            f"{min(len(v) for v in arms[n].values())} seed(s) per width at {n:.0%} noise"
-            for n in sorted(arms, reverse=True)
-        )
-        noises = sorted(curves, reverse=True)
-        widths = sorted({w for ws, _, _ in curves.values() for w in ws})
+        test = per_seed(groups, lambda r: 1 - r.metrics["test/acc"])
+        train = per_seed(groups, lambda r: 1 - r.metrics["diag/train_acc_evalmode"])
+        curves: dict[float, dict[int, tuple]] = {}
+        for noise in sorted({n for n, _ in groups}, reverse=True):
+            ws = sorted(w for n, w in groups if n == noise)
+            seeds = sorted(set.intersection(*(set(test[noise, w]) for w in ws)))
+            curves[noise] = {
+                s: (ws, [test[noise, w][s] for w in ws], [train[noise, w][s] for w in ws])
+                for s in seeds
+            }
+        n_seeds = len(curves.get(NOISE, {}))
+        figure = self._figure(summarize_seeds(test), summarize_seeds(train), out_dir)
+        md = [
+            f"Experiment `{experiment}`, {sum(map(len, groups.values()))} runs, {n_seeds} "
+            "seed(s) with every width at 15% noise; mean ± 95% t-interval over seeds. "
+            "Train error is on the noisy training labels, eval mode, after training. "
+            f"Published: {SOURCE}, one seed.",
+            self._table(summarize_seeds(test), summarize_seeds(train)),
+            f"![model-wise double descent]({figure.name})",
+        ]
+        return Report("\n\n".join(md), figures=[figure], claims=verdicts(curves, n_seeds))
+
+    @staticmethod
+    def _table(test: dict, train: dict) -> str:
+        widths = sorted({w for _, w in test})
         rows = []
         for w in widths:
-            row = [w]
-            for noise in noises:
-                ws, te, tr = curves[noise]
-                row += (
-                    [te[ws.index(w)].fmt(1, 100), tr[ws.index(w)].fmt(1, 100)]
-                    if w in ws
-                    else ["", ""]
-                )
+            row: list[object] = [w]
+            for noise in (NOISE, CLEAN):
+                pub = PUBLISHED[noise].get(w)
+                row += [
+                    test[noise, w].fmt(1, 100) if (noise, w) in test else "",
+                    f"{pub:.2f}" if pub is not None else "",
+                    train[noise, w].fmt(1, 100) if (noise, w) in train else "",
+                ]
             rows.append(row)
-        headers = ["width"] + [
-            f"{h} ({n:.0%} noise)" for n in noises for h in ("test err %", "train err %")
+        heads = [
+            f"{h} ({n:.0%} noise)"
+            for n in (NOISE, CLEAN)
+            for h in ("test err %", "published test err %", "train err %")
         ]
-        md = [
-            f"Experiment `{experiment}`, {len(runs)} runs, {n_seeds}; "
-            "mean ± 95% t-interval over seeds. Train error is on the (noisy) training "
-            "labels, eval mode, after training.",
-            table(headers, rows),
-        ]
-        verdicts = []
-        if NOISE in curves:
-            md.append(self._published_table(curves[NOISE]))
-            verdicts += self._verdicts(curves)
-        figures = [self._figure(curves, out_dir)]
-        md.append(f"![model-wise double descent]({figures[0].name})")
-        return Report("\n\n".join(md), verdicts, figures)
+        return table(["width", *heads], rows)
 
     @staticmethod
-    def _published_table(curve) -> str:
-        ws, te, _ = curve
-        ps = peak_stats(ws, te)
-        got = {"min": ps["min"], "peak": ps["peak"], "last": len(ws) - 1}
-        rows = [
-            [
-                k,
-                f"{PUBLISHED[k][1]:.1f}% at h={PUBLISHED[k][0]}",
-                f"{te[i].fmt(1, 100)}% at h={ws[i]}",
-            ]
-            for k, i in got.items()
-        ]
-        return "Next to the MNIST-1D authors' curve (15% noise):\n\n" + table(
-            ["point", "published", "measured"], rows
-        )
-
-    @staticmethod
-    def _threshold(ws, tr) -> int | None:
-        return next((w for w, s in zip(ws, tr, strict=True) if s.mean <= ZERO_TRAIN_ERR), None)
-
-    def _verdicts(self, curves) -> list[Verdict]:
-        ws, te, tr = curves[NOISE]
-        ps = peak_stats(ws, te)
-        p, m = te[ps["peak"]], te[ps["min"]]
-        spread = max(p.sd if p.n > 1 else 0.0, m.sd if m.n > 1 else 0.0)
-        interp = self._threshold(ws, tr)
-        wp = ws[ps["peak"]]
-        out = [
-            Verdict(
-                "15% noise: interior test-error peak above the preceding minimum by more "
-                "than the seed spread, and falling again after it",
-                ps["height"] > 2 * spread and te[-1].mean < p.mean and ps["height"] > 0,
-                f"min {m.fmt(1, 100)}% at h={ws[ps['min']]}, peak {p.fmt(1, 100)}% at "
-                f"h={wp}, rise {100 * ps['height']:.1f} points vs 2 x seed sd "
-                f"{200 * spread:.1f}; widest h={ws[-1]}: {te[-1].fmt(1, 100)}%",
-            ),
-            Verdict(
-                "the peak is near the interpolation threshold (within a factor 2 of the "
-                f"smallest width with train error <= {ZERO_TRAIN_ERR:.0%})",
-                interp is not None and interp / 2 <= wp <= interp * 2,
-                f"peak h={wp}, train error reaches <= {ZERO_TRAIN_ERR:.0%} at h={interp}",
-            ),
-        ]
-        if CLEAN in curves:
-            ws0, te0, _ = curves[CLEAN]
-            common = [w for w in ws0 if w in ws]  # same widths for both arms
-            h0 = peak_stats(common, [te0[ws0.index(w)] for w in common])["height"]
-            h1 = peak_stats(common, [te[ws.index(w)] for w in common])["height"]
-            out.append(
-                Verdict(
-                    "the peak shrinks without label noise",
-                    h0 < h1,
-                    f"rise over the preceding minimum on the {len(common)} widths "
-                    f"both arms ran: {100 * h1:.1f} points (15% noise) vs "
-                    f"{100 * h0:.1f} (0%)",
-                )
+    def _figure(test: dict, train: dict, out_dir: Path) -> Path:
+        fig, (ax,) = new_figure(1, width=6.5, height=4.2)
+        for i, noise in enumerate((NOISE, CLEAN)):
+            ws = sorted(w for n, w in test if n == noise)
+            if not ws:
+                continue
+            band(
+                ax,
+                ws,
+                [test[noise, w] for w in ws],
+                f"test, {noise:.0%} noise",
+                COLORS[i],
+                scale=100,
             )
-        return out
-
-    def _figure(self, curves, out_dir: Path) -> Path:
-        fig, (ax,) = new_figure(1, width=6.0, height=4.0)
-        for i, noise in enumerate(sorted(curves, reverse=True)):
-            ws, te, tr = curves[noise]
-            band(ax, ws, te, f"test, {noise:.0%} noise", COLORS[i], scale=100)
             ax.plot(
                 ws,
-                [s.mean * 100 for s in tr],
+                [train[noise, w].mean * 100 for w in ws],
                 ls="--",
                 color=COLORS[i],
                 label=f"train (noisy labels), {noise:.0%} noise",
             )
-            if noise == NOISE and (h := self._threshold(ws, tr)) is not None:
-                ax.axvline(h, color="gray", ls=":", lw=1, label="interpolation threshold")
+            pub = PUBLISHED[noise]
+            ax.plot(
+                list(pub),
+                list(pub.values()),
+                "x",
+                color=COLORS[i],
+                ms=5,
+                label=f"published test, {noise:.0%} noise (notebook 9129ceb)",
+            )
+        for (lo, hi), c in ((MIN_WINDOW, "0.85"), (PEAK_WINDOW, "0.7")):
+            ax.axvspan(lo, hi, color=c, alpha=0.3, lw=0)
         ax.set(
             xscale="log",
             xlabel="hidden width h",
             ylabel="error (%)",
-            title="Model-wise double descent (MNIST-1D MLP)",
+            title="Model-wise double descent (MNIST-1D MLP; grey: claim windows)",
         )
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
         return save(fig, out_dir / "model_double_descent.png")

@@ -9,6 +9,8 @@ MedianPruner; hyperband: Li et al. 2018, arXiv 1603.06560) says the trial is hop
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -18,7 +20,9 @@ import pytorch_lightning as pl
 from regbench.sweep.spec import GRID_POINT, StudySpec
 
 STUDY_TAG, TRIAL_TAG, SEED_TAG, ROLE_TAG = "sweep.study", "sweep.trial", "sweep.seed", "sweep.role"
+WORKER_TAG = "sweep.worker"  # host:pid of the worker process that trained the run
 FAIL_REASON = "fail_reason"  # Optuna user attr of a trial that failed (not of a dead worker's)
+INTERRUPTED = "interrupted"  # user attr of a trial stopped by Ctrl-C (does not count either)
 
 
 @dataclass
@@ -78,6 +82,9 @@ class Objective:
             return self._run(trial)
         except optuna.TrialPruned:
             raise
+        except KeyboardInterrupt:  # Ctrl-C: Optuna marks it FAIL; not a fault of the point
+            trial.set_user_attr(INTERRUPTED, True)
+            raise
         except Exception as e:  # e.g. a composition error: the reason must be recorded
             if FAIL_REASON not in trial.user_attrs:
                 trial.set_user_attr(FAIL_REASON, f"{type(e).__name__}: {e}"[:2000])
@@ -107,7 +114,12 @@ class Objective:
         return label, base, results
 
     def tags(self, trial: optuna.Trial, seed: int) -> dict:
-        return {STUDY_TAG: self.ctx.study_name, TRIAL_TAG: trial.number, SEED_TAG: seed}
+        return {
+            STUDY_TAG: self.ctx.study_name,
+            TRIAL_TAG: trial.number,
+            SEED_TAG: seed,
+            WORKER_TAG: f"{socket.gethostname()}:{os.getpid()}",  # which machine ran it
+        }
 
     def _run(self, trial: optuna.Trial) -> float:
         from regbench import batched

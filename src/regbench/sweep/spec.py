@@ -354,5 +354,8 @@ def load_spec(path: str | Path) -> StudySpec:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"study file {str(path)!r} is not valid YAML: {e}") from None
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"study file {str(path)!r} is not valid YAML{at}: {problem}") from None
     return parse_spec(raw, path.stem, text)

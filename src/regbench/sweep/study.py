@@ -43,27 +43,30 @@ def default_storage() -> str:
 def _experiment(spec: StudySpec, study_name: str, cli_overrides: list[str]) -> str:
     """CLI ``experiment_name=`` > the study file's > the base config's (unless 'default') >
     the study name. Children and the parent run must share one experiment."""
+    from regbench.train import build
+
     cfg = _compose_or_raise("overrides", [*spec.overrides, *cli_overrides])
+    build(cfg)  # what a trial builds, so bad values fail here, before the study or any run
     for p in spec.space:  # every choice (or bound) must compose: catches typos before trials
         for v in p.examples():
-            _compose_or_raise(
-                f"space.{p.key}={hydra_value(v)}",
-                [*spec.overrides, *cli_overrides, *p.overrides(v)],
-            )
+            where = f"space.{p.key}={hydra_value(v)}"
+            point = _compose_or_raise(where, [*spec.overrides, *cli_overrides, *p.overrides(v)])
+            try:
+                build(point)  # each value once (not the product): a bad choice fails here
+            except ConfigError as e:
+                raise ConfigError(f"{where}: {e}") from None
     if any(o.startswith("experiment_name=") for o in cli_overrides) or not spec.experiment_name:
         return str(cfg.experiment_name) if cfg.experiment_name != "default" else study_name
     return spec.experiment_name
 
 
 def _compose_or_raise(where: str, overrides: list[str]):
-    from regbench.config import compose
+    from regbench.validate import compose_checked
 
     try:
-        return compose(overrides)
-    except ConfigError:
-        raise
-    except Exception as e:  # Hydra's parse/composition errors
-        raise ConfigError(f"{where}: {type(e).__name__}: {e}") from None
+        return compose_checked(overrides)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def run_study(
@@ -78,27 +81,22 @@ def run_study(
     verbose: bool = True,
 ) -> optuna.Study:
     """Run (or resume) a study to its budget; returns the Optuna study."""
-    import optuna
-
-    from regbench import tracking
-    from regbench.sweep.grid import enqueue_missing
-    from regbench.sweep.tracking import (
-        finish_parent,
-        kill_orphans,
-        log_plots,
-        parent_run,
-        trial_table,
-        use_wal,
-    )
+    from regbench.sweep.tracking import finish_parent, kill_orphans, log_plots, trial_table
     from regbench.sweep.worker import (
         WorkerContext,
         make_pruner,
         make_sampler,
-        open_storage,
         quiet_libraries,
+        study_lock,
     )
 
     positive_int("--n-jobs", n_jobs)
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"--timeout={timeout!r} is not valid; it must be a number of seconds > 0")
+    if storage is not None:
+        from regbench.sweep.worker import check_storage_url
+
+        check_storage_url(storage)
     if n_trials is not None:
         positive_int("--n-trials", n_trials)
         if spec.is_grid:
@@ -109,29 +107,13 @@ def run_study(
     make_pruner(spec)
     quiet_libraries()
     url = storage or default_storage()
-    study = optuna.create_study(
-        study_name=name,
-        storage=open_storage(spec, url),
-        direction=spec.direction,
-        load_if_exists=True,
-    )
-    use_wal(url)
-    fingerprint = spec.fingerprint(cli)
-    if study.user_attrs.get(FINGERPRINT_ATTR, fingerprint) != fingerprint:
-        raise ConfigError(
-            f"study {name!r} in {url} was run with other overrides, objective, seeds or space; "
-            "rerun it with the same study file and overrides, or start a new one with "
-            "--study NEW_NAME"
-        )
-    study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
-    client = tracking.get_client()
-    exp_id = tracking.ensure_experiment(client, experiment)
-    use_wal(tracking.tracking_uri())
-    kind = "grid" if spec.is_grid else "optuna"
-    parent = parent_run(client, exp_id, spec, name, kind)
-    kill_orphans(client, exp_id, parent, study)
+    lock = study_lock(url, name)
+    lock.acquire()  # one worker (on any machine) at a time sets up tables, study, parent run
+    try:
+        study, client, exp_id, parent, queued = _open_study(spec, name, url, experiment, cli)
+    finally:
+        lock.release()
     if spec.is_grid:
-        queued = enqueue_missing(study, spec)
         if verbose:
             print(
                 f"grid {name}: {spec.n_trials} points x {len(spec.seeds)} seeds, {queued} to run",
@@ -173,6 +155,40 @@ def run_study(
             flush=True,
         )
     return study
+
+
+def _open_study(spec: StudySpec, name: str, url: str, experiment: str, cli: list[str]):
+    """The Optuna study and its MLflow parent run, created or found again; grid points
+    enqueued. Called under the study lock, so concurrent workers share one of each."""
+    import optuna
+
+    from regbench import tracking
+    from regbench.sweep.grid import enqueue_missing
+    from regbench.sweep.tracking import kill_orphans, parent_run, use_wal
+    from regbench.sweep.worker import open_storage
+
+    study = optuna.create_study(
+        study_name=name,
+        storage=open_storage(spec, url),
+        direction=spec.direction,
+        load_if_exists=True,
+    )
+    use_wal(url)
+    fingerprint = spec.fingerprint(cli)
+    if study.user_attrs.get(FINGERPRINT_ATTR, fingerprint) != fingerprint:
+        raise ConfigError(
+            f"study {name!r} in {url} was run with other overrides, objective, seeds or space; "
+            "rerun it with the same study file and overrides, or start a new one with "
+            "--study NEW_NAME"
+        )
+    study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
+    client = tracking.get_client()
+    exp_id = tracking.ensure_experiment(client, experiment)
+    use_wal(tracking.tracking_uri())
+    parent = parent_run(client, exp_id, spec, name, "grid" if spec.is_grid else "optuna")
+    kill_orphans(client, exp_id, parent, study)
+    queued = enqueue_missing(study, spec) if spec.is_grid else 0
+    return study, client, exp_id, parent, queued
 
 
 def _run_workers(ctx: WorkerContext, n_jobs: int) -> None:
@@ -226,6 +242,7 @@ def run_grid(
     experiment_name: str | None = None,
     storage: str | None = None,
     *,
+    objective: str = "val/acc",
     verbose: bool = True,
 ) -> list[dict]:
     """Train every grid point x seed; resumable and parallel. Returns one dict per
@@ -251,12 +268,14 @@ def run_grid(
       else ``name``); one child run per point and seed (tags ``sweep.study``,
       ``sweep.trial``, ``sweep.seed``).
     - ``storage``: Optuna storage URL, default ``sqlite:///<mlruns>/optuna.db``.
+    - ``objective``: the metric each trial reports to Optuna (maximized); it must be
+      logged by every run (``val/acc`` does not exist when ``data.val_fraction=0``).
     """
     raw = {
         "name": name,
         "overrides": list(base_overrides),
         "seeds": list(seeds),
-        "objective": {"metric": "val/acc", "direction": "maximize"},
+        "objective": {"metric": objective, "direction": "maximize"},
         "sampler": "grid",
         "space": {k: {"type": "categorical", "choices": list(v)} for k, v in grid.items()},
     }

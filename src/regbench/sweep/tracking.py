@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from regbench import tracking
-from regbench.sweep.objective import FAIL_REASON, ROLE_TAG, STUDY_TAG, TRIAL_TAG
+from regbench.sweep.objective import FAIL_REASON, INTERRUPTED, ROLE_TAG, STUDY_TAG, TRIAL_TAG
 from regbench.sweep.spec import StudySpec
 
 T = TypeVar("T")
@@ -139,7 +139,7 @@ def trial_table(study: optuna.Study, spec: StudySpec) -> str:
         secs = f"{t.duration.total_seconds():7.1f}" if t.duration else f"{'-':>7}"
         cells = "  ".join(f"{_short(t.params.get(k, '')):<{width[k]}}" for k in keys)
         note = (
-            f"  {t.user_attrs.get(FAIL_REASON, 'worker died')[:80]}"
+            f"  {t.user_attrs.get(FAIL_REASON, _no_reason(t))[:80]}"
             if (t.state == TrialState.FAIL)
             else ""
         )
@@ -155,6 +155,10 @@ def trial_table(study: optuna.Study, spec: StudySpec) -> str:
             + " ".join(f"{k}={_short(v)}" for k, v in best.params.items())
         )
     return "\n".join(lines)
+
+
+def _no_reason(t: optuna.trial.FrozenTrial) -> str:
+    return "interrupted (Ctrl-C)" if t.user_attrs.get(INTERRUPTED) else "worker died"
 
 
 def _short(v: Any) -> str:

@@ -1,8 +1,12 @@
 """Sweep workers: the loop each worker process runs against the shared Optuna storage.
 
-Every worker decides, under a machine-local file lock, whether the study still needs a
-trial, and asks Optuna for one before releasing the lock, so N local workers never start
-more than ``n_trials`` trials between them. Trials whose worker died (no heartbeat for
+Every worker decides, under the study's lock, whether the study still needs a trial, and
+asks Optuna for one before releasing the lock, so the workers never start more than
+``n_trials`` trials between them (finished + RUNNING + WAITING are counted). On PostgreSQL
+the lock is a session advisory lock on the server, shared by every machine and released by
+the server if its holder dies; on SQLite (one machine) it is a file lock. Without a shared
+lock each machine would only see the others' trials once created, and M machines could
+overshoot by up to M - 1 trials. Trials whose worker died (no heartbeat for
 ``grace_period`` s) are failed by Optuna and re-queued as WAITING copies
 (``RetryHeartbeatStaleTrialCallback``); seeds a dead trial already finished are reused.
 """
@@ -60,6 +64,25 @@ def open_storage(spec: StudySpec, url: str) -> optuna.storages.RDBStorage:
         )
 
 
+def check_storage_url(url: str) -> None:
+    """``--storage`` must name a database SQLAlchemy can open with an installed driver."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(url).get_dialect().import_dbapi()
+    except Exception as e:
+        hint = (
+            "; for PostgreSQL: pip install 'regbench[postgres]' and postgresql+psycopg2://..."
+            if url.startswith("postgres")
+            else ""
+        )
+        raise ConfigError(
+            f"--storage={url!r} is not a database URL Optuna can open ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}); e.g. sqlite:///path/optuna.db or "
+            f"postgresql+psycopg2://user:pass@host/db{hint}"
+        ) from None
+
+
 class LocalLock:
     """An exclusive ``flock`` shared by the workers of one study on this machine."""
 
@@ -77,6 +100,41 @@ class LocalLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+class AdvisoryLock:
+    """A PostgreSQL session advisory lock, the same for every machine on the database;
+    the server drops it when the holder's connection dies (a SIGKILLed worker)."""
+
+    def __init__(self, url: str, key: str) -> None:
+        import sqlalchemy
+
+        self.key = int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big", signed=True)
+        self._engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        self._conn = None
+        self._held = False
+
+    def acquire(self) -> None:
+        from sqlalchemy import text
+
+        if self._conn is None:
+            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self._conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
+        self._held = True
+
+    def release(self) -> None:  # idempotent, like LocalLock.release
+        from sqlalchemy import text
+
+        if self._held:
+            self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+            self._held = False
+
+
+def study_lock(storage_url: str, study_name: str) -> LocalLock | AdvisoryLock:
+    """The lock the workers of one study share: across machines on PostgreSQL."""
+    if storage_url.startswith("postgresql"):
+        return AdvisoryLock(storage_url, f"regbench-sweep|{study_name}")
+    return LocalLock(f"{storage_url}|{study_name}")
 
 
 def count_states(study: optuna.Study) -> dict[str, int]:
@@ -184,7 +242,7 @@ def _loop(ctx: WorkerContext, index: int, ready) -> None:
         sampler=make_sampler(ctx.spec, index + 101 * n_before),
         pruner=make_pruner(ctx.spec),
     )
-    lock = LocalLock(f"{ctx.storage_url}|{ctx.study_name}")
+    lock = study_lock(ctx.storage_url, ctx.study_name)
     objective = Objective(ctx, lock)
     batched = enabled(ctx)
     if ready is not None:

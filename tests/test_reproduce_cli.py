@@ -1,0 +1,48 @@
+"""`regbench reproduce | report`: discovery and --list, --all, and the exit status (0
+whatever the verdicts, non-zero only when runs fail or are missing)."""
+
+from __future__ import annotations
+
+import pytest
+
+from regbench.reproductions import get, listing, main, names
+
+
+def test_every_reproduction_registers_itself_with_a_tiny_and_a_cpu_scale():
+    found = names()
+    assert {"variance_shift", "model_double_descent", "epoch_double_descent"} <= set(found)
+    lines = listing().splitlines()
+    assert len(lines) == len(found)
+    for name, line in zip(found, lines, strict=True):
+        repro = get(name)
+        assert line.startswith(name) and repro.title in line
+        assert {"tiny", "cpu"} <= set(repro.default_seeds), name
+
+
+def test_name_and_all_are_exclusive():
+    with pytest.raises(SystemExit, match="name one reproduction or pass --all; one of: "):
+        main("report", [])
+    with pytest.raises(SystemExit, match="name one reproduction or pass --all"):
+        main("report", ["variance_shift", "--all"])
+
+
+def test_all_tries_every_reproduction_and_fails_only_at_the_end(capsys):
+    # no paper-scale runs exist in the test store: every report fails, none stops the rest
+    with pytest.raises(SystemExit) as e:
+        main("report", ["--all", "--scale", "paper"])
+    assert str(e.value).startswith("regbench report --all: runs failed in ")
+    out = capsys.readouterr().out
+    for name in names():
+        assert f"regbench report {name}: " in out
+    assert f"report --all (paper): {len(names())} reproductions" in out
+
+
+def test_a_refuted_claim_is_a_result_not_an_error(capsys):
+    from test_variance_shift import _grid, _log
+
+    experiment = get("variance_shift").experiment_name("cpu")
+    _grid(experiment)
+    for seed in range(3):  # dropout after the last BN shifts: its floor claim is REFUTED
+        _log(experiment, "head", 0.5, seed, 1.3 + 0.01 * seed)
+    main("report", ["variance_shift"])  # returns: exit status 0
+    assert "**REFUTED**" in capsys.readouterr().out
