@@ -77,7 +77,7 @@ def test_bench_prints_a_ratio_line_per_width(capsys):
     from regbench.bench import main as bench
 
     before = len(runs_of("bench"))
-    bench(["--reps", "1", "--epochs", "1", "--widths", "16", "--no-resnet"])
+    bench(["--reps", "1", "--epochs", "1", "--widths", "16", "--no-resnet", "--no-batched"])
     line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("mlp width=16")]
     assert len(line) == 1
     m = re.search(r"full_stack=([\d.]+)s hand_loop=([\d.]+)s.* ratio=([\d.]+)$", line[0])

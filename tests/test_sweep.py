@@ -84,7 +84,12 @@ def test_run_grid_runs_exactly_its_grid_resumes_and_extends(experiment, tmp_path
     assert parent2.info.run_id == parent.info.run_id and len(children) == 8
 
 
-def test_failing_settings_are_recorded_and_the_sweep_goes_on(experiment, tmp_path, capsys):
+def test_failing_settings_are_recorded_and_the_sweep_goes_on(
+    experiment, tmp_path, capsys, monkeypatch
+):
+    # One by one, a failing seed stops its point's later seeds; batched, every seed runs
+    # and fails alone (tests/test_batched.py checks that path).
+    monkeypatch.setenv("REGBENCH_BATCHED", "0")
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     settings = {
         "ok": {"optim.lr": 0.05},
@@ -175,7 +180,10 @@ def test_two_workers_finish_exactly_n_trials(experiment, tmp_path, capfd):
     assert "plots/optimization_history.png" in plots
 
 
-def test_sigkilled_sweep_resumes_to_n_complete_trials(experiment, tmp_path):
+def test_sigkilled_sweep_resumes_to_n_complete_trials(experiment, tmp_path, monkeypatch):
+    # Seeds one by one, so that the kill lands between them (batched, a trial's seeds
+    # train together; tests/test_batched.py kills and resumes a batched grid).
+    monkeypatch.setenv("REGBENCH_BATCHED", "0")
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     raw = {
         "name": "k",

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="regbench bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--reps", type=int, default=3, help="repetitions per measurement (median)")
     p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--widths", type=int, nargs="+", default=[128, 512])
+    p.add_argument("--widths", type=int, nargs="*", default=[128, 512])
     p.add_argument(
         "overrides",
         nargs="*",
@@ -112,6 +112,12 @@ def main(argv: list[str] | None = None) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also time ResNet-20 on CIFAR-shaped tensors",
+    )
+    p.add_argument(
+        "--batched",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time 8 seeds of the width-128 MLP trained as one batched program",
     )
     args = p.parse_args(argv)
     extra = f", overrides: {' '.join(args.overrides)}" if args.overrides else ""
@@ -130,6 +136,11 @@ def main(argv: list[str] | None = None) -> None:
             f"hand_loop={h:.3f}s{verdict} ratio={ratio:.3f}",
             flush=True,
         )
+    if args.batched:
+        from regbench.bench.batched import bench_batched
+
+        base = _overrides(128, args.epochs) + list(args.overrides)
+        print(bench_batched(base, hand_loop, 8, 128, args.reps, args.epochs), flush=True)
     if args.resnet:
         try:
             from regbench.bench.resnet import bench_resnet20

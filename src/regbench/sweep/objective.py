@@ -90,10 +90,9 @@ class Objective:
                 trial.set_user_attr(FAIL_REASON, f"{type(e).__name__}: {e}"[:2000])
             raise
 
-    def _run(self, trial: optuna.Trial) -> float:
-        from regbench.config import compose
-        from regbench.train import run
-
+    def prepare(self, trial: optuna.Trial) -> tuple[list[str], list[str], dict]:
+        """The trial's run label, its base overrides (all but the seed) and the results of
+        seeds a dead worker already finished (a retry inherits its user attrs)."""
         spec, ctx = self.ctx.spec, self.ctx
         fixed = trial.user_attrs.get(GRID_POINT, {})  # a grid point, exactly as queued
         params = {p.key: fixed.get(p.key, p.suggest(trial, spec.is_grid)) for p in spec.space}
@@ -106,25 +105,38 @@ class Objective:
             *spec.point_overrides(params),
             f"experiment_name={ctx.experiment_name}",
         ]
-        # A retry of a dead worker's trial inherits its user attrs: reuse finished seeds.
         results: dict = {
             s: r
             for s, r in trial.user_attrs.get("seed_results", {}).items()
             if int(s) in spec.seeds
         }
-        run_ids = {s: r["run_id"] for s, r in results.items()}
         trial.set_user_attr("overrides", spec.point_overrides(params))
+        return label, base, results
+
+    def tags(self, trial: optuna.Trial, seed: int) -> dict:
+        return {
+            STUDY_TAG: self.ctx.study_name,
+            TRIAL_TAG: trial.number,
+            SEED_TAG: seed,
+            WORKER_TAG: f"{socket.gethostname()}:{os.getpid()}",  # which machine ran it
+        }
+
+    def _run(self, trial: optuna.Trial) -> float:
+        from regbench import batched
+        from regbench.config import compose
+        from regbench.train import run
+
+        spec, ctx = self.ctx.spec, self.ctx
+        if batched.enabled() and not self.prune and len(spec.seeds) > 1:
+            return self._run_batched(trial)
+        label, base, results = self.prepare(trial)
+        run_ids = {s: r["run_id"] for s, r in results.items()}
         for i, seed in enumerate(spec.seeds):
             if str(seed) in results:
                 continue
             cfg = compose([*base, f"seed={seed}"])
             cb = PruningCallback(trial, self.monitor, i * int(cfg.trainer.max_epochs), self.prune)
-            tags = {
-                STUDY_TAG: ctx.study_name,
-                TRIAL_TAG: trial.number,
-                SEED_TAG: seed,
-                WORKER_TAG: f"{socket.gethostname()}:{os.getpid()}",  # which machine ran it
-            }
+            tags = {**self.tags(trial, seed), "regbench.exec": "single"}
             try:
                 metrics = run(
                     cfg, label, parent_run_id=ctx.parent_run_id, callbacks=[cb], tags=tags
@@ -141,6 +153,40 @@ class Objective:
                 trial.set_user_attr("mlflow_run_ids", run_ids)
             results[str(seed)] = metrics
             trial.set_user_attr("seed_results", results)
+        return self.value(trial, results)
+
+    def _run_batched(self, trial: optuna.Trial) -> float:
+        """The trial's seeds as one batched group (those that can batch)."""
+        from regbench.batched.runs import run_members
+        from regbench.config import compose
+
+        spec, ctx = self.ctx.spec, self.ctx
+        label, base, results = self.prepare(trial)
+        run_ids = {s: r["run_id"] for s, r in results.items()}
+        seeds = [s for s in spec.seeds if str(s) not in results]
+        cfgs = [compose([*base, f"seed={s}"]) for s in seeds]
+        tags = [self.tags(trial, s) for s in seeds]
+        outs = run_members(cfgs, [label] * len(cfgs), ctx.parent_run_id, tags)
+        error = None
+        for seed, out in zip(seeds, outs, strict=True):
+            if isinstance(out, Exception):
+                if getattr(out, "run_id", None):
+                    run_ids[str(seed)] = out.run_id
+                if error is None:
+                    error = out
+                    reason = f"seed {seed}: {type(out).__name__}: {out}"
+                    trial.set_user_attr(FAIL_REASON, reason[:2000])
+            else:
+                results[str(seed)], run_ids[str(seed)] = out, out["run_id"]
+        trial.set_user_attr("mlflow_run_ids", run_ids)
+        trial.set_user_attr("seed_results", results)
+        if error is not None:
+            raise error
+        return self.value(trial, results)
+
+    def value(self, trial: optuna.Trial, results: dict) -> float:
+        """The aggregate of the objective metric over the trial's seeds."""
+        spec = self.ctx.spec
         missing = [s for s, r in results.items() if spec.metric not in r]
         if missing:
             have = sorted(k for k in results[missing[0]] if "/" in k)

@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 
 from regbench import runtime, tracking
 from regbench.errors import ConfigError
+from regbench.sweep.batch import claim, enabled, run_claimed
 from regbench.sweep.multirun import thread_budget
 from regbench.sweep.objective import FAIL_REASON, Objective, WorkerContext
 from regbench.sweep.spec import StudySpec
@@ -243,6 +244,7 @@ def _loop(ctx: WorkerContext, index: int, ready) -> None:
     )
     lock = study_lock(ctx.storage_url, ctx.study_name)
     objective = Objective(ctx, lock)
+    batched = enabled(ctx)
     if ready is not None:
         ready.set()  # imports done: the parent starts its own trials now
 
@@ -261,7 +263,11 @@ def _loop(ctx: WorkerContext, index: int, ready) -> None:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
             action = decide(study, ctx)
-            if action == "run":  # the objective releases the lock once the trial exists
+            if action == "run" and batched:  # a group of trials, as one program
+                trials = claim(study, ctx, objective)
+                lock.release()
+                run_claimed(study, trials, objective, report)
+            elif action == "run":  # the objective releases the lock once the trial exists
                 study.optimize(
                     objective,
                     n_trials=1,

@@ -1,0 +1,158 @@
+"""Per-model optimizers, schedules, penalties and constraints on stacked parameters.
+
+Every hyperparameter that may differ between the models of a group is a tensor with one
+entry per model, broadcast over that model's slice of each stacked parameter. The update
+rules are PyTorch's (``torch.optim.SGD``, ``Adam``, ``AdamW``, single-tensor form) written
+for a leading model axis, so a model trains as it would alone:
+
+- SGD: ``g = grad + wd * p``; ``buf = momentum * buf + g`` (the first step's ``buf = g``
+  is the same thing from ``buf = 0``); Nesterov ``g + momentum * buf``; ``p -= lr * g``.
+- Adam (Kingma & Ba 2015, arXiv 1412.6980): coupled ``wd * p`` in the gradient;
+  AdamW (Loshchilov & Hutter 2019, arXiv 1711.05101): ``p *= 1 - lr * wd`` first.
+
+Learning rates follow each model's own scheduler, stepped on a stand-in optimizer once
+per epoch, so every schedule of :mod:`regbench.optim` gives the same rates as alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor
+
+from regbench.optim import OPTIMIZERS, build_scheduler
+
+
+def per_model(values: Sequence[float], device) -> Tensor:
+    return torch.tensor([float(v) for v in values], device=device)
+
+
+def _b(v: Tensor, p: Tensor) -> Tensor:
+    """(S,) -> (S, 1, ..., 1) broadcast over a stacked parameter."""
+    return v.view(-1, *([1] * (p.dim() - 1)))
+
+
+class Schedules:
+    """One stand-in optimizer + scheduler per model: the lr of every epoch, exactly."""
+
+    def __init__(self, cfgs: Sequence[DictConfig], max_epochs: int) -> None:
+        self.opts, self.scheds = [], []
+        for cfg in cfgs:
+            opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=float(cfg.optim.lr))
+            self.opts.append(opt)
+            self.scheds.append(build_scheduler(cfg.scheduler, opt, max_epochs))
+
+    def lrs(self) -> list[float]:
+        return [o.param_groups[0]["lr"] for o in self.opts]
+
+    def step(self) -> None:
+        for o in self.opts:
+            o.step()  # no gradients: a no-op that tells the scheduler the order is right
+        for s in self.scheds:
+            if s is not None:
+                s.step()
+
+    def select(self, keep: Sequence[int]) -> None:
+        self.opts = [self.opts[i] for i in keep]
+        self.scheds = [self.scheds[i] for i in keep]
+
+
+def optim_key(cfg: DictConfig) -> tuple:
+    """What must be equal for one batched optimizer (the rest is per model)."""
+    o = cfg.optim
+    name = OPTIMIZERS.canonical(o.name, "optim.name")
+    if name == "sgd":
+        return (name, bool(o.get("nesterov", False)), bool(o.get("no_decay_bias_norm", False)))
+    betas = tuple(float(b) for b in o.get("betas", (0.9, 0.999)))
+    return (name, betas, float(o.get("eps", 1e-8)), bool(o.get("no_decay_bias_norm", False)))
+
+
+class StackedOptimizer:
+    """The update of every model's parameters at once, on the flat (S, P) tensor."""
+
+    def __init__(self, flat: Tensor, decay_free: Tensor, cfgs: Sequence[DictConfig]):
+        self.key = optim_key(cfgs[0])
+        self.name, dev = self.key[0], flat.device
+        self.flat = flat
+        wd = per_model([c.optim.get("weight_decay", 0.0) for c in cfgs], dev).unsqueeze(1)
+        # (S, P) when biases and norm parameters are exempt, else (S, 1)
+        self.wd = wd * (~decay_free).float() if self.key[-1] else wd
+        self.decay = bool((wd != 0).any())  # PyTorch skips the decay term when it is 0
+        self.momentum = per_model([c.optim.get("momentum", 0.0) for c in cfgs], dev).unsqueeze(1)
+        self.lr = per_model([c.optim.lr for c in cfgs], dev).unsqueeze(1)
+        self.state = torch.zeros_like(flat)  # momentum buffer / exp_avg
+        self.state2 = torch.zeros_like(flat) if self.name != "sgd" else None  # exp_avg_sq
+        self.t = 0
+
+    def set_lr(self, lrs: Sequence[float]) -> None:
+        self.lr = per_model(lrs, self.lr.device).unsqueeze(1)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        p, g = self.flat, self.flat.grad
+        if self.name == "sgd":
+            g = g + self.wd * p if self.decay else g
+            buf = self.state.mul_(self.momentum).add_(g)
+            g = g + self.momentum * buf if self.key[1] else buf
+            p.sub_(self.lr * g)
+            return
+        b1, b2 = self.key[1]
+        if self.name == "adamw":
+            p.mul_(1 - self.lr * self.wd)
+        elif self.decay:
+            g = g + self.wd * p
+        m, v = self.state, self.state2
+        m.lerp_(g, 1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
+        denom = (v.sqrt() / math.sqrt(bc2)).add_(self.key[2])
+        p.sub_((m / denom) * (self.lr / bc1))
+
+    def select(self, keep: Sequence[int], flat: Tensor) -> None:
+        idx = torch.tensor(list(keep), device=self.lr.device)
+        self.flat = flat
+        self.wd, self.momentum, self.lr = self.wd[idx], self.momentum[idx], self.lr[idx]
+        self.state = self.state[idx]
+        self.state2 = None if self.state2 is None else self.state2[idx]
+
+
+@torch.no_grad()
+def clip_grad_norms(flat: Tensor, max_norm: float) -> None:
+    """``clip_grad_norm_`` per model: every model's whole gradient (a row of the flat
+    gradient) scaled to norm <= ``max_norm``, PyTorch's ``max / (norm + 1e-6)`` capped at 1."""
+    coef = (max_norm / (flat.grad.norm(dim=1, keepdim=True) + 1e-6)).clamp_max(1.0)
+    flat.grad.mul_(coef)
+
+
+def penalty_values(
+    params: list[Tensor], decay_free: list[bool], kind: str, which: str, ratio: Tensor
+) -> Tensor:
+    """Per-model penalty sums (S,) over the covered parameters (:mod:`regbench.reg.penalties`:
+    ``weights`` = ndim > 1 per model, or ``all``)."""
+    covered = [p for p, free in zip(params, decay_free, strict=True) if which == "all" or not free]
+    l1 = sum(p.abs().flatten(1).sum(1) for p in covered)
+    l2 = sum(p.square().flatten(1).sum(1) for p in covered)
+    if kind == "l1":
+        return l1
+    if kind == "l2":
+        return l2
+    return ratio * l1 + (1 - ratio) * l2  # elastic net
+
+
+@torch.no_grad()
+def constrain(params: list[Tensor], decay_free: list[bool], kind: str, c: Tensor) -> None:
+    """max_norm (per unit: a row of each weight) or frobenius_bound, per model bound c."""
+    for p, free in zip(params, decay_free, strict=True):
+        if free:
+            continue
+        if kind == "max_norm":
+            norms = p.flatten(2).norm(dim=2)  # (S, out)
+            scale = (_b(c, norms) / norms.clamp_min(1e-12)).clamp_max(1.0)
+            p.mul_(scale.view(*scale.shape, *([1] * (p.dim() - 2))))
+        else:
+            norm = p.flatten(1).norm(dim=1)  # (S,)
+            p.mul_(_b((c / norm.clamp_min(1e-12)).clamp_max(1.0), p))

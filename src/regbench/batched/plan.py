@@ -1,0 +1,170 @@
+"""Which runs batch together: members, the reasons a run cannot batch, and groups.
+
+A run batches with others when everything in its config is equal except values that can
+live per model (:data:`PER_MODEL`): seed, learning rate, weight decay, momentum, dropout
+rates, label noise, penalty and constraint strengths, the schedule, the logging cadence,
+and the width (padded, see :mod:`regbench.batched.program`). Width groups are cut so that
+padding never costs more than a separate group would: a group's step costs about
+``OVERHEAD + S * max_params`` (per-op overhead plus arithmetic), so a model joins the
+group of smaller models while ``S * (its params - group max) <= OVERHEAD``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from omegaconf import DictConfig
+from torch import nn
+
+from regbench.batched.signature import signature
+from regbench.tracking import flatten
+
+#: config keys that may differ inside a group (prefix match for reg.*, scheduler.*, logger.*)
+PER_MODEL = (
+    "seed",
+    "data.label_noise",
+    "optim.lr",
+    "optim.weight_decay",
+    "optim.momentum",
+    "model.width",
+    "model.dropout",
+    "model.input_dropout",
+    "model.head_dropout",
+    "model.dropconnect",
+    "model.init",
+    "model.survival_last",
+    "scheduler.",
+    "logger.",
+    "trainer.progress_bar",
+)
+PER_MODEL_REG = ("strength", "l1_ratio", "c", "smoothing", "alpha")
+PENALTIES, CONSTRAINTS = ("l1", "l2", "elastic_net"), ("max_norm", "frobenius_bound")
+# A step's fixed cost (~40 small ops and the autograd walk, a few tenths of a ms on one core)
+# in parameters whose arithmetic (6 * batch * params flops) takes as long: an estimate.
+OVERHEAD = 20_000
+MAX_GROUP = 64
+EXEC_TAG = "regbench.exec"
+
+
+@dataclass
+class Member:
+    """One run of a group: its config, name, tags and what ``train.build`` made of it."""
+
+    cfg: DictConfig
+    label: list[str]
+    tags: dict
+    splits: object = None
+    module: nn.Module = None
+    eval_batch_size: int = 1000
+    reg_plan: dict = field(default_factory=dict)
+    values: dict = field(default_factory=dict)
+    diag: object = None  # the run's DiagnosticsCallback (its settings), if enabled
+    net: nn.Module | None = None  # a model built without data (planning a claim)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.net if self.module is None else self.module.model
+
+    @staticmethod
+    def reg_values(members: Sequence[Member]) -> dict[str, list[float]]:
+        return {k: [m.values[k] for m in members] for k in members[0].values}
+
+
+def reg_plan(cfg: DictConfig) -> tuple[dict, dict] | str:
+    """(kinds, per-model values) of ``cfg.reg``, or why it cannot batch."""
+    from regbench.reg import REGULARIZERS, _register_all
+
+    _register_all()  # the kinds register themselves on import
+    plan: dict = {"penalties": {}, "constraints": [], "transforms": []}
+    values: dict[str, float] = {}
+    for name, entry in (cfg.get("reg") or {}).items():
+        if entry is None:
+            continue
+        kind = REGULARIZERS.canonical(entry.get("kind", name), f"reg.{name}.kind")
+        if kind in PENALTIES:
+            plan["penalties"][name] = (kind, str(entry.get("params", "weights")))
+            values[f"{name}.strength"] = float(entry.get("strength", 0.0))
+            if kind == "elastic_net":
+                values[f"{name}.l1_ratio"] = float(entry.get("l1_ratio", 0.5))
+        elif kind in CONSTRAINTS:
+            plan["constraints"].append((kind, f"{name}.c"))
+            values[f"{name}.c"] = float(entry.c)
+        elif kind == "label_smoothing":  # a loss term, as reg/labels.py's SmoothingTerm
+            plan["penalties"][name] = (kind, "")
+            values[f"{name}.smoothing"] = float(entry.get("smoothing", 0.1))
+        elif kind == "mixup" and "mixup" not in values:
+            values["mixup"] = float(entry.get("alpha", 0.2))
+            plan["transforms"].append("mixup")
+        elif kind == "augment1d":  # same settings across a group (not per model)
+            plan["transforms"].append("augment1d")
+        else:
+            return f"reg kind {kind!r} runs one by one"
+    return plan, values
+
+
+def unbatchable(m: Member) -> str | None:
+    """Why a member must run alone, or None. Planning members (no module yet) are
+    judged on their config and model only."""
+    from regbench.diagnostics import DiagnosticsCallback
+
+    sig = signature(m.model)
+    if isinstance(sig, str):
+        return sig
+    if m.cfg.model.get("test_mode", "deterministic") != "deterministic":
+        return "model.test_mode=mc runs one by one"
+    if str(m.cfg.trainer.precision) != "32-true":
+        return f"trainer.precision={m.cfg.trainer.precision} runs one by one"
+    plan = reg_plan(m.cfg)
+    if isinstance(plan, str):
+        return plan
+    if m.module is None:
+        return None
+    callbacks = m.module.reg.callbacks
+    extra = [type(c).__name__ for c in callbacks if not isinstance(c, DiagnosticsCallback)]
+    if extra:
+        return f"callbacks {extra} run one by one"
+    if m.splits.mean is not None:
+        return "image data (normalised per batch) runs one by one"
+    return None
+
+
+def group_key(m: Member) -> tuple:
+    """Equal keys batch together (after width cutting)."""
+    flat = flatten(m.cfg)
+    fixed = tuple(
+        sorted(
+            (k, v)
+            for k, v in flat.items()
+            if not k.startswith(PER_MODEL)
+            and k not in PER_MODEL
+            and not (k.startswith("reg.") and k.rsplit(".", 1)[-1] in PER_MODEL_REG)
+        )
+    )
+    sig = signature(m.model)
+    coarse = tuple("d" if t == "id" or t.startswith("drop:") else t for t in sig)
+    return fixed, coarse
+
+
+def n_params(m: Member) -> int:
+    return sum(p.numel() for p in m.model.parameters())
+
+
+def cut_by_width(members: list[Member], overhead: int = OVERHEAD) -> list[list[Member]]:
+    """Members of one key, smallest first, cut where padding would cost more than a group."""
+    groups: list[list[Member]] = []
+    for m in sorted(members, key=n_params):
+        g = groups[-1] if groups else None
+        if g and len(g) < MAX_GROUP and len(g) * (n_params(m) - n_params(g[-1])) <= overhead:
+            g.append(m)
+        else:
+            groups.append([m])
+    return groups
+
+
+def make_groups(members: Sequence[Member]) -> list[list[Member]]:
+    """Batchable members by key, then by width; order within a key: smallest first."""
+    by_key: dict[tuple, list[Member]] = {}
+    for m in members:
+        by_key.setdefault(group_key(m), []).append(m)
+    return [g for ms in by_key.values() for g in cut_by_width(ms)]

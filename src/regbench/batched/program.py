@@ -1,0 +1,242 @@
+"""S built MLPs as one stacked program: parameters ``[S, *shape]``, batched matmuls.
+
+Each model is built on its own by the project's builder (its own initialisation), then
+its parameters are copied into stacked tensors whose leading axis is the model. Models
+of different widths are zero-padded to the group's largest shape; ``mask`` says which
+entries are real. A padded unit has zero incoming weights, zero bias and zero outgoing
+weights, so it adds an exact zero to every real unit; its gradients are masked to zero
+(:mod:`regbench.batched.loop`), so it stays zero for the whole run. Normalizations that
+average over features (LayerNorm, GroupNorm) would see the padding, so their signature
+carries the width: such models only batch with models of the same width.
+
+The forward pass runs the ops of :mod:`regbench.batched.signature` (the leaves of an MLP
+or residual MLP in execution order) on (S, B, features) tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from regbench.batched.signature import CLOSE, OPEN, leaves, merge_signatures, signature
+from regbench.reg.depth import DropPath
+from regbench.reg.dropconnect import DropConnectLinear
+
+
+def _stack(tensors: Sequence[Tensor], device) -> tuple[Tensor, Tensor | None]:
+    """Zero-padded stack ``[S, *max_shape]`` and its 0/1 mask (None if no padding)."""
+    shape = [max(t.shape[d] for t in tensors) for d in range(tensors[0].dim())]
+    out = torch.zeros(len(tensors), *shape, dtype=tensors[0].dtype, device=device)
+    mask = torch.zeros_like(out)
+    for s, t in enumerate(tensors):
+        idx = (s, *[slice(0, n) for n in t.shape])
+        out[idx] = t.detach().to(device)
+        mask[idx] = 1
+    return out, (None if bool(mask.all()) else mask)
+
+
+class StackedMLP:
+    """The stacked parameters, buffers and ops of S MLPs with one merged signature."""
+
+    def __init__(self, models: Sequence[nn.Module], device) -> None:
+        sig = merge_signatures([signature(m) for m in models])
+        if sig is None:
+            raise ValueError("models do not share one batched signature")
+        self.models, self.device, self.tokens = list(models), torch.device(device), sig
+        per_model = [leaves(m) for m in models]
+        self._stacked: list[tuple[Tensor, Tensor | None]] = []
+        self.decay_free: list[bool] = []  # 1-D per model: biases, norm parameters
+        self.buffers: dict[tuple[int, str], Tensor] = {}
+        self.ops: list[tuple[str, dict]] = []
+        for i, tok in enumerate(sig):
+            mods = [leaf[i] for leaf in per_model]
+            self.ops.append((tok, self._op(i, tok, mods)))
+        self.n_batches = 0  # BN's num_batches_tracked (all models step together)
+        self._flatten()
+
+    def _flatten(self) -> None:
+        """All parameters of a model in one row of ``flat`` (S, P): the optimizer, the
+        gradient masks and clipping are then a few ops per step, whatever the depth.
+        ``params`` are (S, *shape) views of it, made again at every forward."""
+        S = len(self.models)
+        self.shapes = [t.shape[1:] for t, _ in self._stacked]
+        self.sizes = [t[0].numel() for t, _ in self._stacked]
+        self.flat = torch.cat([t.reshape(S, -1) for t, _ in self._stacked], 1).requires_grad_()
+        masks = [torch.ones_like(t) if m is None else m for t, m in self._stacked]
+        padded = any(m is not None for _, m in self._stacked)
+        self.mask = torch.cat([m.reshape(S, -1) for m in masks], 1) if padded else None
+        free = [
+            torch.full((n,), f, device=self.device)
+            for n, f in zip(self.sizes, self.decay_free, strict=True)
+        ]
+        self.decay_free_flat = torch.cat(free).bool()  # (P,)
+        self._stacked = []
+        self.params = self.views(self.flat)
+
+    def views(self, flat: Tensor) -> list[Tensor]:
+        S = flat.shape[0]
+        chunks = flat.split(self.sizes, 1)
+        return [c.view(S, *shape) for c, shape in zip(chunks, self.shapes, strict=True)]
+
+    def _param(self, tensors: Sequence[Tensor]) -> int:
+        self._stacked.append(_stack(tensors, self.device))
+        self.decay_free.append(tensors[0].dim() <= 1)
+        return len(self._stacked) - 1
+
+    def _rates(self, mods: Sequence[nn.Module]) -> Tensor:
+        # DropPath keeps with its survival probability: its "rate" is 1 - survival.
+        rates = [
+            1.0 - m.survival_prob if isinstance(m, DropPath) else float(getattr(m, "rate", 0.0))
+            for m in mods
+        ]
+        return torch.tensor(rates, device=self.device).view(-1, 1, 1)  # (S, 1, 1)
+
+    def _op(self, i: int, tok: str, mods: Sequence[nn.Module]) -> dict:
+        m0 = mods[0]
+        if tok.startswith("linear"):
+            op = {"w": self._param([m.weight for m in mods])}
+            op["b"] = self._param([m.bias for m in mods]) if m0.bias is not None else None
+            if isinstance(m0, DropConnectLinear):
+                op["dc"] = self._rates(mods)
+            return op
+        if tok.startswith(("bn", "ln", "gn")):
+            affine = getattr(m0, "affine", getattr(m0, "elementwise_affine", False))
+            op = {"mod": m0, "w": None, "b": None}
+            if affine:
+                op["w"] = self._param([m.weight for m in mods])
+                op["b"] = self._param([m.bias for m in mods])
+            if tok.startswith("bn") and m0.track_running_stats:
+                for name in ("running_mean", "running_var"):
+                    stacked, _ = _stack([getattr(m, name) for m in mods], self.device)
+                    self.buffers[(i, name)] = stacked
+            return op
+        if tok.startswith("act:"):
+            return {"mod": m0}
+        if tok.startswith("drop:"):
+            return {"rate": self._rates(mods)}
+        return {}
+
+    # --- forward ----------------------------------------------------------------------
+    def forward(self, x: Tensor, training: bool) -> Tensor:
+        """(S, B, *input) -> logits (S, B, K)."""
+        x = x.flatten(2)  # (S, B, F)
+        self.params = self.views(self.flat)  # fresh views: autograd sees this step's values
+        skips = []  # inputs of the open residual blocks
+        for i, (tok, op) in enumerate(self.ops):
+            if tok == OPEN:
+                skips.append(x)
+            elif tok == CLOSE:
+                x = skips.pop() + x  # x + DropPath(branch(x))
+            else:
+                x = self._apply(i, tok, op, x, training)
+        if training and any(t.startswith("bn") for t in self.tokens):
+            self.n_batches += 1
+        return x
+
+    def _apply(self, i: int, tok: str, op: dict, x: Tensor, training: bool) -> Tensor:
+        p = self.params
+        if tok.startswith("linear"):
+            w = p[op["w"]]  # (S, out, in)
+            if training and "dc" in op:  # DropConnect: a weight mask per model and pass
+                keep = 1.0 - op["dc"]
+                w = w * torch.bernoulli(keep.expand_as(w)).div_(keep)
+            if op["b"] is None:
+                return torch.bmm(x, w.transpose(1, 2))
+            return torch.baddbmm(p[op["b"]].unsqueeze(1), x, w.transpose(1, 2))  # (S, B, out)
+        if tok.startswith("act:"):
+            return op["mod"](x)
+        if tok.startswith("drop:"):
+            return dropout(tok[5:], x, op["rate"], training)
+        if tok.startswith(("bn", "ln", "gn")):
+            return self._norm(i, tok, op, x, training)
+        return x
+
+    def _norm(self, i: int, tok: str, op: dict, x: Tensor, training: bool) -> Tensor:
+        mod, S, B, H = op["mod"], *x.shape
+        w = None if op["w"] is None else self.params[op["w"]]
+        b = None if op["b"] is None else self.params[op["b"]]
+        if tok.startswith("bn"):
+            # Features of all models side by side: (B, S*H); BN is per feature, so this is
+            # exactly S separate BatchNorms (running statistics updated in place).
+            rm, rv = self.buffers.get((i, "running_mean")), self.buffers.get((i, "running_var"))
+            use_batch = training or rm is None
+            momentum = mod.momentum
+            if momentum is None:  # cumulative average, as nn.BatchNorm1d
+                momentum = 1.0 / (self.n_batches + 1)
+            flat = x.transpose(0, 1).reshape(B, S * H)
+            out = F.batch_norm(
+                flat,
+                None if rm is None else rm.view(-1),
+                None if rv is None else rv.view(-1),
+                None if w is None else w.reshape(-1),
+                None if b is None else b.reshape(-1),
+                use_batch,
+                momentum,
+                mod.eps,
+            )
+            return out.view(B, S, H).transpose(0, 1)
+        if tok.startswith("ln"):
+            out = F.layer_norm(x, (H,), None, None, mod.eps)
+        else:  # group norm: every (model, sample) row normalised over its groups
+            out = F.group_norm(x.reshape(S * B, H), mod.num_groups, None, None, mod.eps)
+            out = out.view(S, B, H)
+        return out if w is None else out * w.unsqueeze(1) + b.unsqueeze(1)
+
+    # --- back to the models -----------------------------------------------------------
+    @torch.no_grad()
+    def unstack(self) -> None:
+        """Copy the trained parameters and buffers back into each (remaining) model."""
+        params = self.views(self.flat.detach())
+        for s, model in enumerate(self.models):
+            ls = leaves(model)
+            for i, (tok, op) in enumerate(self.ops):
+                m = ls[i]
+                for key, name in (("w", "weight"), ("b", "bias")):
+                    if op.get(key) is not None:
+                        t = getattr(m, name)
+                        t.copy_(params[op[key]][s][tuple(slice(0, n) for n in t.shape)])
+                for name in ("running_mean", "running_var"):
+                    if (i, name) in self.buffers:
+                        t = getattr(m, name)
+                        t.copy_(self.buffers[(i, name)][s][: t.shape[0]])
+                if tok.startswith("bn") and m.num_batches_tracked is not None:
+                    m.num_batches_tracked.fill_(self.n_batches)
+
+    def select(self, keep: Sequence[int]) -> None:
+        """Keep only models ``keep`` (e.g. drop diverged ones) in every stacked tensor."""
+        idx = torch.tensor(list(keep), device=self.device)
+        self.flat = self.flat.detach()[idx].requires_grad_(True)
+        self.mask = None if self.mask is None else self.mask[idx]
+        self.params = self.views(self.flat)
+        self.buffers = {k: v[idx] for k, v in self.buffers.items()}
+        for _, op in self.ops:
+            for key in ("rate", "dc"):
+                if key in op:
+                    op[key] = op[key][idx]
+        self.models = [self.models[i] for i in keep]
+
+
+def dropout(kind: str, x: Tensor, rate: Tensor, training: bool) -> Tensor:
+    """The dropout family of :mod:`regbench.reg.dropout` and DropPath
+    (:mod:`regbench.reg.depth`, ``rate`` = 1 - survival) with one rate per model
+    (``rate``: (S, 1, 1)) and independent masks per model and unit (per sample for DropPath)."""
+    if kind == "path":  # stochastic depth: a branch kept per (model, sample), no rescaling
+        keep = 1.0 - rate
+        if not training:
+            return x * keep
+        return x * torch.bernoulli(keep.expand(x.shape[0], x.shape[1], 1))
+    if kind == "vanilla" and not training:
+        return x * (1.0 - rate)
+    if not training:
+        return x
+    if kind in ("bernoulli", "vanilla"):
+        keep = 1.0 - rate
+        mask = torch.bernoulli(keep.expand_as(x))
+        return x * (mask / keep if kind == "bernoulli" else mask)
+    if kind == "gaussian":
+        sigma = (rate / (1.0 - rate)).sqrt()
+        return x * (torch.randn_like(x) * sigma + 1.0)
+    return x + x * ((torch.rand_like(x) * 2.0 - 1.0) * rate)  # uout: r ~ U(-rate, rate)
