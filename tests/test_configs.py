@@ -53,12 +53,21 @@ def cases() -> list[tuple[str, list[str]]]:
         pick = (lambda o: f"reg=[{o}]") if group == "reg" else (lambda o, g=group: f"{g}={o}")
         out += [(f"{group}/{o}.yaml", [pick(o), *NEEDS.get(o, [])]) for o in options(group)]
     out += [(f"experiment/{o}.yaml", [f"experiment={o}"]) for o in options("experiment")]
-    out += [
-        (f"experiment/vs_placement/{o}.yaml", ["experiment=variance_shift", f"+{p}={o}"])
-        for p in ["experiment/vs_placement"]
-        for o in options(p)
+    out += [  # a reproduction's arm files, each composed onto its experiment
+        (f"experiment/{sub}/{o}.yaml", [f"experiment={exp}", f"+experiment/{sub}={o}"])
+        for sub, exp in ARM_GROUPS.items()
+        for o in options(f"experiment/{sub}")
     ]
     return out
+
+
+ARM_GROUPS = {
+    "vs_placement": "variance_shift",
+    "dmn_arm": "dropout_max_norm",
+    "esw_arm": "early_stopping_width",
+    "gnbn_batch": "gn_vs_bn_batch",
+    "sd_arm": "stochastic_depth",
+}
 
 
 def small_data(cfg_data) -> list[str]:

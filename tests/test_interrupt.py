@@ -29,6 +29,9 @@ def _start(args: list[str], log: Path) -> subprocess.Popen:
         stdout=open(log, "w"),  # noqa: SIM115
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        # a child inherits an ignored SIGINT; an in-process Lightning interrupt elsewhere in
+        # this worker leaves it ignored, and then the child would never see the Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Sequence
 
@@ -127,6 +129,7 @@ def run(
             trainer.test(module, datamodule=datamodule, verbose=False)
         except SystemExit:  # Lightning answers Ctrl-C with its teardown, then exit(1)
             if trainer.interrupted:  # so the run ends KILLED and an Optuna trial FAIL
+                _restore_sigint()
                 raise KeyboardInterrupt from None
             raise
         if cfg.logger.save_model:
@@ -139,3 +142,11 @@ def run(
         metrics: dict = {**logger.last, **spent}
         metrics["run_id"] = tracked.run_id
     return metrics
+
+
+def _restore_sigint() -> None:
+    """Lightning ignores SIGINT during its shutdown and leaves it ignored; put Python's
+    handler back, or the next Ctrl-C in this process (and every child process it starts,
+    which inherit the ignored signal) would do nothing."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -2,7 +2,7 @@
 (Goodfellow et al., Deep Learning sec. 7.8; Ali, Kolter & Tibshirani, AISTATS 2019,
 arXiv 1810.10082).
 
-Setup (REPRODUCTIONS.md section 3): least squares, n = 200, p in {150, 400}, rows
+Setup (docs/REPRODUCTIONS.md): least squares, n = 200, p in {150, 400}, rows
 x ~ N(0, Sigma) with Sigma diagonal, eigenvalues log-spaced from 1 to 1/100 (anisotropic),
 beta0 ~ N(0, I/p), noise sd sigma = 0.5, one data draw per seed. With X^T X / n = V S V^T
 both estimators are spectral filters of the least-squares solution (Ali et al. eqs. 6-7):
@@ -17,7 +17,7 @@ noise; b~ = V^T beta0, M = V^T Sigma V):
 Claims: Theorem 1 of Ali et al. (any X, any beta0): est. risk(gf, t) <= 1.6862 est.
 risk(ridge, 1/t) for all t; Theorem 2: the same for the Bayes prediction risk; both checked
 per draw on a grid of t (exact checks, float tolerance); and the best early-stopping
-prediction risk within [0.9, 1.3] x the best ridge risk (REPRODUCTIONS.md; Ali et al.'s
+prediction risk within [0.9, 1.3] x the best ridge risk (docs/REPRODUCTIONS.md; Ali et al.'s
 experiments show the tuned risks nearly equal).
 """
 
@@ -126,7 +126,7 @@ def claims(p: int) -> list[Claim]:
             "min_t risk(gf) / min_lam risk(ridge), per draw",
             "within",
             1.1,
-            "REPRODUCTIONS.md band; Ali et al.'s experiments: tuned risks nearly equal",
+            "docs/REPRODUCTIONS.md band; Ali et al.'s experiments: tuned risks nearly equal",
             delta=0.2,
         ),
     ]

@@ -118,7 +118,7 @@ def claims(pred_default: float) -> dict[str, Claim]:
         "final train loss / loss at init",
         "below",
         0.5,
-        "REPRODUCTIONS.md (He et al. fig. 3)",
+        "docs/REPRODUCTIONS.md (He et al. fig. 3)",
     )
     c["train_xavier"] = Claim(
         "train_xavier",
@@ -126,7 +126,7 @@ def claims(pred_default: float) -> dict[str, Claim]:
         "final train loss / loss at init",
         "above",
         0.9,
-        "REPRODUCTIONS.md; 0.9 declared as 'barely moves' before the run",
+        "docs/REPRODUCTIONS.md; 0.9 declared as 'barely moves' before the run",
     )
     return c
 

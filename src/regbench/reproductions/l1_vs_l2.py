@@ -2,7 +2,7 @@
 regularization, and rotational invariance": L1-regularized logistic regression needs
 samples logarithmic in the irrelevant features, L2 roughly linear).
 
-Synthetic part (REPRODUCTIONS.md section 3): logistic regression, d = 200 Gaussian
+Synthetic part (docs/REPRODUCTIONS.md): logistic regression, d = 200 Gaussian
 inputs, 10 relevant (weights +-1 on random indices), labels y ~ Bernoulli(sigmoid(x.w*));
 n = 300 train, 300 validation, 2000 test per seed. Both penalties on the mean log-loss,
 L1 lam ||w||_1 and L2 lam ||w||^2 / 2, fitted by FISTA (Beck & Teboulle 2009; proximal

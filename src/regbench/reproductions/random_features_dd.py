@@ -2,7 +2,7 @@
 arXiv 1812.11118, fig. 2: MNIST subset n = 1e4, min-norm least squares on random Fourier
 features, test error peaks at N = n and falls again as N grows).
 
-Setup (REPRODUCTIONS.md section 3): MNIST-1D (4000 train, 1000 test, 40 inputs, generator
+Setup (docs/REPRODUCTIONS.md): MNIST-1D (4000 train, 1000 test, 40 inputs, generator
 seed 42), one-hot targets; features phi_k(x) = sqrt(2/N) cos(w_k.x + b_k), w_k ~ N(0, I/h^2),
 b_k ~ U(0, 2 pi) (Rahimi & Recht 2007), bandwidth h = the median pairwise distance of the
 first 1000 training inputs (the median heuristic); per seed one feature draw, nested: the
@@ -135,7 +135,7 @@ def claims() -> list[Claim]:
             "err(n) / err(0.5n)",
             "above",
             2.0,
-            src + "; REPRODUCTIONS.md",
+            src + "; docs/REPRODUCTIONS.md",
             digits=2,
         ),
         Claim(
@@ -235,7 +235,7 @@ class RandomFeaturesDD(Reproduction):
             table(["N", "N / n", "test error %", "train error %", "||beta||"], rows),
             "Published (Belkin et al. 2019, fig. 2, MNIST n = 1e4; approx.): zero-one test error "
             "peaks at N = n and falls below its N < n minimum for N >> n; the norm peaks there "
-            "too. Seen here on sklearn digits (n = 1000; REPRODUCTIONS.md, not published): 2.6% "
+            "too. Measured by this project on sklearn digits (n = 1000, not published): 2.6% "
             "at N = 600, 84% at 1000, 0.9% at 5000.",
         ]
         half, at_n = summ["test/err"][i_half].mean, summ["test/err"][i_n].mean

@@ -1,5 +1,5 @@
 """Two correlated inputs: where L2, inverted input dropout and L1 leave the weight of a
-redundant input (REPRODUCTIONS.md section 3).
+redundant input (docs/REPRODUCTIONS.md).
 
 Setup: A ~ N(0, 1); B = A with probability rho = 0.7, else an independent N(0, 1), so
 E[AB] = rho; target y = A; n samples; one linear neuron without bias, w = (w_A, w_B),
