@@ -177,3 +177,12 @@ def test_what_cannot_batch_runs_one_by_one_and_says_so(tiny, experiment):
     res, mixed = run_members([cfg, mix], [[], []])
     assert get_client().get_run(res["run_id"]).data.tags[EXEC_TAG] == "single"
     assert get_client().get_run(mixed["run_id"]).data.tags[EXEC_TAG] == "batched"
+
+
+def test_only_per_model_keys_may_differ_inside_a_group():
+    # `model.dropout_kind` changes the program (inverted vs vanilla): it must split groups,
+    # though `model.dropout` (a rate) is a prefix of its name
+    from regbench.batched.plan import per_model
+
+    assert per_model("model.dropout") and per_model("scheduler.eta_min")
+    assert not per_model("model.dropout_kind") and not per_model("model.depth")

@@ -129,6 +129,12 @@ def unbatchable(m: Member) -> str | None:
     return None
 
 
+def per_model(key: str) -> bool:
+    """Whether a flattened config key may differ inside a group: an exact name, or under a
+    prefix ending in '.' (``model.dropout_kind`` is not ``model.dropout``)."""
+    return key in PER_MODEL or key.startswith(tuple(p for p in PER_MODEL if p.endswith(".")))
+
+
 def group_key(m: Member) -> tuple:
     """Equal keys batch together (after width cutting)."""
     flat = flatten(m.cfg)
@@ -136,8 +142,7 @@ def group_key(m: Member) -> tuple:
         sorted(
             (k, v)
             for k, v in flat.items()
-            if not k.startswith(PER_MODEL)
-            and k not in PER_MODEL
+            if not per_model(k)
             and not (k.startswith("reg.") and k.rsplit(".", 1)[-1] in PER_MODEL_REG)
         )
     )

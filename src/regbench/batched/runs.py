@@ -138,6 +138,8 @@ def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Resu
             loggers[i].run.log_metrics(spent, step=loop.epochs)
             if timers[i].tags():
                 loggers[i].run.set_tags(timers[i].tags())
+            if members[i].cfg.logger.save_model:  # unstacked by loop.finish: its own weights
+                tracking.log_state_dict(loggers[i].run, members[i].module.model)
             results[i] = {**loggers[i].last, **spent, "run_id": loggers[i].run.run_id}
     except BaseException as e:  # interrupted or broken: every open run ends with it
         for i, cm in enumerate(opened):
