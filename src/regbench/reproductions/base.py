@@ -71,6 +71,14 @@ class Reproduction:
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         raise NotImplementedError
 
+    def require_runs(self, runs: Sequence, experiment: str) -> None:
+        """Stop with one line when the store holds no finished runs to report on."""
+        if not runs:
+            raise SystemExit(
+                f"no finished runs in experiment {experiment!r}; run "
+                f"`regbench reproduce {self.name}` first"
+            )
+
 
 def grid(
     name: str,

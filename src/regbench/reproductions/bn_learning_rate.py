@@ -113,11 +113,7 @@ class BnLearningRate(Reproduction):
         runs = load_runs(
             experiment, key=lambda r: (r.p("model.norm"), r.p("optim.lr", float), r.seed)
         )
-        if not runs:
-            raise SystemExit(
-                f"no finished runs in experiment {experiment!r}; run "
-                f"`regbench reproduce {self.name}` first"
-            )
+        self.require_runs(runs, experiment)
         by = {(r.p("model.norm"), r.p("optim.lr", float), r.seed): r for r in runs}
         rates = sorted({k[1] for k in by})
         seeds = sorted({k[2] for k in by})

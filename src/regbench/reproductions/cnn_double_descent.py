@@ -92,11 +92,7 @@ class CnnDoubleDescent(Reproduction):
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         runs = load_runs(experiment, key=lambda r: (r.p("model.width", int), r.seed))
-        if not runs:
-            raise SystemExit(
-                f"no finished runs in experiment {experiment!r}; run "
-                f"`regbench reproduce {self.name}` first"
-            )
+        self.require_runs(runs, experiment)
         test: dict[int, dict[int, float]] = {}
         train: dict[int, dict[int, float]] = {}
         for r in runs:

@@ -183,11 +183,7 @@ class DropoutEnsemble(Reproduction):
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         runs = sorted(load_runs(experiment, key=lambda r: r.seed), key=lambda r: r.seed)
-        if not runs:
-            raise SystemExit(
-                f"no finished runs in experiment {experiment!r}; run "
-                f"`regbench reproduce {self.name}` first"
-            )
+        self.require_runs(runs, experiment)
         stats = {r.seed: net_stats(r.run_id) for r in runs}
         ind = indep_rho(stats)
         seeds = sorted(stats)

@@ -78,11 +78,7 @@ class DropoutMaxNorm(Reproduction):
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         runs = load_runs(experiment, key=lambda r: (r.p("dmn_arm"), r.seed))
-        if not runs:
-            raise SystemExit(
-                f"no finished runs in experiment {experiment!r}; run "
-                f"`regbench reproduce {self.name}` first"
-            )
+        self.require_runs(runs, experiment)
         err: dict[str, dict[int, float]] = {a: {} for a in ARMS}
         for r in runs:
             err[r.p("dmn_arm")][r.seed] = 1 - r.metrics["test/acc"]

@@ -106,11 +106,7 @@ class EarlyStoppingWidth(Reproduction):
         runs = load_runs(
             experiment, key=lambda r: (r.p("esw_arm"), r.p("model.width", int), r.seed)
         )
-        if not runs:
-            raise SystemExit(
-                f"no finished runs in experiment {experiment!r}; run "
-                f"`regbench reproduce {self.name}` first"
-            )
+        self.require_runs(runs, experiment)
         err: dict[tuple[str, int], dict[int, float]] = {}
         stop: dict[int, list[float]] = {}
         for r in runs:

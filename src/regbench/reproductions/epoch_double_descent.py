@@ -224,11 +224,7 @@ class EpochDoubleDescent(Reproduction):
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         runs = load_runs(experiment, key=lambda r: (r.p("arm", str, ""), r.seed))
-        if not runs:
-            raise SystemExit(
-                f"no finished runs in experiment {experiment!r}; run "
-                f"`regbench reproduce {self.name}` first"
-            )
+        self.require_runs(runs, experiment)
         if scale == "paper":
             return self._analyse_paper(runs, experiment, out_dir)
         lin, two = arm_curves(runs, LINEAR), arm_curves(runs, TWO_LAYER)

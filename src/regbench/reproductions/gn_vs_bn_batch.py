@@ -94,11 +94,7 @@ class GnVsBnBatch(Reproduction):
         runs = load_runs(
             experiment, key=lambda r: (r.p("model.norm"), r.p("gnbn_batch", int), r.seed)
         )
-        if not runs:
-            raise SystemExit(
-                f"no finished runs in experiment {experiment!r}; run "
-                f"`regbench reproduce {self.name}` first"
-            )
+        self.require_runs(runs, experiment)
         err: dict[tuple[str, int], dict[int, float]] = {}
         for r in runs:
             key = (r.p("model.norm"), r.p("gnbn_batch", int))

@@ -208,11 +208,7 @@ class ModelDoubleDescent(Reproduction):
         groups = group_by_axes(
             load_runs(experiment), {"data.label_noise": float, "model.width": int}
         )
-        if not groups:
-            raise SystemExit(
-                f"no finished runs in experiment {experiment!r}; run "
-                f"`regbench reproduce {self.name}` first"
-            )
+        self.require_runs(groups, experiment)
         test = per_seed(groups, lambda r: 1 - r.metrics["test/acc"])
         train = per_seed(groups, lambda r: 1 - r.metrics["diag/train_acc_evalmode"])
         curves: dict[float, dict[int, tuple]] = {}

@@ -221,11 +221,7 @@ class StochasticDepth(Reproduction):
         runs = load_runs(experiment, key=lambda r: (r.params.get("sd_arm", "timing"), r.seed))
         arms = [r for r in runs if "sd_arm" in r.params]
         timing = {r.seed: r.metrics for r in runs if r.params.get("kind") == "timing"}
-        if not arms:
-            raise SystemExit(
-                f"no finished runs in experiment {experiment!r}; run "
-                f"`regbench reproduce {self.name}` first"
-            )
+        self.require_runs(arms, experiment)
         err = {a: {} for a in ARMS}
         drops = {a: {} for a in ARMS}
         for r in arms:

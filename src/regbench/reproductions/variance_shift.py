@@ -191,11 +191,7 @@ class VarianceShift(Reproduction):
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         groups = group_by_axes(load_runs(experiment), {"vs_placement": str, "vs_rate": float})
-        if not groups:
-            raise SystemExit(
-                f"no finished runs in experiment {experiment!r}; run "
-                f"`regbench reproduce {self.name}` first"
-            )
+        self.require_runs(groups, experiment)
         vals = {q: per_seed(groups, f) for q, f in QUANTITIES.items()}
         S = {q: summarize_seeds(v) for q, v in vals.items()}
         some = next(iter(groups.values()))[0]
