@@ -154,3 +154,13 @@ def test_claims_table_counts_verdicts_and_shows_every_column():
     assert f"11.0 pts [{100 * s.lo:.1f} pts, {100 * s.hi:.1f} pts]" in row
     assert "> 0.0 pts" in row and "3 (needs 3)" in row and "derivation" in row
     assert "**INCONCLUSIVE**: one seed; needs 3" in text
+
+
+def test_readings_follow_the_verdicts_in_declared_order():
+    from regbench.report.claims import Claim, judge, readings
+
+    up = Claim("up", "t", "s", "above", 0.0, "derivation", min_seeds=2)
+    down = Claim("down", "t", "s", "below", 0.0, "derivation", min_seeds=2)
+    vs = [judge(up, [1.0, 1.1, 0.9]), judge(down, [1.0, 1.1, 0.9])]  # SUPPORTED, REFUTED
+    texts = {("down", "REFUTED"): "b", ("up", "SUPPORTED"): "a", ("up", "REFUTED"): "x"}
+    assert readings(vs, texts) == ["b", "a"]

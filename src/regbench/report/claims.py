@@ -198,6 +198,13 @@ def paired_by_seed(a: dict[int, float], b: dict[int, float]) -> list[float]:
     return [a[s] - b[s] for s in common]
 
 
+def readings(verdicts: Sequence[Verdict], texts: dict[tuple[str, str], str]) -> list[str]:
+    """The plain sentences a report adds for given outcomes: ``texts`` maps
+    (claim key, status) to a sentence, e.g. why a folk claim came out REFUTED."""
+    status = {v.claim.key: v.status for v in verdicts}
+    return [t for (key, st), t in texts.items() if status.get(key) == st]
+
+
 HEADERS = ["claim", "statistic", "estimate [95% CI]", "threshold", "rationale", "seeds", "verdict"]
 
 

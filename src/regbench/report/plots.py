@@ -32,6 +32,12 @@ def band(ax, x, summaries, label: str, color: str, scale: float = 1.0, marker: s
         )
 
 
+def log_ticks(ax, values) -> None:
+    """A log x axis labelled at exactly ``values`` (widths, batch sizes), no minor ticks."""
+    ax.set(xscale="log", xticks=list(values), xticklabels=[str(v) for v in values])
+    ax.minorticks_off()
+
+
 def save(fig, path: Path) -> Path:
     """Save deterministically (no timestamp in the PNG metadata) and close."""
     path.parent.mkdir(parents=True, exist_ok=True)

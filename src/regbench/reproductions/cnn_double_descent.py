@@ -29,7 +29,7 @@ from pathlib import Path
 
 from regbench.report import load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge, paired_by_seed
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.plots import COLORS, band, log_ticks, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 
@@ -148,10 +148,8 @@ class CnnDoubleDescent(Reproduction):
         ax.set(
             xlabel="channels c",
             ylabel="error (%)",
-            xscale="log",
             title="CNN double descent, 15% label noise (MNIST-1D)",
         )
-        ax.set_xticks(cs, [str(c) for c in cs])
-        ax.minorticks_off()  # log-axis minor labels would overprint the channel counts
+        log_ticks(ax, cs)
         ax.legend(fontsize=7)
         return save(fig, out_dir / "cnn_double_descent.png")

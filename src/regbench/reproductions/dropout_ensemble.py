@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from regbench.report import load_runs, mean_ci, table
-from regbench.report.claims import Claim, judge
+from regbench.report.claims import Claim, judge, readings
 from regbench.report.plots import COLORS, band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction, grid
@@ -94,10 +94,7 @@ INDEP_REFUTED = (
 )
 
 
-def _readings(verdicts) -> list[str]:
-    status = {v.claim.key: v.status for v in verdicts}
-    out = [RHO_REFUTED] if status.get("rho") == "REFUTED" else []
-    return out + ([INDEP_REFUTED] if status.get("rho_vs_indep") == "REFUTED" else [])
+READINGS = {("rho", "REFUTED"): RHO_REFUTED, ("rho_vs_indep", "REFUTED"): INDEP_REFUTED}
 
 
 def member_errors(model, x, y, seed: int) -> torch.Tensor:
@@ -194,7 +191,11 @@ class DropoutEnsemble(Reproduction):
             judge(CLAIMS["rho_vs_indep"], [stats[s]["rho"] - ind[s] for s in sorted(ind)]),
         ]
         fig = self._figure(stats, ind, out_dir)
-        md = [self._table(stats, ind), *_readings(verdicts), f"![dropout ensemble]({fig.name})"]
+        md = [
+            self._table(stats, ind),
+            *readings(verdicts, READINGS),
+            f"![dropout ensemble]({fig.name})",
+        ]
         return Report("\n\n".join(md), claims=verdicts, figures=[fig])
 
     @staticmethod

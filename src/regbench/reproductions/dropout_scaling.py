@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 
 from regbench.report import RunRecord, history, load_runs, mean_ci, table
-from regbench.report.claims import Claim, judge, paired_by_seed
+from regbench.report.claims import Claim, judge, paired_by_seed, readings
 from regbench.report.plots import COLORS, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction, grid
@@ -154,7 +154,7 @@ class DropoutScaling(Reproduction):
             judge(CLAIMS["same_hp"], paired_by_seed(acc["vanilla"], acc["bernoulli"])),
             judge(CLAIMS["factor"], nll_gap),
         ]
-        md = [self._tables(exact, acc, factors), *_readings(verdicts)]
+        md = [self._tables(exact, acc, factors), *readings(verdicts, READINGS)]
         fig = self._figure(exact, factors, out_dir)
         md.append(f"![dropout scaling]({fig.name})")
         return Report("\n\n".join(md), claims=verdicts, figures=[fig])
@@ -242,10 +242,7 @@ FACTOR_SUPPORTED = (
 )
 
 
-def _readings(verdicts) -> list[str]:
-    status = {v.claim.key: v.status for v in verdicts}
-    out = [SAME_HP_REFUTED] if status.get("same_hp") == "REFUTED" else []
-    return out + ([FACTOR_SUPPORTED] if status.get("factor") == "SUPPORTED" else [])
+READINGS = {("same_hp", "REFUTED"): SAME_HP_REFUTED, ("factor", "SUPPORTED"): FACTOR_SUPPORTED}
 
 
 def _key(r: RunRecord) -> tuple:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from regbench.report import load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.plots import COLORS, band, log_ticks, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 
@@ -163,10 +163,8 @@ class EarlyStoppingWidth(Reproduction):
                 COLORS[i],
                 scale=100,
             )
+        log_ticks(ax, widths)
         ax.set(
-            xscale="log",
-            xticks=widths,
-            xticklabels=[str(w) for w in widths],
             xlabel="hidden width",
             ylabel="test error (%)",
             title="One hidden layer, 15% label noise (MNIST-1D)",

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from regbench.report import load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge, paired_by_seed
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.plots import COLORS, band, log_ticks, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 
@@ -142,14 +142,11 @@ class GnVsBnBatch(Reproduction):
                 COLORS[i],
                 scale=100,
             )
+        log_ticks(ax, batches)
         ax.set(
-            xscale="log",
-            xticks=batches,
-            xticklabels=[str(b) for b in batches],
             xlabel="batch size (rate scaled with it)",
             ylabel="test error (%)",
             title="BN vs GN over batch size (MNIST-1D MLP)",
         )
-        ax.minorticks_off()  # log-axis minor labels would overprint the batch sizes
         ax.legend(fontsize=8)
         return save(fig, out_dir / "gn_vs_bn_batch.png")
