@@ -101,3 +101,26 @@ def test_sigint_during_sweep_then_the_same_study_resumes(experiment, tmp_path):
     statuses = sorted(r.info.status for r in runs_of(experiment))
     assert statuses == ["FINISHED"] * 3 + ["KILLED"]  # parent + 2 trials, and the killed run
     _integrity_ok(db)
+
+
+def test_a_ctrl_c_during_a_store_write_is_held_until_the_write_is_done():
+    """The root of a rare CI failure: a KeyboardInterrupt raised inside SQLAlchemy's commit
+    left a write transaction open, and the run's KILLED bookkeeping then met "database is
+    locked". deferred_sigint() lets the write finish, then raises the KeyboardInterrupt."""
+    from regbench.tracking import deferred_sigint
+
+    before = signal.getsignal(signal.SIGINT)
+    done = []
+    try:
+        with deferred_sigint():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs here; without deferral this raises
+            done.append("write")
+        raise AssertionError("the held Ctrl-C was not delivered")
+    except KeyboardInterrupt:
+        pass
+    assert done == ["write"]
+    assert signal.getsignal(signal.SIGINT) is before
+    with deferred_sigint():  # no signal: nothing raised, handler restored
+        done.append("quiet")
+    assert done == ["write", "quiet"] and signal.getsignal(signal.SIGINT) is before

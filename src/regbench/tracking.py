@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -51,6 +53,33 @@ def install_sqlite_pragmas() -> None:
 
     if not event.contains(Engine, "connect", _sqlite_pragmas):
         event.listen(Engine, "connect", _sqlite_pragmas)
+
+
+@contextmanager
+def deferred_sigint() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives during a store write until the write is done.
+
+    A KeyboardInterrupt raised inside SQLAlchemy's commit can leave the connection in an
+    open write transaction, kept alive by the exception's traceback; on SQLite the run's
+    final FAILED/KILLED bookkeeping then waits on that lock and fails with "database is
+    locked", leaving the run RUNNING. Here the signal is recorded and the previous handler
+    is called once the write has finished. Main thread only (Python delivers signals
+    there); elsewhere, or when SIGINT is not handled by a Python callable, a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):  # ignored, or the C default
+        yield
+        return
+    held: list = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        previous(signal.SIGINT, held[0])
 
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -197,15 +226,22 @@ class TrackedRun:
 
         ts = int(time.time() * 1000)
         batch = [Metric(k, float(v), ts, step) for k, v in metrics.items()]
-        self.client.log_batch(self.run_id, metrics=batch)
+        with deferred_sigint():
+            self.client.log_batch(self.run_id, metrics=batch)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        with deferred_sigint():
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_inputs(self, inputs: list) -> None:
+        with deferred_sigint():
+            self.client.log_inputs(self.run_id, inputs)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        with deferred_sigint():
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def log_text(self, text: str, name: str) -> None:
         with tempfile.TemporaryDirectory() as d:
@@ -219,7 +255,8 @@ def log_params(client, run_id: str, params: Mapping[str, str]) -> None:
 
     items = [Param(k, v[:6000]) for k, v in params.items()]
     for i in range(0, len(items), 100):  # MLflow's per-batch limit
-        client.log_batch(run_id, params=items[i : i + 100])
+        with deferred_sigint():
+            client.log_batch(run_id, params=items[i : i + 100])
 
 
 @contextmanager
@@ -239,7 +276,8 @@ def tracked_run(
         all_tags[PARENT_TAG] = parent_run_id
     if os.environ.get("REGBENCH_SWEEP_ID"):  # set by regbench.sweep.multirun for `train -m` grids
         all_tags.setdefault("sweep.id", os.environ["REGBENCH_SWEEP_ID"])
-    run = client.create_run(exp_id, run_name=name, tags=all_tags)
+    with deferred_sigint():
+        run = client.create_run(exp_id, run_name=name, tags=all_tags)
     tracked = TrackedRun(client, run.info.run_id)
     try:
         if cfg is not None:
@@ -248,10 +286,12 @@ def tracked_run(
         yield tracked
     except BaseException as e:
         status = "FAILED" if isinstance(e, Exception) else "KILLED"
-        client.set_tag(tracked.run_id, ERROR_TAG, f"{type(e).__name__}: {e}"[:5000])
-        client.set_terminated(tracked.run_id, status)
+        with deferred_sigint():  # a second Ctrl-C still lets the run be marked
+            client.set_tag(tracked.run_id, ERROR_TAG, f"{type(e).__name__}: {e}"[:5000])
+            client.set_terminated(tracked.run_id, status)
         raise
-    client.set_terminated(tracked.run_id, "FINISHED")
+    with deferred_sigint():
+        client.set_terminated(tracked.run_id, "FINISHED")
 
 
 MODEL_ARTIFACT = "model.pt"
@@ -359,7 +399,8 @@ def _log_metric_batch(run: TrackedRun, values: Mapping[str, float], step: int) -
 
     ts = int(time.time() * 1000)
     metrics = [Metric(k, v, ts, step) for k, v in values.items()]
-    run.client.log_batch(run.run_id, metrics=metrics, synchronous=True)
+    with deferred_sigint():
+        run.client.log_batch(run.run_id, metrics=metrics, synchronous=True)
 
 
 class _BatchWriter:

@@ -115,7 +115,7 @@ def run(
     with tracking.tracked_run(cfg.experiment_name, name, cfg, tags, parent_run_id) as tracked:
         tracking.log_params(tracked.client, tracked.run_id, extra)
         inputs = lineage.dataset_inputs(splits, cfg.data, tags["data.fingerprint"])
-        tracked.client.log_inputs(tracked.run_id, inputs)
+        tracked.log_inputs(inputs)
         logger = tracking.MlflowEpochLogger(
             tracked, cfg.logger.background, cfg.logger.every_n_epochs
         )

@@ -163,7 +163,7 @@ def _log_extras(run, m: Member, fingerprint: str) -> None:
     n_params = sum(p.numel() for p in m.model.parameters())
     reg = f"[{','.join(m.cfg.get('reg') or {})}]"
     tracking.log_params(run.client, run.run_id, {"model.params": str(n_params), "reg": reg})
-    run.client.log_inputs(run.run_id, lineage.dataset_inputs(m.splits, m.cfg.data, fingerprint))
+    run.log_inputs(lineage.dataset_inputs(m.splits, m.cfg.data, fingerprint))
 
 
 class Shares(CostTimer):
