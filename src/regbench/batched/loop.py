@@ -56,9 +56,18 @@ class Stacked:
 
 def losses(logits: Tensor, y: Tensor) -> Tensor:
     """Per-model mean cross-entropy (S,) of logits (S, B, K) against y (S, B)."""
-    S, B, K = logits.shape
-    ce = F.cross_entropy(logits.reshape(S * B, K), y.reshape(-1), reduction="none")
-    return ce.view(S, B).mean(1)
+    # classes on dim 1, (S, K, B): PyTorch's CPU log-softmax over a last dim of 10
+    # classes runs ~4x slower than over a strided dim, vectorised along the batch
+    return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1)
+
+
+def gather_rows(t: Tensor, perm: Tensor, rows: Tensor) -> Tensor:
+    """``t[rows, perm]`` for t (S, N, ...) and perm (S, N): each model's samples in its
+    own order, as one ``index_select`` on the flattened rows (~3x faster than advanced
+    indexing on two dimensions)."""
+    S, N = t.shape[:2]
+    flat = t.reshape(S * N, *t.shape[2:]).index_select(0, (perm + rows * N).view(-1))
+    return flat.view(S, N, *t.shape[2:])
 
 
 @torch.no_grad()
@@ -116,7 +125,7 @@ class GroupLoop:
         n_batches = limit_batches(-(-N // bs), self.cfg0.trainer.limit_train_batches)
         perm = torch.stack([self.orders[i].order(epoch) for i in self.alive]).to(self.device)
         rows = torch.arange(len(self.alive), device=self.device).unsqueeze(1)
-        x_all, y_all = self.train.x[rows, perm], self.train.y[rows, perm]  # (S, N, ...)
+        x_all, y_all = gather_rows(self.train.x, perm, rows), gather_rows(self.train.y, perm, rows)
         self.opt.set_lr(self.sched.lrs())
         keys = ("loss", "loss_data", "acc", *(f"reg/{k}" for k in self.reg["penalties"]))
         sums = torch.zeros(len(self.alive), len(keys), device=self.device)

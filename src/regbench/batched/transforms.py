@@ -28,17 +28,23 @@ def mixup(x: Tensor, y: Tensor, alpha: Tensor, num_classes: int) -> tuple[Tensor
     return lam_x * x + (1 - lam_x) * x_perm, lam_t * target + (1 - lam_t) * t_perm
 
 
+def log_probs(logits: Tensor) -> Tensor:
+    """Log-softmax of logits (S, B, K) as (S, K, B): classes on dim 1, where PyTorch's CPU
+    kernel vectorises along the batch (over a last dim of 10 classes it is ~4x slower)."""
+    return logits.transpose(1, 2).log_softmax(1)
+
+
 def soft_losses(logits: Tensor, target: Tensor) -> Tensor:
     """Per-model mean cross-entropy (S,) against probability targets (S, B, K)."""
-    return -(target * logits.log_softmax(-1)).sum(-1).mean(1)
+    return -(target.transpose(1, 2) * log_probs(logits)).sum(1).mean(1)
 
 
 def smoothing_gap(logits: Tensor, target: Tensor) -> Tensor:
     """Per-model mean of ``U - CE(t)`` (S,), U the cross-entropy against the uniform
     distribution: label smoothing's loss term over eps (:mod:`regbench.reg.labels`)."""
-    logp = logits.log_softmax(-1)  # (S, B, K)
+    logp = log_probs(logits)  # (S, K, B)
     if target.dim() == 2:
-        data = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        data = -logp.gather(1, target.unsqueeze(1)).squeeze(1)
     else:
-        data = -(target * logp).sum(-1)
-    return (-logp.mean(-1) - data).mean(1)
+        data = -(target.transpose(1, 2) * logp).sum(1)
+    return (-logp.mean(1) - data).mean(1)
