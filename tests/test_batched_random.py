@@ -29,11 +29,12 @@ def test_dropout_masks_per_model_rate_and_independent():
     for s, r in enumerate(rates.flatten().tolist()):
         assert abs(float(g[s].var()) / (r / (1 - r)) - 1) < 0.02
     assert torch.equal(dropout("bernoulli", torch.ones(3, 2, 5), rates, False), torch.ones(3, 2, 5))
-    # DropPath (rate = 1 - survival): one draw per (model, sample), no rescaling; eval * p
-    d = dropout("path", torch.ones(3, n, 4), rates, training=True)
-    assert torch.equal(d, d[:, :, :1].expand_as(d)) and set(d.unique().tolist()) == {0.0, 1.0}
+    # DropPath (rate = 1 - survival): one draw per (model, sample), no rescaling; eval * p.
+    # Activations are feature-major, (S, features, B): a sample's features share the draw.
+    d = dropout("path", torch.ones(3, 4, n), rates, training=True)
+    assert torch.equal(d, d[:, :1, :].expand_as(d)) and set(d.unique().tolist()) == {0.0, 1.0}
     for s, r in enumerate(rates.flatten().tolist()):
-        assert abs(float(d[s, :, 0].mean()) - (1 - r)) < 5 * math.sqrt(r * (1 - r) / n)
+        assert abs(float(d[s, 0, :].mean()) - (1 - r)) < 5 * math.sqrt(r * (1 - r) / n)
     assert torch.allclose(dropout("path", torch.ones(3, 1, 1), rates, False), 1 - rates)
 
 
@@ -70,9 +71,9 @@ def test_dropconnect_masks_per_model_rate(tiny):
     i, (tok, op) = next((i, o) for i, o in enumerate(prog.ops) if o[0].startswith("linear"))
     assert "dc=True" in tok
     torch.manual_seed(0)
-    x = torch.ones(2, 200, 40)  # (S, B, in): one mask per pass, shared by the batch
-    kept = torch.stack([prog._apply(i, tok, op, x, True)[:, 0] for _ in range(50)])
+    x = torch.ones(2, 40, 200)  # (S, in, B), feature-major: one mask per pass, for the batch
+    kept = torch.stack([prog._apply(i, tok, op, x, True)[:, :, 0] for _ in range(50)])
     for s, r in enumerate(rates):
         frac = ((kept[:, s] - 1) * (1 - r) / 40).mean()
         assert abs(float(frac) - (1 - r)) < 0.01
-    assert torch.equal(prog._apply(i, tok, op, x, False), torch.full((2, 200, 32), 41.0))
+    assert torch.equal(prog._apply(i, tok, op, x, False), torch.full((2, 32, 200), 41.0))

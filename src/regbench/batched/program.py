@@ -10,7 +10,11 @@ average over features (LayerNorm, GroupNorm) would see the padding, so their sig
 carries the width: such models only batch with models of the same width.
 
 The forward pass runs the ops of :mod:`regbench.batched.signature` (the leaves of an MLP
-or residual MLP in execution order) on (S, B, features) tensors.
+or residual MLP in execution order) feature-major, on (S, features, B) tensors: a linear
+layer is ``W @ x`` with W as ``nn.Linear`` stores it, so no weight or gradient is ever
+transposed, and the output layer's small dimension (10 classes) is the GEMMs' row count,
+where MKL's batched GEMM is fastest (about 3.5x faster than as the column count).
+Per step this is 10-30% faster than batch-major on this CPU.
 """
 
 from __future__ import annotations
@@ -121,8 +125,8 @@ class StackedMLP:
 
     # --- forward ----------------------------------------------------------------------
     def forward(self, x: Tensor, training: bool) -> Tensor:
-        """(S, B, *input) -> logits (S, B, K)."""
-        x = x.flatten(2)  # (S, B, F)
+        """(S, B, *input) -> logits (S, B, K) (a view of the (S, K, B) result)."""
+        x = x.flatten(2).transpose(1, 2)  # (S, F, B), feature-major
         self.params = self.views(self.flat)  # fresh views: autograd sees this step's values
         skips = []  # inputs of the open residual blocks
         for i, (tok, op) in enumerate(self.ops):
@@ -134,18 +138,18 @@ class StackedMLP:
                 x = self._apply(i, tok, op, x, training)
         if training and any(t.startswith("bn") for t in self.tokens):
             self.n_batches += 1
-        return x
+        return x.transpose(1, 2)
 
     def _apply(self, i: int, tok: str, op: dict, x: Tensor, training: bool) -> Tensor:
         p = self.params
         if tok.startswith("linear"):
-            w = p[op["w"]]  # (S, out, in)
+            w = p[op["w"]]  # (S, out, in), as nn.Linear
             if training and "dc" in op:  # DropConnect: a weight mask per model and pass
                 keep = 1.0 - op["dc"]
                 w = w * torch.bernoulli(keep.expand_as(w)).div_(keep)
             if op["b"] is None:
-                return torch.bmm(x, w.transpose(1, 2))
-            return torch.baddbmm(p[op["b"]].unsqueeze(1), x, w.transpose(1, 2))  # (S, B, out)
+                return torch.bmm(w, x)
+            return torch.baddbmm(p[op["b"]].unsqueeze(2), w, x)  # (S, out, B)
         if tok.startswith("act:"):
             return op["mod"](x)
         if tok.startswith("drop:"):
@@ -155,20 +159,19 @@ class StackedMLP:
         return x
 
     def _norm(self, i: int, tok: str, op: dict, x: Tensor, training: bool) -> Tensor:
-        mod, S, B, H = op["mod"], *x.shape
+        mod, S, H, B = op["mod"], *x.shape
         w = None if op["w"] is None else self.params[op["w"]]
         b = None if op["b"] is None else self.params[op["b"]]
         if tok.startswith("bn"):
-            # Features of all models side by side: (B, S*H); BN is per feature, so this is
-            # exactly S separate BatchNorms (running statistics updated in place).
+            # Features of all models as channels: (1, S*H, B); BN is per feature over the
+            # batch, so this is exactly S separate BatchNorms (running stats in place).
             rm, rv = self.buffers.get((i, "running_mean")), self.buffers.get((i, "running_var"))
             use_batch = training or rm is None
             momentum = mod.momentum
             if momentum is None:  # cumulative average, as nn.BatchNorm1d
                 momentum = 1.0 / (self.n_batches + 1)
-            flat = x.transpose(0, 1).reshape(B, S * H)
             out = F.batch_norm(
-                flat,
+                x.reshape(1, S * H, B),
                 None if rm is None else rm.view(-1),
                 None if rv is None else rv.view(-1),
                 None if w is None else w.reshape(-1),
@@ -177,13 +180,14 @@ class StackedMLP:
                 momentum,
                 mod.eps,
             )
-            return out.view(B, S, H).transpose(0, 1)
+            return out.view(S, H, B)
+        rows = x.transpose(1, 2)  # (S, B, H): LN and GN normalise each sample's features
         if tok.startswith("ln"):
-            out = F.layer_norm(x, (H,), None, None, mod.eps)
+            out = F.layer_norm(rows, (H,), None, None, mod.eps).transpose(1, 2)
         else:  # group norm: every (model, sample) row normalised over its groups
-            out = F.group_norm(x.reshape(S * B, H), mod.num_groups, None, None, mod.eps)
-            out = out.view(S, B, H)
-        return out if w is None else out * w.unsqueeze(1) + b.unsqueeze(1)
+            out = F.group_norm(rows.reshape(S * B, H), mod.num_groups, None, None, mod.eps)
+            out = out.view(S, B, H).transpose(1, 2)
+        return out if w is None else out * w.unsqueeze(2) + b.unsqueeze(2)
 
     # --- back to the models -----------------------------------------------------------
     @torch.no_grad()
@@ -222,12 +226,13 @@ class StackedMLP:
 def dropout(kind: str, x: Tensor, rate: Tensor, training: bool) -> Tensor:
     """The dropout family of :mod:`regbench.reg.dropout` and DropPath
     (:mod:`regbench.reg.depth`, ``rate`` = 1 - survival) with one rate per model
-    (``rate``: (S, 1, 1)) and independent masks per model and unit (per sample for DropPath)."""
+    (``rate``: (S, 1, 1)) and independent masks per model and unit (per sample for DropPath),
+    on feature-major x (S, features, B)."""
     if kind == "path":  # stochastic depth: a branch kept per (model, sample), no rescaling
         keep = 1.0 - rate
         if not training:
             return x * keep
-        return x * torch.bernoulli(keep.expand(x.shape[0], x.shape[1], 1))
+        return x * torch.bernoulli(keep.expand(x.shape[0], 1, x.shape[2]))
     if kind == "vanilla" and not training:
         return x * (1.0 - rate)
     if not training:
