@@ -1,9 +1,11 @@
-"""The epoch logger: one store round trip per epoch, the same history whether a writer
-thread or the training thread writes it, and writer errors that reach the caller."""
+"""The epoch logger: an epoch's metrics in one batch with one time stamp, writes at most
+every ``logger.flush_every_s`` seconds with the same history, the same history whether a
+writer thread or the training thread writes it, and writer errors that reach the caller."""
 
 from __future__ import annotations
 
 import pytest
+import pytorch_lightning as pl
 from mlflow.exceptions import MlflowException
 
 from regbench.tracking import MlflowEpochLogger, get_client, tracked_run
@@ -48,3 +50,34 @@ def test_every_n_epochs_logs_those_epochs_and_the_last(tiny, experiment):
     for key in ("train/loss", "train/acc", "val/loss", "val/acc"):
         assert [m.step for m in hist[key]] == [1, 3, 4], key
     assert "test/acc" in hist and hist["train/loss"][-1].value == out["train/loss"]
+
+
+class _Peek(pl.Callback):
+    """How many val/acc points the store holds at each epoch's end, during training."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        history = get_client().get_metric_history(trainer.logger.version, "val/acc")
+        self.seen.append(len(history))
+
+
+def test_flush_every_s_writes_epochs_later_with_the_same_history(tiny, experiment):
+    peeks = {0: _Peek(), 3600: _Peek()}
+    runs = {
+        s: run(
+            tiny("trainer.max_epochs=5", f"logger.flush_every_s={s}", experiment_name=experiment),
+            callbacks=[peeks[s]],
+        )["run_id"]
+        for s in peeks
+    }
+    every, held = (_history(runs[s]) for s in (0, 3600))
+    assert {k: [(m.step, m.value) for m in v] for k, v in every.items()} == {
+        k: [(m.step, m.value) for m in v] for k, v in held.items()
+    }
+    assert [m.step for m in held["val/acc"]] == [0, 1, 2, 3, 4]
+    assert peeks[0].seen[-1] >= 4  # written as the epochs end
+    assert max(peeks[3600].seen) <= 1  # the first epoch at once, the rest when fit ends
+    # each epoch keeps the time it was logged, not the time it was written
+    assert len({m.timestamp for m in held["val/acc"]}) >= 2

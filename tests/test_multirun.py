@@ -63,7 +63,7 @@ def test_callback_makes_jobs_children_and_fails_parent_on_failed_job(tiny, exper
     assert parent.data.tags["sweep.overrides"] == "model.width=16,32"
 
 
-def test_train_multirun_grid_shares_one_parent(experiment, tmp_path):
+def _train_m(experiment: str, tmp_path, *grid: str, env: dict | None = None):
     cmd = [
         sys.executable,
         "-m",
@@ -72,22 +72,54 @@ def test_train_multirun_grid_shares_one_parent(experiment, tmp_path):
         "-m",
         *TINY,
         "trainer=fast",
-        "model.width=16,32",
+        *grid,
         f"experiment_name={experiment}",
         f"hydra.sweep.dir={tmp_path}",
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}
+    )
     runs = runs_of(experiment)
     [parent] = [r for r in runs if r.data.tags.get("sweep.role") == "parent"]
     children = [r for r in runs if r is not parent]
+    for c in children:
+        assert c.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert c.data.tags["sweep.id"] == parent.data.tags["sweep.id"]
+    assert f"MLflow parent run {parent.info.run_id}" in done.stdout
+    return done, parent, children
+
+
+def test_train_multirun_grid_shares_one_parent(experiment, tmp_path):
+    """The default launcher (hydra/launcher=batched) trains the grid as one group."""
+    done, parent, children = _train_m(experiment, tmp_path, "model.width=16,32")
+    assert done.returncode == 0, done.stderr[-3000:]
     assert parent.info.status == "FINISHED" and len(children) == 2
     assert sorted(c.data.params["model.width"] for c in children) == ["16", "32"]
     for c in children:
         assert c.info.status == "FINISHED"
-        assert c.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert c.data.tags["sweep.id"] == parent.data.tags["sweep.id"]
-    assert f"MLflow parent run {parent.info.run_id}" in done.stdout
+        assert c.data.tags["regbench.exec"] == "batched"
+        assert c.data.metrics["test/acc"] > 0
+
+
+def test_train_multirun_a_diverging_job_fails_alone_and_fails_the_parent(experiment, tmp_path):
+    grid = ["experiment=model_double_descent", "trainer.max_epochs=1"]
+    done, parent, children = _train_m(
+        experiment, tmp_path, *grid, "trainer.limit_train_batches=1.0", "optim.lr=0.01,1e6"
+    )
+    assert done.returncode == 1  # Hydra reports the failed job, as with its basic launcher
+    assert "FloatingPointError: train/loss became nan at epoch 0" in done.stderr
+    assert "Traceback" not in done.stderr
+    status = {c.data.params["optim.lr"]: c.info.status for c in children}
+    assert status == {"0.01": "FINISHED", "1000000.0": "FAILED"}
+    assert parent.info.status == "FAILED"
+
+
+def test_train_multirun_one_by_one_with_batching_off(experiment, tmp_path):
+    env = {"REGBENCH_BATCHED": "0"}
+    done, parent, children = _train_m(experiment, tmp_path, "model.width=16,32", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert parent.info.status == "FINISHED" and len(children) == 2
+    assert all("regbench.exec" not in c.data.tags for c in children)  # train.run, alone
 
 
 def compose_hydra(*overrides: str):

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -331,20 +331,33 @@ class MlflowEpochLogger(Logger):
     or epochs ``n-1, 2n-1, ...`` and the last one with ``every_n_epochs=n``.
 
     Lightning reports an epoch in two calls (the validation metrics, then the training
-    metrics); they are merged into one ``log_batch`` per epoch, since each call costs a
-    database round trip (~5 ms of SQLAlchemy work on the SQLite store). With
+    metrics); they are merged into one epoch, stamped when it is complete. Epochs are
+    written with their stamps in one ``log_batch`` at most every ``flush_every_s`` seconds
+    (the first at once; 0: every epoch), and at the end of fit and of test, on an
+    interrupt or an error (Lightning finalizes the logger then): a write costs a database
+    round trip (~5 ms of SQLAlchemy work on the SQLite store) whatever its size, and a
+    batched group of S runs would otherwise pay S of them every epoch. With
     ``background=True`` the batches are written by one writer thread, so training does
     not wait for the store; :meth:`finalize` waits for the last batch and re-raises any
     error the writer met.
     """
 
-    def __init__(self, run: TrackedRun, background: bool = False, every_n_epochs: int = 1) -> None:
+    def __init__(
+        self,
+        run: TrackedRun,
+        background: bool = False,
+        every_n_epochs: int = 1,
+        flush_every_s: float = 0.0,
+    ) -> None:
         super().__init__()
         self.run = run
         self.every_n_epochs = max(1, int(every_n_epochs))
+        self.flush_every_s = float(flush_every_s)
         self.last: dict[str, float] = {}  # latest value of every metric logged
         self._step: int | None = None
         self._buffer: dict[str, float] = {}
+        self._pending: list[tuple[str, float, int, int]] = []  # (key, value, ms, step)
+        self._written = float("-inf")  # monotonic time of the last write
         self._writer = _BatchWriter(run) if background else None
 
     @property
@@ -377,30 +390,42 @@ class MlflowEpochLogger(Logger):
         if self.every_n_epochs == 1 and any(k.startswith("train/") for k in values):
             self.flush()
 
-    def flush(self) -> None:
-        """Send the buffered epoch to the store (or to the writer thread)."""
-        if not self._buffer:
+    def flush(self, force: bool = False) -> None:
+        """Close the buffered epoch; write what is pending if ``flush_every_s`` has passed
+        since the last write (or ``force``)."""
+        if self._buffer:
+            batch, self._buffer = self._buffer, {}
+            ms, step = int(time.time() * 1000), self._step or 0
+            self._pending += [(k, v, ms, step) for k, v in batch.items()]
+        if not self._pending:
             return
-        batch, self._buffer = self._buffer, {}
-        if self._writer is not None:
-            self._writer.put(batch, self._step or 0)
-        else:
-            _log_metric_batch(self.run, batch, self._step or 0)
+        if force or time.monotonic() - self._written >= self.flush_every_s:
+            items, self._pending = self._pending, []
+            self._written = time.monotonic()
+            if self._writer is not None:
+                self._writer.put(items)
+            else:
+                _log_metric_items(self.run, items)
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
-        self.flush()
+        self.flush(force=True)
         if self._writer is not None:
             self._writer.join()
 
 
-def _log_metric_batch(run: TrackedRun, values: Mapping[str, float], step: int) -> None:
+MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+
+
+def _log_metric_items(run: TrackedRun, items: Sequence[tuple[str, float, int, int]]) -> None:
     from mlflow.entities import Metric
 
-    ts = int(time.time() * 1000)
-    metrics = [Metric(k, v, ts, step) for k, v in values.items()]
-    with deferred_sigint():
-        run.client.log_batch(run.run_id, metrics=metrics, synchronous=True)
+    metrics = [Metric(k, v, ms, step) for k, v, ms, step in items]
+    for i in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+        with deferred_sigint():
+            run.client.log_batch(
+                run.run_id, metrics=metrics[i : i + MAX_METRICS_PER_BATCH], synchronous=True
+            )
 
 
 class _BatchWriter:
@@ -417,20 +442,18 @@ class _BatchWriter:
         self._error: BaseException | None = None
 
     def _loop(self) -> None:
-        while (item := self._queue.get()) is not None:
+        while (items := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    _log_metric_batch(self.run, *item)
+                    _log_metric_items(self.run, items)
                 except BaseException as e:  # re-raised in the training thread by join()
                     self._error = e
 
-    def put(self, values: Mapping[str, float], step: int) -> None:
-        import threading
-
+    def put(self, items: list[tuple[str, float, int, int]]) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="regbench-mlflow", daemon=True)
             self._thread.start()
-        self._queue.put((dict(values), step))
+        self._queue.put(items)
 
     def join(self) -> None:
         if self._thread is not None:

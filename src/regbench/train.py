@@ -117,7 +117,10 @@ def run(
         inputs = lineage.dataset_inputs(splits, cfg.data, tags["data.fingerprint"])
         tracked.log_inputs(inputs)
         logger = tracking.MlflowEpochLogger(
-            tracked, cfg.logger.background, cfg.logger.every_n_epochs
+            tracked,
+            cfg.logger.background,
+            cfg.logger.every_n_epochs,
+            cfg.logger.get("flush_every_s", 0.0),
         )
         timer = cost.timer(cfg.trainer)
         trainer = make_trainer(cfg, logger, [*module.reg.callbacks, *callbacks, timer])

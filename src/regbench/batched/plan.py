@@ -43,6 +43,12 @@ PENALTIES, CONSTRAINTS = ("l1", "l2", "elastic_net"), ("max_norm", "frobenius_bo
 # A step's fixed cost (~40 small ops and the autograd walk, a few tenths of a ms on one core)
 # in parameters whose arithmetic (6 * batch * params flops) takes as long: an estimate.
 OVERHEAD = 20_000
+# Each model of a group adds work that does not scale with its parameters (its run's
+# MLflow writes, its order and masks, its share of the loss and metric ops): ~1.3 ms per
+# epoch of model_double_descent on one core, the arithmetic time of ~3,000 parameters
+# (fitted to that reproduction's group timings). It does not change where widths are cut
+# (a model pays it in any group), only the cost estimate that orders the groups.
+MODEL_OVERHEAD = 3_000
 MAX_GROUP = 64
 EXEC_TAG = "regbench.exec"
 
@@ -153,6 +159,11 @@ def group_key(m: Member) -> tuple:
 
 def n_params(m: Member) -> int:
     return sum(p.numel() for p in m.model.parameters())
+
+
+def group_cost(n_models: int, max_params: int) -> int:
+    """A group's estimated cost per step, in parameters' worth of arithmetic."""
+    return OVERHEAD + n_models * (MODEL_OVERHEAD + max_params)
 
 
 def cut_by_width(members: list[Member], overhead: int = OVERHEAD) -> list[list[Member]]:

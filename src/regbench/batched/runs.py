@@ -108,8 +108,9 @@ def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Resu
             opened.append(cm)
             _log_extras(run, m, t["data.fingerprint"])
             run.set_tags(tracking.environment_tags(str(device)))
-            every = m.cfg.logger.get("every_n_epochs", 1)
-            loggers.append(tracking.MlflowEpochLogger(run, m.cfg.logger.background, every))
+            lg = m.cfg.logger
+            every, flush_s = lg.get("every_n_epochs", 1), lg.get("flush_every_s", 0.0)
+            loggers.append(tracking.MlflowEpochLogger(run, lg.background, every, flush_s))
             m.module.model.to(device)
         loop = GroupLoop(members, device)
         timers = [Shares(m.cfg.trainer) for m in members]
