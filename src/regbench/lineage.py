@@ -1,4 +1,5 @@
-"""A run's data as MLflow dataset inputs: the UI's Dataset column and lineage view.
+"""Where a run comes from: its data as MLflow dataset inputs (the UI's Dataset column and
+lineage view) and its code and library versions as tags (:func:`environment_tags`).
 
 One input per split (context ``train``/``val``/``test``), with the data set's name, a
 digest of the split's tensors (so two runs trained on the same data show the same
@@ -9,7 +10,11 @@ its shape as the profile.
 
 from __future__ import annotations
 
+import platform
+import subprocess
 from pathlib import Path
+
+from regbench.paths import ROOT
 
 
 def dataset_inputs(splits, data_cfg, train_digest: str | None = None) -> list:
@@ -57,3 +62,30 @@ def dataset_inputs(splits, data_cfg, train_digest: str | None = None) -> list:
         )
         out.append(DatasetInput(ds, tags=[InputTag("mlflow.data.context", split)]))
     return out
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def environment_tags(device: str = "cpu") -> dict[str, str]:
+    import mlflow
+    import pytorch_lightning
+    import torch
+
+    commit = _git("rev-parse", "HEAD") or "unknown"
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git.commit": commit,
+        "git.dirty": str(bool(dirty)).lower() if commit != "unknown" else "unknown",
+        "version.python": platform.python_version(),
+        "version.torch": torch.__version__,
+        "version.lightning": pytorch_lightning.__version__,
+        "version.mlflow": mlflow.__version__,
+        "version.regbench": __import__("regbench").__version__,
+        "device": device,
+    }

@@ -16,6 +16,7 @@ from regbench.data import build_data
 from regbench.data.batches import limit_batches
 from regbench.data.module import TensorDataModule
 from regbench.diagnostics import DiagData, diagnostics_callback
+from regbench.epoch_logger import MlflowEpochLogger
 from regbench.errors import ConfigError, positive_int
 from regbench.module import RegModule
 from regbench.nn import build_model
@@ -116,7 +117,7 @@ def run(
         tracking.log_params(tracked.client, tracked.run_id, extra)
         inputs = lineage.dataset_inputs(splits, cfg.data, tags["data.fingerprint"])
         tracked.log_inputs(inputs)
-        logger = tracking.MlflowEpochLogger(
+        logger = MlflowEpochLogger(
             tracked,
             cfg.logger.background,
             cfg.logger.every_n_epochs,
@@ -124,7 +125,7 @@ def run(
         )
         timer = cost.timer(cfg.trainer)
         trainer = make_trainer(cfg, logger, [*module.reg.callbacks, *callbacks, timer])
-        tracked.set_tags(tracking.environment_tags(str(trainer.strategy.root_device)))
+        tracked.set_tags(lineage.environment_tags(str(trainer.strategy.root_device)))
         t0 = time.perf_counter()
         try:
             trainer.fit(module, datamodule=datamodule)

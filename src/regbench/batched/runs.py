@@ -3,7 +3,7 @@
 For every member, :func:`run_members` opens the same run ``train.run`` opens (name from
 the varied axes, params from the resolved config, ``config.yaml``, the data fingerprint,
 parameter count and environment tags) plus ``regbench.exec=batched``, and logs through
-the same :class:`~regbench.tracking.MlflowEpochLogger` in the order Lightning calls it:
+the same :class:`~regbench.epoch_logger.MlflowEpochLogger` in the order Lightning calls it:
 each epoch's val then train metrics, the diagnostics at the last epoch's step, the test
 metrics at step ``max_epochs``. A member that fails ends FAILED with its reason; the
 others finish. Members that cannot batch run through ``train.run`` one by one, tagged
@@ -18,9 +18,10 @@ from collections.abc import Sequence
 import torch
 from omegaconf import DictConfig
 
-from regbench import tracking
+from regbench import lineage, tracking
 from regbench.batched.plan import EXEC_TAG, Member, make_groups, reg_plan, unbatchable
 from regbench.cost import CostTimer, timer
+from regbench.epoch_logger import MlflowEpochLogger
 
 Result = dict | BaseException
 
@@ -107,10 +108,10 @@ def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Resu
             run = cm.__enter__()
             opened.append(cm)
             _log_extras(run, m, t["data.fingerprint"])
-            run.set_tags(tracking.environment_tags(str(device)))
+            run.set_tags(lineage.environment_tags(str(device)))
             lg = m.cfg.logger
             every, flush_s = lg.get("every_n_epochs", 1), lg.get("flush_every_s", 0.0)
-            loggers.append(tracking.MlflowEpochLogger(run, lg.background, every, flush_s))
+            loggers.append(MlflowEpochLogger(run, lg.background, every, flush_s))
             m.module.model.to(device)
         loop = GroupLoop(members, device)
         timers = [Shares(m.cfg.trainer) for m in members]
@@ -159,8 +160,6 @@ def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Resu
 def _log_extras(run, m: Member, fingerprint: str) -> None:
     """What ``train.run`` logs beside the config: the size and the reg list as params,
     the data set as MLflow dataset inputs."""
-    from regbench import lineage
-
     n_params = sum(p.numel() for p in m.model.parameters())
     reg = f"[{','.join(m.cfg.get('reg') or {})}]"
     tracking.log_params(run.client, run.run_id, {"model.params": str(n_params), "reg": reg})

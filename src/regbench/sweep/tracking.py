@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import optuna
 from optuna.trial import TrialState
 
-from regbench import tracking
+from regbench import lineage, tracking
 from regbench.sweep.objective import FAIL_REASON, INTERRUPTED, ROLE_TAG, STUDY_TAG, TRIAL_TAG
 from regbench.sweep.spec import StudySpec
 
@@ -64,7 +64,7 @@ def parent_run(client, exp_id: str, spec: StudySpec, study_name: str, kind: str)
             f"over seeds {list(spec.seeds)}): one child run per trial and seed. "
             f"Seed-averaged table and figures: `regbench compare {study_name}`."
         ),
-        **tracking.environment_tags(),
+        **lineage.environment_tags(),
     }
     run = retry_locked(lambda: client.create_run(exp_id, run_name=study_name, tags=tags))
     run_id = run.info.run_id
