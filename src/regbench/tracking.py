@@ -101,7 +101,37 @@ def get_client():
     if uri == default_tracking_uri():
         mlruns_dir().mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
-    return mlflow.MlflowClient(tracking_uri=uri)
+    if uri in _OPENED:
+        return mlflow.MlflowClient(tracking_uri=uri)
+    with _store_lock(uri):  # the client opens the store (and creates a fresh one's tables)
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
+    _OPENED.add(uri)
+    return client
+
+
+_OPENED: set[str] = set()
+
+
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """An exclusive file lock beside a SQLite store while a process first opens it. On a
+    fresh store MLflow creates its tables by Alembic migrations, which two processes
+    starting at once (a sweep's workers, a run and a test watching it) interleave into
+    "table _alembic_tmp_experiments already exists"; under the lock the first process
+    creates the tables and the others find them made. Servers and other databases: no
+    lock."""
+    db = Path(uri.removeprefix("sqlite:///").split("?")[0])
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        fcntl = None
+    if not uri.startswith("sqlite:///") or fcntl is None or not db.parent.is_dir():
+        yield
+        return
+    with open(db.with_name(db.name + ".init-lock"), "w") as lock, deferred_sigint():
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 # MLflow 3.x opens an experiment on the view its kind names; without the tag the UI
