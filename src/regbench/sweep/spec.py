@@ -25,6 +25,9 @@ every trial trains and how their results aggregate, the sampler, the pruner, the
 With ``sampler: grid`` every parameter must be categorical; the study runs the product
 of the choices once each (the Optuna GridSampler's semantics, implemented by enqueueing
 the missing points so that a rerun retries failed ones and skips completed ones).
+
+The ``space:`` entries are parsed by :mod:`regbench.sweep.space`; this module checks the
+rest of the file.
 """
 
 from __future__ import annotations
@@ -41,6 +44,12 @@ from typing import Any
 import yaml
 
 from regbench.errors import ConfigError, choice, positive_int
+
+# The search space lives in regbench.sweep.space; GRID_POINT and hydra_value are
+# re-exported, so that they stay importable from here.
+from regbench.sweep.space import GRID_POINT as GRID_POINT
+from regbench.sweep.space import Param, finite_number, parse_param
+from regbench.sweep.space import hydra_value as hydra_value
 
 TOP_KEYS = {
     "name",
@@ -61,142 +70,10 @@ AGGREGATES = {"mean": statistics.fmean, "median": statistics.median, "min": min,
 SAMPLERS = {"tpe", "random", "grid"}
 PRUNERS = {"median", "hyperband", "none"}
 METRIC_PREFIXES = ("train/", "val/", "test/", "diag/")
-GRID_POINT = "grid_point"  # user attr of a queued grid trial: its values as queued
-
-
-def hydra_value(v: Any) -> str:
-    """A Python value as a Hydra override value: ``[linear,norm,act]``, ``true``, ``1e-05``."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "null"
-    if isinstance(v, int | float | str):
-        return repr(v) if isinstance(v, float) else str(v)
-    if isinstance(v, list | tuple):
-        return "[" + ",".join(hydra_value(x) for x in v) + "]"
-    raise ConfigError(f"value {v!r} cannot be written as a Hydra override (use a scalar or list)")
-
-
-def _storable(v: Any) -> Any:
-    """Optuna stores categorical choices as JSON scalars: lists become their override text."""
-    return hydra_value(v) if isinstance(v, list | tuple) else v
-
-
-def _number(key: str, v: Any) -> float:
-    try:  # YAML 1.1 reads ``1e-4`` (no dot) as a string
-        out = float(v)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key}={v!r} is not a number") from None
-    if not math.isfinite(out):
-        raise ConfigError(f"{key}={v!r} must be finite")
-    return out
-
-
-@dataclass(frozen=True)
-class Param:
-    """One search-space axis: a config key (or a label of named override sets)."""
-
-    key: str
-    kind: str  # float | int | categorical
-    low: float = 0.0
-    high: float = 0.0
-    log: bool = False
-    step: float | None = None
-    choices: tuple = ()  # categorical, as stored by Optuna
-    bundles: dict[str, tuple[str, ...]] = field(default_factory=dict)  # named choices
-
-    def suggest(self, trial, grid: bool = False) -> Any:
-        if grid:
-            return self._suggest_grid(trial)
-        if self.kind == "float":
-            return trial.suggest_float(self.key, self.low, self.high, log=self.log, step=self.step)
-        if self.kind == "int":
-            return trial.suggest_int(
-                self.key, int(self.low), int(self.high), log=self.log, step=int(self.step or 1)
-            )
-        return trial.suggest_categorical(self.key, list(self.choices))
-
-    def _suggest_grid(self, trial) -> Any:
-        """A grid point is an enqueued trial with fixed params; record it so that a later,
-        larger grid stays compatible: Optuna refuses a categorical parameter whose choices
-        changed, but accepts numeric ones over a new range."""
-        nums = [c for c in self.choices if isinstance(c, int | float) and not isinstance(c, bool)]
-        if len(nums) == len(self.choices) and not self.bundles:
-            if all(isinstance(c, int) for c in nums):
-                return trial.suggest_int(self.key, min(nums), max(nums))
-            return trial.suggest_float(self.key, float(min(nums)), float(max(nums)))
-        try:
-            return trial.suggest_categorical(self.key, list(self.choices))
-        except ValueError:  # choices grew since the study began: keep the point unrecorded
-            return trial.user_attrs[GRID_POINT][self.key]
-
-    def overrides(self, value: Any) -> list[str]:
-        if self.bundles:
-            return list(self.bundles[value])
-        return [f"{self.key}={hydra_value(value)}"]
-
-    def examples(self) -> list[Any]:
-        """Values to compose once in the parent, to catch unknown keys before any trial."""
-        return list(self.choices) if self.kind == "categorical" else [self.low, self.high]
-
-
-def parse_param(key: str, raw: Any) -> Param:
-    where = f"space.{key}"
-    if isinstance(raw, list):
-        raw = {"type": "categorical", "choices": raw}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must be a list of choices or a mapping with 'type'")
-    kind = raw.get("type")
-    choice(f"{where}.type", kind, {"float", "int", "categorical"})
-    allowed = (
-        {"type", "choices"} if kind == "categorical" else {"type", "low", "high", "log", "step"}
-    )
-    for k in raw:
-        choice(f"{where} key", k, allowed)
-    if kind == "categorical":
-        raw_choices = raw.get("choices")
-        if isinstance(raw_choices, dict):  # named choices: label -> overrides
-            if not raw_choices:
-                raise ConfigError(f"{where}.choices must not be empty")
-            bundles = {
-                str(label): _bundle(f"{where}.choices.{label}", ov)
-                for label, ov in raw_choices.items()
-            }
-            return Param(key, kind, choices=tuple(bundles), bundles=bundles)
-        if not isinstance(raw_choices, list) or not raw_choices:
-            raise ConfigError(
-                f"{where}.choices must be a non-empty list (or a mapping of named override sets)"
-            )
-        choices = tuple(_storable(c) for c in raw_choices)
-        if len(set(map(json.dumps, choices))) != len(choices):
-            raise ConfigError(f"{where}.choices={list(raw_choices)} has duplicates")
-        return Param(key, kind, choices=choices)
-    for k in ("low", "high"):
-        if k not in raw:
-            raise ConfigError(f"{where}.{k} is missing (a {kind} parameter needs low and high)")
-    low, high = _number(f"{where}.low", raw["low"]), _number(f"{where}.high", raw["high"])
-    log = bool(raw.get("log", False))
-    step = None if raw.get("step") is None else _number(f"{where}.step", raw["step"])
-    if kind == "int" and (low != int(low) or high != int(high)):
-        raise ConfigError(f"{where}: low={low:g} and high={high:g} must be integers")
-    if low >= high:
-        raise ConfigError(f"{where}: low={low:g} must be below high={high:g}")
-    if log and low <= 0:
-        raise ConfigError(f"{where}: low={low:g} must be > 0 with log: true")
-    if log and step is not None and kind == "float":
-        raise ConfigError(f"{where}: step and log: true cannot be combined")
-    return Param(key, kind, low=low, high=high, log=log, step=step)
-
-
-def _bundle(where: str, raw: Any) -> tuple[str, ...]:
-    if isinstance(raw, dict):
-        return tuple(f"{k}={hydra_value(v)}" for k, v in raw.items())
-    if isinstance(raw, list) and all(isinstance(o, str) and "=" in o for o in raw):
-        return tuple(raw)
-    raise ConfigError(f"{where} must map config keys to values, or list 'key=value' overrides")
 
 
 def _kind_and_kwargs(where: str, raw: Any, allowed: set[str], default: str) -> dict:
+    """A sampler or pruner: a name, or a mapping of ``kind`` and its arguments."""
     raw = {"kind": raw} if isinstance(raw, str) else dict(raw or {"kind": default})
     choice(f"{where}.kind", raw.get("kind", default), allowed)
     raw.setdefault("kind", default)
@@ -254,15 +131,55 @@ class StudySpec:
 
 
 def parse_spec(raw: dict, name: str, text: str = "") -> StudySpec:
-    """Validate a study mapping; every error names the offending key."""
+    """Validate a study mapping; every error names the offending key. The sections are
+    checked in a fixed order, so that a file with several errors reports the same one."""
     if not isinstance(raw, dict):
         raise ConfigError(f"study file {name!r} must be a mapping of the keys: {sorted(TOP_KEYS)}")
     for k in raw:
         choice("study key", k, TOP_KEYS)
-    overrides = raw.get("overrides") or []
+    overrides = _overrides(raw.get("overrides") or [])
+    metric, direction = _objective(raw.get("objective"))
+    seeds = _seeds(raw.get("seeds", [0]))
+    aggregate = raw.get("aggregate", "mean")
+    choice("aggregate", aggregate, set(AGGREGATES))
+    sampler = _kind_and_kwargs("sampler", raw.get("sampler"), SAMPLERS, "tpe")
+    pruner = _kind_and_kwargs("pruner", raw.get("pruner"), PRUNERS, "none")
+    space_raw = raw.get("space")
+    if not isinstance(space_raw, dict) or not space_raw:
+        raise ConfigError("space must be a non-empty mapping of config keys to parameters")
+    space = [parse_param(str(k), v) for k, v in space_raw.items()]
+    n_trials, timeout = _budget(raw.get("n_trials"), raw.get("timeout"), sampler, space)
+    interval, grace = _heartbeat(raw.get("heartbeat") or {})
+    exp = raw.get("experiment_name")
+    return StudySpec(
+        name=str(raw.get("name") or name),
+        overrides=overrides,
+        metric=metric,
+        direction=direction,
+        seeds=seeds,
+        space=space,
+        aggregate=aggregate,
+        sampler=sampler,
+        pruner=pruner,
+        n_trials=n_trials,
+        timeout=None if timeout is None else float(timeout),
+        experiment_name=None if exp is None else str(exp),
+        heartbeat_interval=interval,
+        grace_period=grace,
+        text=text,
+    )
+
+
+def _overrides(overrides: Any) -> list[str]:
+    """The base overrides, as a fresh list (the study spec must not share the raw one)."""
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         raise ConfigError(f"overrides={overrides!r} must be a list of 'key=value' strings")
-    obj = raw.get("objective")
+    return list(overrides)
+
+
+def _objective(obj: Any) -> tuple[str, str]:
+    """The metric and direction; an accuracy is maximized and anything else minimized
+    unless the direction is given."""
     if not isinstance(obj, dict) or "metric" not in obj:
         raise ConfigError("objective must be a mapping like {metric: val/acc, direction: maximize}")
     for k in obj:
@@ -275,7 +192,11 @@ def parse_spec(raw: dict, name: str, text: str = "") -> StudySpec:
         )
     direction = obj.get("direction", "maximize" if metric.endswith("acc") else "minimize")
     choice("objective.direction", direction, {"maximize", "minimize"})
-    seeds = raw.get("seeds", [0])
+    return metric, direction
+
+
+def _seeds(seeds: Any) -> list[int]:
+    """A count ``n`` means seeds ``0 .. n-1``; a list must hold distinct integers."""
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         positive_int("seeds", seeds)
         seeds = list(range(seeds))
@@ -286,15 +207,12 @@ def parse_spec(raw: dict, name: str, text: str = "") -> StudySpec:
         or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
     ):
         raise ConfigError(f"seeds={seeds!r} must be a count or a list of distinct integers")
-    aggregate = raw.get("aggregate", "mean")
-    choice("aggregate", aggregate, set(AGGREGATES))
-    sampler = _kind_and_kwargs("sampler", raw.get("sampler"), SAMPLERS, "tpe")
-    pruner = _kind_and_kwargs("pruner", raw.get("pruner"), PRUNERS, "none")
-    space_raw = raw.get("space")
-    if not isinstance(space_raw, dict) or not space_raw:
-        raise ConfigError("space must be a non-empty mapping of config keys to parameters")
-    space = [parse_param(str(k), v) for k, v in space_raw.items()]
-    n_trials, timeout = raw.get("n_trials"), raw.get("timeout")
+    return seeds
+
+
+def _budget(n_trials: Any, timeout: Any, sampler: dict, space: list[Param]) -> tuple[Any, Any]:
+    """``n_trials`` and ``timeout`` as given (at least one of them); a grid's trial count
+    is its number of points, so it needs categorical axes and no other count."""
     if sampler["kind"] == "grid":
         for p in space:
             if p.kind != "categorical":
@@ -311,11 +229,16 @@ def parse_spec(raw: dict, name: str, text: str = "") -> StudySpec:
         n_trials = n_grid
     if n_trials is not None:
         positive_int("n_trials", n_trials)
-    if timeout is not None and (_number("timeout", timeout) <= 0):
+    if timeout is not None and (finite_number("timeout", timeout) <= 0):
         raise ConfigError(f"timeout={timeout!r} must be a positive number of seconds")
     if n_trials is None and timeout is None:
         raise ConfigError("give n_trials or timeout (or both)")
-    hb = raw.get("heartbeat") or {}
+    return n_trials, timeout
+
+
+def _heartbeat(hb: dict) -> tuple[int, int]:
+    """The heartbeat interval and grace period (default: three intervals); a running trial
+    whose last heartbeat is older than the grace period is taken for a dead worker's."""
     for k in hb:
         choice("heartbeat key", k, {"interval", "grace_period"})
     interval = hb.get("interval", 10)
@@ -326,24 +249,7 @@ def parse_spec(raw: dict, name: str, text: str = "") -> StudySpec:
         raise ConfigError(
             f"heartbeat.grace_period={grace} must exceed heartbeat.interval={interval}"
         )
-    exp = raw.get("experiment_name")
-    return StudySpec(
-        name=str(raw.get("name") or name),
-        overrides=list(overrides),
-        metric=metric,
-        direction=direction,
-        seeds=seeds,
-        space=space,
-        aggregate=aggregate,
-        sampler=sampler,
-        pruner=pruner,
-        n_trials=n_trials,
-        timeout=None if timeout is None else float(timeout),
-        experiment_name=None if exp is None else str(exp),
-        heartbeat_interval=interval,
-        grace_period=grace,
-        text=text,
-    )
+    return interval, grace
 
 
 def load_spec(path: str | Path) -> StudySpec:

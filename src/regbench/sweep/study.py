@@ -7,8 +7,9 @@
 Layout: the parent process validates the study, creates the Optuna study and the MLflow
 parent run (both SQLite databases are initialised here, before any worker touches them),
 enqueues the missing points of a grid, then runs worker 0 itself and ``N - 1`` spawned
-workers (:mod:`regbench.sweep.worker`), each with ``cores // N`` torch threads. At the end
-it marks runs of dead workers KILLED, prints the trial table and logs Optuna's plots.
+workers (:mod:`regbench.sweep.worker`, started and joined by :mod:`regbench.sweep.pool`),
+each with ``cores // N`` torch threads. At the end it marks runs of dead workers KILLED,
+prints the trial table and logs Optuna's plots.
 
 Storage: ``sqlite:///<repo>/mlruns/optuna.db`` by default. Rerunning the same command
 resumes the study. For several machines, give every machine the same command with
@@ -19,7 +20,6 @@ shared MLflow server or database).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -81,50 +81,18 @@ def run_study(
     verbose: bool = True,
 ) -> optuna.Study:
     """Run (or resume) a study to its budget; returns the Optuna study."""
-    from regbench.sweep.tracking import finish_parent, kill_orphans, log_plots, trial_table
-    from regbench.sweep.worker import (
-        WorkerContext,
-        make_pruner,
-        make_sampler,
-        quiet_libraries,
-        study_lock,
-    )
+    from regbench.sweep.worker import WorkerContext, make_pruner, make_sampler, quiet_libraries
 
-    positive_int("--n-jobs", n_jobs)
-    if timeout is not None and not timeout > 0:
-        raise ConfigError(f"--timeout={timeout!r} is not valid; it must be a number of seconds > 0")
-    if storage is not None:
-        from regbench.sweep.worker import check_storage_url
-
-        check_storage_url(storage)
-    if n_trials is not None:
-        positive_int("--n-trials", n_trials)
-        if spec.is_grid:
-            raise ConfigError("--n-trials does not apply to a grid: it runs every point")
+    _check_arguments(spec, n_jobs, n_trials, timeout, storage)
     name, cli = study_name or spec.name, list(cli_overrides)
     experiment = _experiment(spec, name, cli)
     make_sampler(spec, 0)  # bad sampler or pruner arguments fail here, before any run
     make_pruner(spec)
     quiet_libraries()
     url = storage or default_storage()
-    lock = study_lock(url, name)
-    lock.acquire()  # one worker (on any machine) at a time sets up tables, study, parent run
-    try:
-        study, client, exp_id, parent, queued = _open_study(spec, name, url, experiment, cli)
-    finally:
-        lock.release()
-    if spec.is_grid:
-        if verbose:
-            print(
-                f"grid {name}: {spec.n_trials} points x {len(spec.seeds)} seeds, {queued} to run",
-                flush=True,
-            )
-    elif verbose:
-        print(
-            f"study {name}: {n_trials or spec.n_trials} trials x {len(spec.seeds)} seeds, "
-            f"{n_jobs} worker(s); storage {url}",
-            flush=True,
-        )
+    study, client, exp_id, parent, queued = _open_study(spec, name, url, experiment, cli)
+    if verbose:
+        _announce(spec, name, url, n_jobs, n_trials, queued)
     ctx = WorkerContext(
         spec=spec,
         study_name=name,
@@ -137,27 +105,55 @@ def run_study(
         cli_overrides=cli,
         verbose=verbose,
     )
-    try:
-        _run_workers(ctx, n_jobs)
-    except BaseException:
-        kill_orphans(client, exp_id, parent, study)
-        finish_parent(client, parent, study, spec, status="KILLED")
-        raise
-    kill_orphans(client, exp_id, parent, study)
-    if verbose:
-        print("\n" + trial_table(study, spec), flush=True)
-    log_plots(client, parent, study)
-    finish_parent(client, parent, study, spec)
-    if verbose:
-        print(
-            f"\nMLflow: experiment '{experiment}', parent run {parent}; "
-            f"Optuna: study '{name}' in {url}",
-            flush=True,
-        )
+    _work_and_close(ctx, study, client, exp_id)
     return study
 
 
+def _check_arguments(
+    spec: StudySpec, n_jobs: int, n_trials: int | None, timeout: float | None, storage: str | None
+) -> None:
+    """The command-line arguments, checked before anything is composed, created or run."""
+    positive_int("--n-jobs", n_jobs)
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"--timeout={timeout!r} is not valid; it must be a number of seconds > 0")
+    if storage is not None:
+        from regbench.sweep.worker import check_storage_url
+
+        check_storage_url(storage)
+    if n_trials is not None:
+        positive_int("--n-trials", n_trials)
+        if spec.is_grid:
+            raise ConfigError("--n-trials does not apply to a grid: it runs every point")
+
+
+def _announce(
+    spec: StudySpec, name: str, url: str, n_jobs: int, n_trials: int | None, queued: int
+) -> None:
+    """One line on what is about to run: a grid's points still to run, a study's budget."""
+    if spec.is_grid:
+        line = f"grid {name}: {spec.n_trials} points x {len(spec.seeds)} seeds, {queued} to run"
+    else:
+        line = (
+            f"study {name}: {n_trials or spec.n_trials} trials x {len(spec.seeds)} seeds, "
+            f"{n_jobs} worker(s); storage {url}"
+        )
+    print(line, flush=True)
+
+
 def _open_study(spec: StudySpec, name: str, url: str, experiment: str, cli: list[str]):
+    """:func:`_create_or_find` under the study lock: one worker (on any machine) at a time
+    sets up the tables, the study and the parent run."""
+    from regbench.sweep.worker import study_lock
+
+    lock = study_lock(url, name)
+    lock.acquire()
+    try:
+        return _create_or_find(spec, name, url, experiment, cli)
+    finally:
+        lock.release()
+
+
+def _create_or_find(spec: StudySpec, name: str, url: str, experiment: str, cli: list[str]):
     """The Optuna study and its MLflow parent run, created or found again; grid points
     enqueued. Called under the study lock, so concurrent workers share one of each."""
     import optuna
@@ -191,44 +187,28 @@ def _open_study(spec: StudySpec, name: str, url: str, experiment: str, cli: list
     return study, client, exp_id, parent, queued
 
 
-def _run_workers(ctx: WorkerContext, n_jobs: int) -> None:
-    """Worker 0 runs here; the others are spawned processes (fresh interpreters: no forked
-    database connections or torch thread pools)."""
-    import multiprocessing
-    from dataclasses import replace
+def _work_and_close(ctx: WorkerContext, study: optuna.Study, client, exp_id: str) -> None:
+    """Run the workers, then close the parent run: KILLED (and re-raised) if they were
+    interrupted, else with the trial table and Optuna's plots."""
+    from regbench.sweep.pool import run_workers
+    from regbench.sweep.tracking import finish_parent, kill_orphans, log_plots, trial_table
 
-    from regbench.sweep.worker import spawned_worker, work
-
-    if n_jobs == 1:
-        work(ctx, 0)
-        return
-    mp = multiprocessing.get_context("spawn")
-    child = replace(ctx, parent_pid=os.getpid())
-    ready = [mp.Event() for _ in range(1, n_jobs)]
-    procs = [
-        mp.Process(target=spawned_worker, args=(child, i, ev)) for i, ev in enumerate(ready, 1)
-    ]
-    for p in procs:
-        p.start()
+    spec, parent = ctx.spec, ctx.parent_run_id
     try:
-        # Wait for the workers' imports (~20 s of Lightning each) so that the trials are
-        # shared from the start instead of worker 0 taking the first ones alone.
-        for p, ev in zip(procs, ready, strict=True):
-            while not ev.wait(1.0) and p.is_alive():
-                pass
-        work(ctx, 0)
+        run_workers(ctx)
     except BaseException:
-        for p in procs:
-            p.terminate()
+        kill_orphans(client, exp_id, parent, study)
+        finish_parent(client, parent, study, spec, status="KILLED")
         raise
-    finally:
-        for p in procs:
-            p.join()
-    bad = [f"worker {i} exit code {p.exitcode}" for i, p in enumerate(procs, 1) if p.exitcode]
-    if bad:
+    kill_orphans(client, exp_id, parent, study)
+    if ctx.verbose:
+        print("\n" + trial_table(study, spec), flush=True)
+    log_plots(client, parent, study)
+    finish_parent(client, parent, study, spec)
+    if ctx.verbose:
         print(
-            f"warning: {', '.join(bad)}; rerun the command to finish the study",
-            file=sys.stderr,
+            f"\nMLflow: experiment '{ctx.experiment_name}', parent run {parent}; "
+            f"Optuna: study '{ctx.study_name}' in {ctx.storage_url}",
             flush=True,
         )
 
