@@ -8,6 +8,8 @@
 - :mod:`~regbench.sweep.grid`: grid points, enqueueing, results per point
 - :mod:`~regbench.sweep.tracking`: the MLflow parent run and trial tags
 - :mod:`~regbench.sweep.multirun`: the Hydra ``-m`` callback (parent run, threads)
+- :mod:`~regbench.sweep.launcher`: the Hydra ``-m`` launcher (jobs as batched groups)
+- :mod:`~regbench.sweep.batch`: grid trials claimed and trained as batched groups
 """
 
 from regbench.sweep.study import main, run_grid, run_study
