@@ -37,13 +37,19 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from regbench.report import history, load_runs, mean_ci, table
+from regbench.report import history, load_runs, mean_ci
 from regbench.report.axes import group_by_axes
 from regbench.report.claims import Claim, Verdict, judge
 from regbench.report.plots import COLORS, band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 from regbench.reproductions.direct import finished, parent_run, run_once
+from regbench.reproductions.epoch_double_descent_report import (
+    curve_figure,
+    curve_table,
+    linear_text,
+    two_layer_text,
+)
 
 KEY_TAG = "edd.key"  # the resume key's tag (kept from earlier stores)
 LINEAR = {"equal": "equal step sizes", "fast_reduced": "fast features' step x 1/kappa"}
@@ -235,66 +241,17 @@ class EpochDoubleDescent(Reproduction):
         md = [f"Experiment `{experiment}`; every value is regbench's own run (nothing below "
               "is a published number: both papers state the shape, not values for these "
               "setups). Mean ± 95% t-interval over data draws."]  # fmt: skip
-        for arms, labels, what in ((lin, LINEAR, self._linear_text(runs)),
-                                   (two, TWO_LAYER, self._two_layer_text(runs))):  # fmt: skip
+        lin_run = next((r for r in runs if r.p("arm", str, "") in LINEAR), None)
+        two_run = next((r for r in runs if r.p("arm", str, "") == "two_layer_equal"), None)
+        for arms, labels, what in ((lin, LINEAR, linear_text(lin_run)),
+                                   (two, TWO_LAYER, two_layer_text(two_run))):  # fmt: skip
             if arms:
-                md += [what, self._table(arms, labels)]
-        figure = self._figure(lin, two, out_dir)
-        md.append(f"![epoch-wise double descent]({figure.name})")
-        return Report("\n\n".join(md), figures=[figure], claims=verdicts)
-
-    @staticmethod
-    def _linear_text(runs) -> str:
-        r = next((r for r in runs if r.p("arm", str, "") in LINEAR), None)
-        if r is None:
-            return ""
-        return (
-            f"Linear teacher-student (Pezeshki et al. 2022): n={r.p('n')}, d={r.p('d')}, "
-            f"{r.p('fast_dims')} fast dims, variance ratio {r.p('kappa', float):g}, "
-            f"full-batch GD with step 1/lambda_max, {r.p('steps')} steps, {r.p('draws')} "
-            "draws per seed; population test error. The reduced arm is monotone by "
-            "construction (one learning speed): its claim is a sanity check, not evidence."
-        )
-
-    @staticmethod
-    def _two_layer_text(runs) -> str:
-        r = next((r for r in runs if r.p("arm", str, "") == "two_layer_equal"), None)
-        if r is None:
-            return ""
-        return (
-            "Two-layer ReLU net, a constructed instance of Heckel & Yilmaz's mechanism (not "
-            f"the paper's network): f(x) = v . relu(W x) / sqrt(k), n={r.p('n')}, "
-            f"d={r.p('d')}, k={r.p('hidden')}; the first-layer init rows take "
-            f"{r.p('directions')} distinct directions (control: {r.p('hidden')}, independent), "
-            f"init scales {r.p('w_scale', float):.3g} / {r.p('v_scale', float):.3g}, linear "
-            f"teacher, label noise std {r.p('noise', float):g}; full-batch GD, step "
-            f"{r.p('lr', float):g}/lambda_max of the tangent kernel, the reduced arm's "
-            f"output-layer step x {r.p('fast_lr_scale', float):g}; {r.p('steps')} steps, "
-            f"{r.p('draws')} draws per seed; test MSE on {r.p('n_test')} fresh inputs."
-        )
-
-    @staticmethod
-    def _table(arms, labels) -> str:
-        steps = next(iter(arms.values()))[0]
-        show = [i for i in range(len(steps)) if i % 3 == 0 or i == len(steps) - 1]
-        means = {a: [mean_ci(col) for col in zip(*c.values(), strict=True)]
-                 for a, (_, c) in arms.items()}  # fmt: skip
-        rows = [[steps[i], *[means[a][i].fmt(3) for a in arms]] for i in show]
-        return table(["step", *[labels[a] for a in arms]], rows)
-
-    @staticmethod
-    def _figure(lin, two, out_dir: Path) -> Path:
+                md += [what, curve_table(arms, labels)]
         panels = [(a, lab, t) for a, lab, t in ((lin, LINEAR, "linear teacher-student"),
                   (two, TWO_LAYER, "two-layer ReLU net (constructed)")) if a]  # fmt: skip
-        fig, axes = new_figure(len(panels), width=6.0, height=4.0)
-        for ax, (arms, labels, title) in zip(axes, panels, strict=True):
-            for k, (arm, (steps, curves)) in enumerate(arms.items()):
-                mean = [mean_ci(col) for col in zip(*curves.values(), strict=True)]
-                band(ax, steps, mean, labels[arm], COLORS[k], marker=".")
-            ax.set(xscale="log", xlabel="gradient step t", ylabel="test error (MSE)",
-                   title=f"Epoch-wise double descent: {title}")  # fmt: skip
-            ax.legend(fontsize=7)
-        return save(fig, out_dir / "epoch_double_descent.png")
+        figure = curve_figure(panels, out_dir)
+        md.append(f"![epoch-wise double descent]({figure.name})")
+        return Report("\n\n".join(md), figures=[figure], claims=verdicts)
 
     def _analyse_paper(self, runs, experiment: str, out_dir: Path) -> Report:
         curves = [[1 - v for _, v in history(r.run_id, "val/acc")] for r in runs]

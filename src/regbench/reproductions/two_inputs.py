@@ -29,77 +29,32 @@ eigenvalue 1 - rho of S), for level 0.25 (half the start) and level 0.05 ("to 0"
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
 
 from regbench.report import load_runs, mean_ci, table
-from regbench.report.claims import Claim, judge, paired_by_seed
+from regbench.report.claims import Claim, Verdict, judge, paired_by_seed
 from regbench.report.plots import COLORS, band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 from regbench.reproductions.direct import finished, parent_run, run_once
+from regbench.reproductions.two_inputs_model import (
+    SETUP,
+    closed_form,
+    dropout_delta,
+    gd,
+    make_data,
+    population,
+)
 
 ARMS = ("none", "l2", "dropout", "l1")
-SETUP = {"rho": 0.7, "lam_l2": 0.1, "q": 0.5, "lam_l1": 0.1, "lr": 0.1, "w0": 0.5}
 SCALES = {"tiny": {"n": 1000, "steps": 1000}, "cpu": {"n": 10_000, "steps": 2000}}
 LEVELS = (0.25, 0.05)  # pre-registered path levels: half the start; "pushed to 0"
 # Deterministic GD in float64: the contraction bound (1 - lr*mu)^steps |w0 - w*| with
 # mu >= 1 - rho ~ 0.3 is < 1e-13 at both scales, and summing n <= 1e4 products loses at
 # most ~n * eps ~ 2e-12; 1e-9 leaves room for both, far below any effect here.
 TOL = 1e-9
-
-
-def make_data(n: int, seeds: list[int]) -> torch.Tensor:
-    """(S, n, 2) inputs (A, B) per seed; the target is column 0."""
-    xs = []
-    for seed in seeds:
-        g = torch.Generator().manual_seed(seed)
-        a = torch.randn(n, generator=g, dtype=torch.float64)
-        other = torch.randn(n, generator=g, dtype=torch.float64)
-        same = torch.rand(n, generator=g, dtype=torch.float64) < SETUP["rho"]
-        xs.append(torch.stack([a, torch.where(same, a, other)], 1))
-    return torch.stack(xs)
-
-
-def closed_form(x: torch.Tensor, arm: str) -> torch.Tensor:
-    """The arm's end point on the sample, (S, 2)."""
-    s = x.transpose(1, 2) @ x / x.shape[1]  # (S, 2, 2)
-    c = s[:, :, 0]  # X^T y / n with y = A
-    if arm == "l1":
-        return torch.stack([1 - SETUP["lam_l1"] / s[:, 0, 0], torch.zeros_like(c[:, 0])], 1)
-    lam = {"none": 0.0, "l2": SETUP["lam_l2"]}.get(arm)
-    diag = torch.full_like(c, lam) if lam is not None else s.diagonal(dim1=1, dim2=2)
-    if arm == "dropout":
-        diag = diag * SETUP["q"] / (1 - SETUP["q"])
-    return torch.linalg.solve(s + torch.diag_embed(diag), c)
-
-
-def gd(x: torch.Tensor, arm: str, steps: int, seeds: list[int]) -> torch.Tensor:
-    """The GD path of every seed, (steps + 1, S, 2); seed k's dropout masks come from its
-    own generator, so its run does not depend on which other seeds share the batch."""
-    n, lr, q = x.shape[1], SETUP["lr"], SETUP["q"]
-    s, y = x.transpose(1, 2) @ x / n, x[:, :, 0]
-    w = torch.full((x.shape[0], 2), SETUP["w0"], dtype=x.dtype)
-    gens = [torch.Generator().manual_seed(10_000 + seed) for seed in seeds]  # the masks
-    path = [w]
-    for _ in range(steps):
-        if arm == "dropout":
-            u = torch.stack([torch.rand(x.shape[1:], generator=g, dtype=x.dtype) for g in gens])
-            m = (u >= q) / (1 - q)
-            xt = x * m  # (S, n, 2)
-            grad = ((xt @ w[..., None])[..., 0] - y)[:, None, :] @ xt / n
-            w = w - lr * grad[:, 0]
-        else:
-            w = w - lr * ((s @ w[..., None])[..., 0] - s[:, :, 0])
-            if arm == "l2":
-                w = w - lr * SETUP["lam_l2"] * path[-1]
-            if arm == "l1":  # proximal step: soft threshold at lr * lam
-                t = lr * SETUP["lam_l1"]
-                w = torch.sign(w) * (w.abs() - t).clamp_min(0)
-        path.append(w)
-    return torch.stack(path)
 
 
 def crossing(wb: list[float], level: float) -> float:
@@ -128,23 +83,6 @@ def fit_records(path: torch.Tensor, cf: torch.Tensor, k: int, arm: str) -> list:
     final |= {f"path/t_below_{lv}": crossing(wb, lv) for lv in LEVELS}
     recs.append((steps, final))
     return recs
-
-
-def population(arm: str) -> tuple[float, float]:
-    rho = SETUP["rho"]
-    lam = {"none": 0.0, "l2": SETUP["lam_l2"], "dropout": SETUP["q"] / (1 - SETUP["q"])}
-    if arm == "l1":
-        return 1 - SETUP["lam_l1"], 0.0
-    d = (1 + lam[arm]) ** 2 - rho**2
-    return ((1 + lam[arm]) - rho**2) / d, rho * lam[arm] / d
-
-
-def dropout_delta(n: int, steps: int) -> float:
-    """Tolerance of dropout's averaged end point: the full-batch gradient's mask noise has
-    sd <= 2/sqrt(n) per coordinate (per-sample terms |x~_j (x~.w - y)| have sd < 2 here),
-    averaging T/2 independent steps divides it by sqrt(T/2), and the error is that noise
-    times H^-1 with ||H^-1|| <= 1/(1 - rho + 1) (Polyak & Juditsky 1992); 4 such sds."""
-    return 4 * (2 / math.sqrt(n)) / math.sqrt(steps / 2) / (2 - SETUP["rho"])
 
 
 def claims(n: int, steps: int) -> dict[str, Claim]:
@@ -200,6 +138,52 @@ def claims(n: int, steps: int) -> dict[str, Claim]:
     return c
 
 
+def seed_values(by: dict, arm: str, key: str) -> dict[int, float]:
+    """Metric ``key`` of every seed of ``arm`` (``by``: arm -> seed -> run)."""
+    return {s: r.metrics[key] for s, r in by[arm].items()}
+
+
+def judge_claims(by: dict, c: dict[str, Claim]) -> list[Verdict]:
+    """The verdicts on the finished runs, in the order of the report's claims table."""
+
+    def m(arm: str, key: str) -> dict[int, float]:
+        return seed_values(by, arm, key)
+
+    def err(arm: str) -> list[float]:
+        return [
+            max(abs(r.metrics[f"end/{k}"] - r.metrics[f"closed/{k}"]) for k in ("w_A", "w_B"))
+            for r in by[arm].values()
+        ]
+
+    verdicts = [judge(c[f"{a}_closed"], err(a)) for a in ("none", "l2", "l1")]
+    dw = paired_by_seed(m("dropout", "end/w_B"), m("dropout", "closed/w_B"))
+    verdicts.append(judge(c["dropout_closed"], dw))
+    verdicts.append(judge(c["l1_zero"], [abs(v) for v in m("l1", "end/w_B").values()]))
+    for arm in ("l2", "dropout"):
+        end = paired_by_seed(m(arm, "end/w_B"), m("none", "end/w_B"))
+        verdicts.append(judge(c[f"{arm}_folk_end"], end))
+        for lv in LEVELS:
+            key = f"path/t_below_{lv}"
+            verdicts.append(
+                judge(c[f"{arm}_path_{lv}"], paired_by_seed(m(arm, key), m("none", key)))
+            )
+    return verdicts
+
+
+def summary_rows(by: dict) -> list[list]:
+    """Per arm: its population closed form, end point and steps to each path level."""
+
+    def ci(arm: str, key: str):
+        return mean_ci(list(seed_values(by, arm, key).values()))
+
+    rows = []
+    for arm in ARMS:
+        pop, ends = population(arm), [ci(arm, f"end/{k}").fmt(4) for k in ("w_A", "w_B")]
+        ts = [ci(arm, f"path/t_below_{lv}").fmt(1) for lv in LEVELS]
+        rows.append([arm, f"({pop[0]:.3f}, {pop[1]:.3f})", *ends, *ts])
+    return rows
+
+
 @REPRODUCTIONS.register("two_inputs")
 class TwoInputs(Reproduction):
     name = "two_inputs"
@@ -235,38 +219,8 @@ class TwoInputs(Reproduction):
             )
         by = {a: {r.seed: r for r in runs if r.p("arm") == a} for a in ARMS}
         n, steps = runs[0].p("n", int), runs[0].p("steps", int)
-        c = claims(n, steps)
-
-        def m(arm: str, key: str) -> dict[int, float]:
-            return {s: r.metrics[key] for s, r in by[arm].items()}
-
-        def err(arm: str) -> list[float]:
-            return [
-                max(abs(r.metrics[f"end/{k}"] - r.metrics[f"closed/{k}"]) for k in ("w_A", "w_B"))
-                for r in by[arm].values()
-            ]
-
-        verdicts = [judge(c[f"{a}_closed"], err(a)) for a in ("none", "l2", "l1")]
-        dw = paired_by_seed(m("dropout", "end/w_B"), m("dropout", "closed/w_B"))
-        verdicts.append(judge(c["dropout_closed"], dw))
-        verdicts.append(judge(c["l1_zero"], [abs(v) for v in m("l1", "end/w_B").values()]))
-        for arm in ("l2", "dropout"):
-            end = paired_by_seed(m(arm, "end/w_B"), m("none", "end/w_B"))
-            verdicts.append(judge(c[f"{arm}_folk_end"], end))
-            for lv in LEVELS:
-                key = f"path/t_below_{lv}"
-                verdicts.append(
-                    judge(c[f"{arm}_path_{lv}"], paired_by_seed(m(arm, key), m("none", key)))
-                )
-        rows = []
-        for arm in ARMS:
-            pop = population(arm)
-            ea, eb = (
-                mean_ci(list(m(arm, "end/w_A").values())),
-                mean_ci(list(m(arm, "end/w_B").values())),
-            )
-            ts = [mean_ci(list(m(arm, f"path/t_below_{lv}").values())).fmt(1) for lv in LEVELS]
-            rows.append([arm, f"({pop[0]:.3f}, {pop[1]:.3f})", ea.fmt(4), eb.fmt(4), *ts])
+        verdicts = judge_claims(by, claims(n, steps))
+        rows = summary_rows(by)
         md = [
             f"Experiment `{experiment}`: n = {n}, rho = {SETUP['rho']}, start "
             f"({SETUP['w0']}, {SETUP['w0']}), full-batch GD, step {SETUP['lr']}, {steps} steps, "

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from regbench.report import RunRecord, load_runs, table
 from regbench.report.axes import group_by_axes, per_seed, summarize_seeds
-from regbench.report.claims import Claim, judge
+from regbench.report.claims import Claim, Verdict, judge
 from regbench.report.plots import COLORS, band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
@@ -152,6 +152,20 @@ def claims(momentum: float, batch: int) -> list[tuple[str, float, str, Claim]]:
     return out
 
 
+def judge_claims(groups: dict, vals: dict) -> list[Verdict]:
+    """Every claim's verdict on its (placement, rate) point, per seed. The thresholds come
+    from the logged BN momentum and batch size; a claim without a rate (``none``: no
+    dropout, so it runs at one rate only) is judged at the lowest rate it ran at."""
+    some = next(iter(groups.values()))[0]
+    momentum, batch = some.p("model.norm_momentum", float), some.p("data.batch_size", int)
+    verdicts = []
+    for pl, rate, q, claim in claims(momentum, batch):
+        rate = rate if rate is not None else min(r for p, r in groups if p == pl)
+        per = vals[q].get((pl, rate), {})
+        verdicts.append(judge(claim, [per[s] for s in sorted(per)]))
+    return verdicts
+
+
 @REPRODUCTIONS.register("variance_shift")
 class VarianceShift(Reproduction):
     name = "variance_shift"
@@ -194,13 +208,7 @@ class VarianceShift(Reproduction):
         self.require_runs(groups, experiment)
         vals = {q: per_seed(groups, f) for q, f in QUANTITIES.items()}
         S = {q: summarize_seeds(v) for q, v in vals.items()}
-        some = next(iter(groups.values()))[0]
-        momentum, batch = some.p("model.norm_momentum", float), some.p("data.batch_size", int)
-        verdicts = []
-        for pl, rate, q, claim in claims(momentum, batch):
-            rate = rate if rate is not None else min(r for p, r in groups if p == pl)
-            per = vals[q].get((pl, rate), {})
-            verdicts.append(judge(claim, [per[s] for s in sorted(per)]))
+        verdicts = judge_claims(groups, vals)
         figure = self._figure(S, groups, out_dir)
         md = [
             f"Experiment `{experiment}`, {sum(map(len, groups.values()))} runs; mean ± 95% "
