@@ -97,22 +97,7 @@ def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Resu
     opened, loggers, results = [], [], [None] * len(members)
     try:
         for m in members:
-            t = {
-                "data.fingerprint": m.splits.fingerprint(),
-                "model.params": sum(p.numel() for p in m.model.parameters()),
-                **m.tags,
-                EXEC_TAG: "batched",
-            }
-            name = tracking.run_name(m.cfg, m.label)
-            cm = tracking.tracked_run(m.cfg.experiment_name, name, m.cfg, t, parent_run_id)
-            run = cm.__enter__()
-            opened.append(cm)
-            _log_extras(run, m, t["data.fingerprint"])
-            run.set_tags(lineage.environment_tags(str(device)))
-            lg = m.cfg.logger
-            every, flush_s = lg.get("every_n_epochs", 1), lg.get("flush_every_s", 0.0)
-            loggers.append(MlflowEpochLogger(run, lg.background, every, flush_s))
-            m.module.model.to(device)
+            _open_run(m, parent_run_id, device, opened, loggers)
         loop = GroupLoop(members, device)
         timers = [Shares(m.cfg.trainer) for m in members]
         t0 = time.perf_counter()
@@ -155,6 +140,28 @@ def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Resu
         if cm is not None:
             cm.__exit__(None, None, None)
     return results
+
+
+def _open_run(m: Member, parent_run_id, device, opened: list, loggers: list) -> None:
+    """The member's MLflow run as ``train.run`` opens it (name, params, config, tags,
+    data inputs, environment), plus ``regbench.exec=batched``; its context manager goes
+    to ``opened`` as soon as it exists (so a failure closes it), its logger to ``loggers``."""
+    t = {
+        "data.fingerprint": m.splits.fingerprint(),
+        "model.params": sum(p.numel() for p in m.model.parameters()),
+        **m.tags,
+        EXEC_TAG: "batched",
+    }
+    name = tracking.run_name(m.cfg, m.label)
+    cm = tracking.tracked_run(m.cfg.experiment_name, name, m.cfg, t, parent_run_id)
+    run = cm.__enter__()
+    opened.append(cm)
+    _log_extras(run, m, t["data.fingerprint"])
+    run.set_tags(lineage.environment_tags(str(device)))
+    lg = m.cfg.logger
+    every, flush_s = lg.get("every_n_epochs", 1), lg.get("flush_every_s", 0.0)
+    loggers.append(MlflowEpochLogger(run, lg.background, every, flush_s))
+    m.module.model.to(device)
 
 
 def _log_extras(run, m: Member, fingerprint: str) -> None:
