@@ -101,7 +101,7 @@ def get_client():
     if uri == default_tracking_uri():
         mlruns_dir().mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
-    if uri in _OPENED:
+    if uri in _OPENED or not uri.startswith("sqlite:///"):  # servers: nothing to open here
         return mlflow.MlflowClient(tracking_uri=uri)
     with _store_lock(uri):  # the client opens the store (and creates a fresh one's tables)
         client = mlflow.MlflowClient(tracking_uri=uri)
@@ -119,14 +119,13 @@ def _store_lock(uri: str) -> Iterator[None]:
     fresh store MLflow creates its tables by Alembic migrations, which two processes
     starting at once (a sweep's workers, a run and a test watching it) interleave into
     "table _alembic_tmp_experiments already exists"; under the lock the first process
-    creates the tables and the others find them made. Servers and other databases: no
-    lock."""
+    creates the tables and the others find them made."""
     db = Path(uri.removeprefix("sqlite:///").split("?")[0])
     try:
         import fcntl
     except ImportError:  # not POSIX
         fcntl = None
-    if not uri.startswith("sqlite:///") or fcntl is None or not db.parent.is_dir():
+    if fcntl is None or not db.parent.is_dir():
         yield
         return
     with open(db.with_name(db.name + ".init-lock"), "w") as lock, deferred_sigint():
