@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from regbench.report import history, load_runs, mean_ci, table
-from regbench.report.claims import Claim, judge
+from regbench.report.claims import Claim, Verdict, judge
 from regbench.report.plots import COLORS, band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction, grid
@@ -131,6 +131,84 @@ def claims(pred_default: float) -> dict[str, Claim]:
     return c
 
 
+COLUMNS = [
+    "init",
+    "predicted log2(q30/q1)",
+    "measured",
+    "loss at init",
+    "final train loss",
+    "final / init",
+]
+NOTE = (
+    "The loss at initialization varies a lot between He draws (the 30-layer net's "
+    "logits are O(1) and random), which widens the interval of the ratio. PyTorch's "
+    "default loses log2(6) bits a layer until its bias terms dominate (the floor of "
+    "the recursion): the logits barely depend on the input, and it does not train "
+    "either."
+)
+
+
+def split_runs(runs: list) -> tuple[dict, dict]:
+    """Per init, seed -> run: forward-pass runs (param ``init``), training (``model.init``)."""
+    fwd = {i: {r.seed: r for r in runs if r.params.get("init") == i} for i in INITS}
+    trn = {i: {r.seed: r for r in runs if r.params.get("model.init") == i} for i in INITS}
+    return fwd, trn
+
+
+def loss_ratios(fwd: dict, trn: dict) -> dict[str, list[float]]:
+    """Per init, final train loss / loss at init, paired by seed (seeds with both runs)."""
+    return {
+        i: [
+            trn[i][s].metrics["train/loss"] / fwd[i][s].metrics["init/loss"]
+            for s in sorted(set(trn[i]) & set(fwd[i]))
+        ]
+        for i in INITS
+    }
+
+
+def judge_claims(fwd: dict, pred: dict, ratio: dict) -> list[Verdict]:
+    """The verdicts in claims-table order; the default's target is its predicted ratio."""
+    c = claims(pred["default"])
+    verdicts = [
+        judge(c[f"fwd_{i}"], [r.metrics["log2_ratio_30"] for r in fwd[i].values()]) for i in INITS
+    ]
+    return [
+        *verdicts,
+        judge(c["train_he"], ratio["kaiming"]),
+        judge(c["train_xavier"], ratio["xavier"]),
+    ]
+
+
+def summary_rows(fwd: dict, trn: dict, pred: dict, ratio: dict) -> list[list]:
+    """Per init: predicted and measured log2 ratio, loss at init, final loss, their ratio."""
+    rows = []
+    for i in INITS:
+        f = list(fwd[i].values())
+        rows.append(
+            [
+                LABELS[i],
+                f"{pred[i]:.2f}",
+                mean_ci([r.metrics["log2_ratio_30"] for r in f]).fmt(2),
+                mean_ci([r.metrics["init/loss"] for r in f]).fmt(3),
+                mean_ci([r.metrics["train/loss"] for r in trn[i].values()]).fmt(3),
+                mean_ci(ratio[i]).fmt(3),
+            ]
+        )
+    return rows
+
+
+def setup_text(trn: dict) -> str:
+    """The training setup as the grid ran it (a He run's params), "-" without one."""
+    t0 = next(iter(trn["kaiming"].values()), None)
+    if t0 is None:
+        return "-"
+    return (
+        f"{t0.p('model.depth')} x [Linear({t0.p('model.width')})-ReLU], SGD lr "
+        f"{t0.p('optim.lr')} momentum {t0.p('optim.momentum')}, batch "
+        f"{t0.p('data.batch_size')}, {t0.p('trainer.max_epochs')} epochs"
+    )
+
+
 @REPRODUCTIONS.register("he_init")
 class HeInit(Reproduction):
     name = "he_init"
@@ -172,8 +250,7 @@ class HeInit(Reproduction):
                 r.seed,
             ),
         )
-        fwd = {i: {r.seed: r for r in runs if r.params.get("init") == i} for i in INITS}
-        trn = {i: {r.seed: r for r in runs if r.params.get("model.init") == i} for i in INITS}
+        fwd, trn = split_runs(runs)
         if not any(fwd.values()):
             raise SystemExit(
                 f"no finished runs in {experiment!r}; run `regbench reproduce {self.name}`"
@@ -181,67 +258,14 @@ class HeInit(Reproduction):
         pred = {
             i: mean_ci([r.metrics["predicted_30"] for r in fwd[i].values()]).mean for i in INITS
         }
-        c = claims(pred["default"])
-        verdicts = [
-            judge(c[f"fwd_{i}"], [r.metrics["log2_ratio_30"] for r in fwd[i].values()])
-            for i in INITS
-        ]
-        ratio = {
-            i: [
-                trn[i][s].metrics["train/loss"] / fwd[i][s].metrics["init/loss"]
-                for s in sorted(set(trn[i]) & set(fwd[i]))
-            ]
-            for i in INITS
-        }
-        verdicts += [
-            judge(c["train_he"], ratio["kaiming"]),
-            judge(c["train_xavier"], ratio["xavier"]),
-        ]
-        rows = []
-        for i in INITS:
-            f = list(fwd[i].values())
-            rows.append(
-                [
-                    LABELS[i],
-                    f"{pred[i]:.2f}",
-                    mean_ci([r.metrics["log2_ratio_30"] for r in f]).fmt(2),
-                    mean_ci([r.metrics["init/loss"] for r in f]).fmt(3),
-                    mean_ci([r.metrics["train/loss"] for r in trn[i].values()]).fmt(3),
-                    mean_ci(ratio[i]).fmt(3),
-                ]
-            )
-        t0 = next(iter(trn["kaiming"].values()), None)
-        setup = (
-            (
-                f"{t0.p('model.depth')} x [Linear({t0.p('model.width')})-ReLU], SGD lr "
-                f"{t0.p('optim.lr')} momentum {t0.p('optim.momentum')}, batch "
-                f"{t0.p('data.batch_size')}, {t0.p('trainer.max_epochs')} epochs"
-            )
-            if t0
-            else "-"
-        )
+        ratio = loss_ratios(fwd, trn)
+        verdicts = judge_claims(fwd, pred, ratio)
         md = [
-            f"Experiment `{experiment}`: {setup}; forward pass on the MNIST-1D train inputs; "
-            f"{len(fwd['kaiming'])} draws per init, mean ± 95% t-interval.",
-            table(
-                [
-                    "init",
-                    "predicted log2(q30/q1)",
-                    "measured",
-                    "loss at init",
-                    "final train loss",
-                    "final / init",
-                ],
-                rows,
-            ),
+            f"Experiment `{experiment}`: {setup_text(trn)}; forward pass on the MNIST-1D train "
+            f"inputs; {len(fwd['kaiming'])} draws per init, mean ± 95% t-interval.",
+            table(COLUMNS, summary_rows(fwd, trn, pred, ratio)),
+            NOTE,
         ]
-        md.append(
-            "The loss at initialization varies a lot between He draws (the 30-layer net's "
-            "logits are O(1) and random), which widens the interval of the ratio. PyTorch's "
-            "default loses log2(6) bits a layer until its bias terms dominate (the floor of "
-            "the recursion): the logits barely depend on the input, and it does not train "
-            "either."
-        )
         fig = self._figure(fwd, trn, out_dir)
         md.append(f"![he init]({fig.name})")
         return Report("\n\n".join(md), figures=[fig], claims=verdicts)

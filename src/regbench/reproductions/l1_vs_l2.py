@@ -28,7 +28,7 @@ import math
 from pathlib import Path
 
 from regbench.report import history, load_runs, mean_ci, table
-from regbench.report.claims import Claim, judge
+from regbench.report.claims import Claim, Verdict, judge
 from regbench.report.plots import COLORS, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction, grid
@@ -83,6 +83,76 @@ def claims() -> dict[str, Claim]:
     return c
 
 
+COLUMNS = [
+    "model, penalty",
+    "log10 chosen strength",
+    "% |w| < 0.01 RMS",
+    "support F1",
+    "test error %",
+]
+
+
+def logreg_runs(runs: list) -> dict[str, dict]:
+    """Per penalty, seed -> run of the logistic-regression part (the MLP grids share the
+    experiment)."""
+    return {
+        a: {r.seed: r for r in runs if r.params.get("part") == "logreg" and r.p("arm") == a}
+        for a in ("l1", "l2")
+    }
+
+
+def judge_claims(lr: dict, mlp: dict) -> list[Verdict]:
+    """The verdicts in the order of the report's claims table."""
+    c = claims()
+    return [
+        judge(c["lr_l1"], [r.metrics["chosen/small_frac"] for r in lr["l1"].values()]),
+        judge(c["lr_f1"], [r.metrics["chosen/f1"] for r in lr["l1"].values()]),
+        judge(c["lr_l2"], [r.metrics["chosen/small_frac"] for r in lr["l2"].values()]),
+        judge(c["mlp_l1"], [r.metrics[FIRST] for r in mlp["l1"].values()]),
+        judge(c["mlp_l2"], [r.metrics[FIRST] for r in mlp["l2"].values()]),
+    ]
+
+
+def summary_rows(lr: dict, mlp: dict) -> list[list]:
+    """Per penalty: the logistic row, then the MLP first layer's row when it has runs."""
+    rows = []
+    for a in ("l1", "l2"):
+        rs = list(lr[a].values())
+        rows.append(
+            [
+                f"logistic, {a}",
+                mean_ci([math.log10(r.metrics["chosen/lam"]) for r in rs]).fmt(2),
+                mean_ci([r.metrics["chosen/small_frac"] for r in rs]).fmt(2, 100),
+                mean_ci([r.metrics["chosen/f1"] for r in rs]).fmt(3),
+                mean_ci([r.metrics["chosen/test_err"] for r in rs]).fmt(2, 100),
+            ]
+        )
+        ms = list(mlp[a].values())
+        if ms:
+            rows.append(
+                [
+                    f"MLP first layer, {a}",
+                    mean_ci([math.log10(r.p(f"reg.{a}.strength", float)) for r in ms]).fmt(2),
+                    mean_ci([r.metrics[FIRST] for r in ms]).fmt(2, 100),
+                    "-",
+                    mean_ci([1 - r.metrics["test/acc"] for r in ms]).fmt(2, 100),
+                ]
+            )
+    return rows
+
+
+def setup_text(experiment: str, scale: str, steps: str) -> str:
+    """The report's first paragraph: both setups, the strength grids, the Gaussian level."""
+    return (
+        f"Experiment `{experiment}`: logistic regression d = {SETUP['d']}, {SETUP['k']} "
+        f"relevant, n = {SETUP['n']} (validation {SETUP['n_val']}, test {SETUP['n_test']}), "
+        f"FISTA {steps} steps, strengths from the same {len(LAMS)}-point grid "
+        f"1e-4..1 chosen on validation log-loss; MNIST-1D MLP 2x128 with reg=[l1] / "
+        f"reg=[l2], strengths {SCALES[scale]['strengths']} chosen on val/acc. Gaussian level "
+        f"{100 * GAUSS:.2f}%. Mean ± 95% t-interval over seeds."
+    )
+
+
 @REPRODUCTIONS.register("l1_vs_l2")
 class L1VsL2(Reproduction):
     name = "l1_vs_l2"
@@ -131,65 +201,16 @@ class L1VsL2(Reproduction):
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         runs = load_runs(experiment)
-        lr = {
-            a: {r.seed: r for r in runs if r.params.get("part") == "logreg" and r.p("arm") == a}
-            for a in ("l1", "l2")
-        }
+        lr = logreg_runs(runs)
         if not lr["l1"]:
             raise SystemExit(
                 f"no finished runs in {experiment!r}; run `regbench reproduce {self.name}`"
             )
         mlp = {a: self._mlp_chosen(runs, a) for a in ("l1", "l2")}
-        c = claims()
-        verdicts = [
-            judge(c["lr_l1"], [r.metrics["chosen/small_frac"] for r in lr["l1"].values()]),
-            judge(c["lr_f1"], [r.metrics["chosen/f1"] for r in lr["l1"].values()]),
-            judge(c["lr_l2"], [r.metrics["chosen/small_frac"] for r in lr["l2"].values()]),
-            judge(c["mlp_l1"], [r.metrics[FIRST] for r in mlp["l1"].values()]),
-            judge(c["mlp_l2"], [r.metrics[FIRST] for r in mlp["l2"].values()]),
-        ]
-        rows = []
-        for a in ("l1", "l2"):
-            rs = list(lr[a].values())
-            rows.append(
-                [
-                    f"logistic, {a}",
-                    mean_ci([math.log10(r.metrics["chosen/lam"]) for r in rs]).fmt(2),
-                    mean_ci([r.metrics["chosen/small_frac"] for r in rs]).fmt(2, 100),
-                    mean_ci([r.metrics["chosen/f1"] for r in rs]).fmt(3),
-                    mean_ci([r.metrics["chosen/test_err"] for r in rs]).fmt(2, 100),
-                ]
-            )
-            ms = list(mlp[a].values())
-            if ms:
-                rows.append(
-                    [
-                        f"MLP first layer, {a}",
-                        mean_ci([math.log10(r.p(f"reg.{a}.strength", float)) for r in ms]).fmt(2),
-                        mean_ci([r.metrics[FIRST] for r in ms]).fmt(2, 100),
-                        "-",
-                        mean_ci([1 - r.metrics["test/acc"] for r in ms]).fmt(2, 100),
-                    ]
-                )
-        md = [
-            f"Experiment `{experiment}`: logistic regression d = {SETUP['d']}, {SETUP['k']} "
-            f"relevant, n = {SETUP['n']} (validation {SETUP['n_val']}, test {SETUP['n_test']}), "
-            f"FISTA {rs[0].p('steps')} steps, strengths from the same {len(LAMS)}-point grid "
-            f"1e-4..1 chosen on validation log-loss; MNIST-1D MLP 2x128 with reg=[l1] / "
-            f"reg=[l2], strengths {SCALES[scale]['strengths']} chosen on val/acc. Gaussian level "
-            f"{100 * GAUSS:.2f}%. Mean ± 95% t-interval over seeds.",
-            table(
-                [
-                    "model, penalty",
-                    "log10 chosen strength",
-                    "% |w| < 0.01 RMS",
-                    "support F1",
-                    "test error %",
-                ],
-                rows,
-            ),
-        ]
-        md.append(self._explain(lr, mlp))
+        verdicts = judge_claims(lr, mlp)
+        rows = summary_rows(lr, mlp)
+        steps = list(lr["l2"].values())[0].p("steps")
+        md = [setup_text(experiment, scale, steps), table(COLUMNS, rows), self._explain(lr, mlp)]
         fig = self._figure(lr, mlp, out_dir)
         md.append(f"![l1 vs l2]({fig.name})")
         return Report("\n\n".join(md), figures=[fig], claims=verdicts)
