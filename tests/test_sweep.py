@@ -159,7 +159,16 @@ def test_two_workers_finish_exactly_n_trials(experiment, tmp_path, capfd):
             "model.dropout": [0.0, 0.2],
         },
     )
+    import matplotlib
+
+    def style():  # the backend is set to Agg for the plots, on purpose
+        return {k: v for k, v in matplotlib.rcParams.items() if not k.startswith("backend")}
+
+    before = style()
     study = run_study(spec, storage=url, n_jobs=2)
+    # the study's Optuna plots (drawn in this process) leave the style as it was: Optuna's
+    # plot functions switch to ggplot, which would restyle every later figure here
+    assert style() == before
     printed = capfd.readouterr().out
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
     assert "[w0] trial" in printed and "[w1] trial" in printed  # both processes worked

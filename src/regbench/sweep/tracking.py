@@ -188,7 +188,10 @@ def log_plots(client, run_id: str, study: optuna.Study) -> list[str]:
     ):
         plots["param_importances"] = ovm.plot_param_importances
     logged = []
-    with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
+    # Optuna's plot functions call plt.style.use("ggplot"); rc_context restores the style
+    # afterwards, or every later figure of the process (a reproduction's report after its
+    # grid) would be drawn in ggplot and differ from the same report rebuilt later
+    with tempfile.TemporaryDirectory() as d, warnings.catch_warnings(), matplotlib.rc_context():
         warnings.simplefilter("ignore")
         for name, fn in plots.items():
             try:
