@@ -147,3 +147,14 @@ def test_launcher_configs_compose():
     else:
         with pytest.raises(Exception, match="submitit_slurm"):
             compose_hydra("hydra/launcher=slurm")
+
+
+def test_train_multirun_bad_input_stops_before_any_job_trains(experiment, tmp_path):
+    done, parent, children = _train_m(experiment, tmp_path, "model.width=16,abc")
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "regbench train: model.width='abc' is not valid; it must be an integer (job: "
+    )
+    assert "model.width=abc" in last and "Traceback" not in done.stderr
+    assert children == [] and parent.info.status == "FAILED"  # the valid job never ran

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,6 +50,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         configs.append(config)
         cfgs.append(task_cfg)
         labels.append(list(config.hydra.overrides.task))
+    _check_all(cfgs, labels)
     print(f"training {len(cfgs)} job(s), batched where they can be", flush=True)
     results = run_members(cfgs, labels)
     out = []
@@ -78,6 +80,20 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         callbacks.on_job_end(config=config, job_return=ret)
         out.append(ret)
     return out
+
+
+def _check_all(cfgs: list, labels: list) -> None:
+    """Bad input in any job: one line and exit status 2 before any job trains (as a single
+    ``regbench train`` does; the grid's parent run ends FAILED)."""
+    from regbench.errors import ConfigError
+    from regbench.validate import check_config
+
+    for cfg, label in zip(cfgs, labels, strict=True):
+        try:
+            check_config(cfg)
+        except ConfigError as e:
+            print(f"regbench train: {e} (job: {' '.join(label)})", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
 
 
 def _basic(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
