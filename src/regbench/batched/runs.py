@@ -12,6 +12,7 @@ others finish. Members that cannot batch run through ``train.run`` one by one, t
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 
@@ -100,12 +101,15 @@ def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Resu
             _open_run(m, parent_run_id, device, opened, loggers)
         loop = GroupLoop(members, device)
         timers = [Shares(m.cfg.trainer) for m in members]
+        bar = _epoch_bar(members)
         t0 = time.perf_counter()
 
         def report(i: int, metrics: dict, epoch: int) -> None:
             if metrics:
                 loggers[i].log_metrics({**metrics, "epoch": epoch}, step=epoch)
                 timers[i].seen(metrics, epoch, time.perf_counter() - t0, len(loop.alive))
+                if bar is not None and i == loop.alive[0] and "train/loss" in metrics:
+                    bar.update(1)
 
         def fail(i: int, error: BaseException) -> None:
             error.run_id = loggers[i].run.run_id  # the sweep records the failed run
@@ -116,6 +120,8 @@ def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Resu
         diagnose = _diagnoser(members, loggers, device)
         diag_every = members[0].diag.every_n_epochs if members[0].diag else 0
         loop.fit(report, fail, diag_every, diagnose)
+        if bar is not None:
+            bar.close()
         fit_s, n = time.perf_counter() - t0, len(loop.alive)
         for i, test in loop.finish(diagnose).items():
             loggers[i].finalize("success")  # Lightning finalizes after fit, then tests
@@ -140,6 +146,21 @@ def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Resu
         if cm is not None:
             cm.__exit__(None, None, None)
     return results
+
+
+def _epoch_bar(members: Sequence[Member]):
+    """The epoch bar a single run shows (``trainer.progress_bar``), once for the group."""
+    if not any(m.cfg.trainer.get("progress_bar", False) for m in members):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=int(members[0].cfg.trainer.max_epochs),
+        desc=f"epochs ({len(members)} models, batched)",
+        unit="ep",
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
 
 
 def _open_run(m: Member, parent_run_id, device, opened: list, loggers: list) -> None:
