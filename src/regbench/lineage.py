@@ -65,8 +65,12 @@ def dataset_inputs(splits, data_cfg, train_digest: str | None = None) -> list:
 
 
 def _git(*args: str) -> str:
+    """``git ARGS`` in the checkout, "" if it fails. ``--no-optional-locks``: ``git status``
+    would otherwise take ``.git/index.lock`` to refresh the index, and a run killed during
+    it (a SIGKILLed sweep worker) would leave the lock behind and block the user's git."""
+    cmd = ["git", "--no-optional-locks", *args]
     try:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=10)
         return out.stdout.strip() if out.returncode == 0 else ""
     except (OSError, subprocess.TimeoutExpired):
         return ""
