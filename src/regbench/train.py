@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 
-from regbench import cost, lineage, tracking
+from regbench import artifacts, cost, lineage, tracking
 from regbench.data import build_data
 from regbench.data.batches import limit_batches
 from regbench.data.module import TensorDataModule
@@ -137,7 +137,7 @@ def run(
                 raise KeyboardInterrupt from None
             raise
         if cfg.logger.save_model:
-            tracking.log_state_dict(tracked, module.model)
+            artifacts.log_state_dict(tracked, module.model)
         logger.finalize("success")
         spent = timer.metrics(fit_s)
         tracked.log_metrics(spent, step=trainer.current_epoch)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from omegaconf import DictConfig
 
-from regbench import lineage, tracking
+from regbench import artifacts, lineage, tracking
 from regbench.batched.plan import EXEC_TAG, Member, make_groups, reg_plan, unbatchable
 from regbench.cost import CostTimer, timer
 from regbench.epoch_logger import MlflowEpochLogger
@@ -132,7 +132,7 @@ def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Resu
             if timers[i].tags():
                 loggers[i].run.set_tags(timers[i].tags())
             if members[i].cfg.logger.save_model:  # unstacked by loop.finish: its own weights
-                tracking.log_state_dict(loggers[i].run, members[i].module.model)
+                artifacts.log_state_dict(loggers[i].run, members[i].module.model)
             results[i] = {**loggers[i].last, **spent, "run_id": loggers[i].run.run_id}
     except BaseException as e:  # interrupted or broken: every open run ends with it
         for i, cm in enumerate(opened):
