@@ -48,6 +48,16 @@ class MlflowEpochLogger(Logger):
         self._written = float("-inf")  # monotonic time of the last write
         self._writer = _BatchWriter(run) if background else None
 
+    @classmethod
+    def from_config(cls, run: TrackedRun, logger_cfg: Mapping[str, Any]) -> MlflowEpochLogger:
+        """The logger ``conf/logger/mlflow.yaml`` describes (``cfg.logger``)."""
+        return cls(
+            run,
+            bool(logger_cfg.get("background", False)),
+            logger_cfg.get("every_n_epochs", 1),
+            logger_cfg.get("flush_every_s", 0.0),
+        )
+
     @property
     def name(self) -> str:
         return "mlflow"

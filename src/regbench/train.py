@@ -117,12 +117,7 @@ def run(
         tracking.log_params(tracked.client, tracked.run_id, extra)
         inputs = lineage.dataset_inputs(splits, cfg.data, tags["data.fingerprint"])
         tracked.log_inputs(inputs)
-        logger = MlflowEpochLogger(
-            tracked,
-            cfg.logger.background,
-            cfg.logger.every_n_epochs,
-            cfg.logger.get("flush_every_s", 0.0),
-        )
+        logger = MlflowEpochLogger.from_config(tracked, cfg.logger)
         timer = cost.timer(cfg.trainer)
         trainer = make_trainer(cfg, logger, [*module.reg.callbacks, *callbacks, timer])
         tracked.set_tags(lineage.environment_tags(str(trainer.strategy.root_device)))

@@ -179,9 +179,7 @@ def _open_run(m: Member, parent_run_id, device, opened: list, loggers: list) -> 
     opened.append(cm)
     _log_extras(run, m, t["data.fingerprint"])
     run.set_tags(lineage.environment_tags(str(device)))
-    lg = m.cfg.logger
-    every, flush_s = lg.get("every_n_epochs", 1), lg.get("flush_every_s", 0.0)
-    loggers.append(MlflowEpochLogger(run, lg.background, every, flush_s))
+    loggers.append(MlflowEpochLogger.from_config(run, m.cfg.logger))
     m.module.model.to(device)
 
 
