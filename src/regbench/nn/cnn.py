@@ -38,7 +38,7 @@ class CNN1d(nn.Module):
         self.head = nn.Linear(flat, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x.reshape(x.shape[0], 1, -1)  # (B, L) -> (B, 1, L)
+        x = x.reshape(x.shape[0], 1, -1).contiguous()  # (B, L) -> (B, 1, L), NCL
         return self.head(self.features(x))  # (B, c * L') -> (B, classes)
 
 

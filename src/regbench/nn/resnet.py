@@ -72,6 +72,11 @@ class ResNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.add_channel:
             x = x.unsqueeze(1)  # (B, L) -> (B, 1, L)
+        # Contiguous NCHW / NCL whatever a transform or caller handed over: a channels-last
+        # batch sends the convolutions down oneDNN's NHWC path, whose backward weights for
+        # strided 1x1 convolutions with few channels is broken on AVX2 CPUs (see
+        # reg/augment_image.py and docs/ARCHITECTURE.md, "Numerics"). A no-op otherwise.
+        x = x.contiguous()
         x = self.final(self.stages(self.stem(self.input_drop(x))))  # (B, C, *S)
         x = x.flatten(2).mean(2)  # global average pool: (B, C)
         return self.head(self.head_drop(x))

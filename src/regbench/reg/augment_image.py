@@ -67,11 +67,18 @@ def crop_flip(
     batch = torch.arange(b, device=dev)
     if x.dim() == 3:
         # xp[i, :, cols[i]] for every i: (B, C, L) after moving C back to dim 1.
-        return xp.permute(0, 2, 1)[batch[:, None], cols].permute(0, 2, 1)
-    rows = torch.arange(h, device=dev) + draw(2 * p + 1)[:, None]  # (B, H)
-    # Channels last so one advanced index gathers (B, H, W, C), then back to (B, C, H, W).
-    out = xp.permute(0, 2, 3, 1)[batch[:, None, None], rows[:, :, None], cols[:, None, :]]
-    return out.permute(0, 3, 1, 2)
+        out = xp.permute(0, 2, 1)[batch[:, None], cols].permute(0, 2, 1)
+    else:
+        rows = torch.arange(h, device=dev) + draw(2 * p + 1)[:, None]  # (B, H)
+        # Channels last so one advanced index gathers (B, H, W, C), then back to (B, C, H, W).
+        out = xp.permute(0, 2, 3, 1)[batch[:, None, None], rows[:, :, None], cols[:, None, :]]
+        out = out.permute(0, 3, 1, 2)
+    # The gather leaves channels-last strides. Hand the batch on in the layout the model
+    # expects (contiguous NCHW / NCL): oneDNN takes its NHWC path for a channels-last
+    # input, and on AVX2 CPUs its backward-weights kernel for strided 1x1 convolutions
+    # with few input channels crashes (one thread) or returns wrong gradients (several;
+    # relative error 17 on ResNet-18 k=4 here). docs/ARCHITECTURE.md, "Numerics".
+    return out.contiguous()
 
 
 class CropFlip:
