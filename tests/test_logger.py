@@ -8,8 +8,8 @@ import pytest
 import pytorch_lightning as pl
 from mlflow.exceptions import MlflowException
 
-from regbench.epoch_logger import MlflowEpochLogger
 from regbench.tracking import get_client, tracked_run
+from regbench.tracking.epoch_logger import MlflowEpochLogger
 from regbench.train import run
 
 

@@ -11,18 +11,19 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 
-from regbench import artifacts, cost, lineage, tracking
+from regbench import tracking
 from regbench.data import build_data
 from regbench.data.batches import limit_batches
 from regbench.data.module import TensorDataModule
 from regbench.diagnostics import DiagData, diagnostics_callback
-from regbench.epoch_logger import MlflowEpochLogger
 from regbench.errors import ConfigError, positive_int
 from regbench.module import RegModule
 from regbench.nn import build_model
 from regbench.optim import build_scheduler, check_optim
 from regbench.progress import EpochProgressBar
 from regbench.reg import build_regularizers
+from regbench.tracking import artifacts, cost, lineage
+from regbench.tracking.epoch_logger import MlflowEpochLogger
 from regbench.validate import check_config, check_transforms
 
 

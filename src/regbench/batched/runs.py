@@ -3,7 +3,7 @@
 For every member, :func:`run_members` opens the same run ``train.run`` opens (name from
 the varied axes, params from the resolved config, ``config.yaml``, the data fingerprint,
 parameter count and environment tags) plus ``regbench.exec=batched``, and logs through
-the same :class:`~regbench.epoch_logger.MlflowEpochLogger` in the order Lightning calls it:
+the same :class:`~regbench.tracking.epoch_logger.MlflowEpochLogger` in the order Lightning calls it:
 each epoch's val then train metrics, the diagnostics at the last epoch's step, the test
 metrics at step ``max_epochs``. A member that fails ends FAILED with its reason; the
 others finish. Members that cannot batch run through ``train.run`` one by one, tagged
@@ -19,10 +19,11 @@ from collections.abc import Sequence
 import torch
 from omegaconf import DictConfig
 
-from regbench import artifacts, lineage, tracking
+from regbench import tracking
 from regbench.batched.plan import EXEC_TAG, Member, make_groups, reg_plan, unbatchable
-from regbench.cost import CostTimer, timer
-from regbench.epoch_logger import MlflowEpochLogger
+from regbench.tracking import artifacts, lineage
+from regbench.tracking.cost import CostTimer, timer
+from regbench.tracking.epoch_logger import MlflowEpochLogger
 
 Result = dict | BaseException
 
@@ -193,7 +194,7 @@ def _log_extras(run, m: Member, fingerprint: str) -> None:
 
 
 class Shares(CostTimer):
-    """:mod:`regbench.cost`'s ``time/`` metrics for a model of a group: its share of the
+    """:mod:`regbench.tracking.cost`'s ``time/`` metrics for a model of a group: its share of the
     group's wall time (the group's time over the models training in it)."""
 
     def __init__(self, trainer_cfg: DictConfig) -> None:

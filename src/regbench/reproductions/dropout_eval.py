@@ -22,9 +22,9 @@ from regbench.reg.inference import stochastic_layers_on
 
 def load_trained(run_id: str):
     """``(cfg, model in eval mode, splits)`` of a finished run with a ``model.pt``."""
-    from regbench.artifacts import load_config, load_state_dict
     from regbench.data import build_data
     from regbench.nn import build_model
+    from regbench.tracking.artifacts import load_config, load_state_dict
 
     cfg = load_config(run_id)
     splits = build_data(cfg.data, cfg.seed)

@@ -14,9 +14,10 @@ from typing import Any, TypeVar
 import optuna
 from optuna.trial import TrialState
 
-from regbench import lineage, tracking
+from regbench import tracking
 from regbench.sweep.objective import FAIL_REASON, INTERRUPTED, ROLE_TAG, STUDY_TAG, TRIAL_TAG
 from regbench.sweep.spec import StudySpec
+from regbench.tracking import lineage
 
 T = TypeVar("T")
 

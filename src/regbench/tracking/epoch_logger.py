@@ -11,7 +11,7 @@ from typing import Any
 from pytorch_lightning.loggers.logger import Logger
 from pytorch_lightning.utilities import rank_zero_only
 
-from regbench.tracking import TrackedRun, deferred_sigint
+from regbench.tracking.store import TrackedRun, deferred_sigint
 
 
 class MlflowEpochLogger(Logger):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from regbench.tracking import TrackedRun, get_client
+from regbench.tracking.store import TrackedRun, get_client
 
 MODEL_ARTIFACT = "model.pt"
 
