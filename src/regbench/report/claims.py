@@ -24,6 +24,14 @@ from regbench.report.stats import Summary, mean_ci, t_quantile
 
 SUPPORTED, REFUTED, INCONCLUSIVE = "SUPPORTED", "REFUTED", "INCONCLUSIVE"
 DIRECTIONS = ("above", "below", "within", "outside")
+#: what a claim's verdict counts as (docs/REPRODUCTIONS.md, "How a claim is judged"):
+#: ``finding`` (what the cited paper reports), ``folk`` (a popular belief put to the
+#: test), ``check`` (identity, closed form, by-construction sanity; never evidence)
+ROLES = ("finding", "folk", "check")
+#: how per-seed values become a verdict: ``mean`` (t-interval of the mean), ``paired``
+#: (t-interval of per-seed differences of two arms), ``position`` (a discrete reading,
+#: judged by how many seeds land in the window), ``exact`` (a deterministic check)
+KINDS = ("mean", "paired", "position", "exact")
 MAX_SEEDS_SHOWN = 1000
 
 
@@ -50,8 +58,18 @@ class Claim:
     scale: float = 1.0
     digits: int = 3
     unit: str = ""
+    role: str = "finding"
+    kind: str = ""  # "" = from ``exact`` ("exact") else "mean"; see KINDS
 
     def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", "exact" if self.exact else "mean")
+        if self.kind not in KINDS:
+            raise ValueError(f"Claim {self.key!r}: kind={self.kind!r}; one of {KINDS}")
+        if (self.kind == "exact") != self.exact:
+            object.__setattr__(self, "exact", self.kind == "exact")
+        if self.role not in ROLES:
+            raise ValueError(f"Claim {self.key!r}: role={self.role!r}; one of {ROLES}")
         if self.direction not in DIRECTIONS:
             raise ValueError(
                 f"Claim {self.key!r}: direction={self.direction!r}; one of {DIRECTIONS}"
@@ -102,6 +120,35 @@ class Verdict:
         if s.n < 2:
             return f"{c.num(s.mean)} (one seed, no interval)"
         return f"{c.num(s.mean)} [{c.num(s.lo)}, {c.num(s.hi)}]"
+
+    def to_dict(self) -> dict:
+        """Everything about this verdict as plain JSON values (``claims.json``, read by
+        ``regbench site``)."""
+        c, s = self.claim, self.summary
+        est = None
+        if s is not None:
+            est = {"mean": s.mean, "lo": s.lo, "hi": s.hi, "sd": s.sd, "n": s.n}
+        return {
+            "key": c.key,
+            "text": c.text,
+            "statistic": c.statistic,
+            "kind": c.kind,
+            "role": c.role,
+            "direction": c.direction,
+            "threshold": c.threshold,
+            "delta": c.delta,
+            "threshold_text": c.threshold_text(),
+            "rationale": c.rationale,
+            "min_seeds": c.min_seeds,
+            "scale": c.scale,
+            "digits": c.digits,
+            "unit": c.unit,
+            "values": list(self.values),
+            "estimate": est,
+            "estimate_text": self.estimate(),
+            "status": self.status,
+            "note": self.note,
+        }
 
     def row(self) -> list[str]:
         c = self.claim

@@ -3,6 +3,7 @@ artifacts of the grid's parent MLflow run."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,15 +24,25 @@ def report_dir(name: str, scale: str = "cpu") -> Path:
 
 
 def write_report(
-    out_dir: Path, markdown: str, figures: Sequence[Path], parent_run_id: str | None
+    out_dir: Path,
+    markdown: str,
+    figures: Sequence[Path],
+    parent_run_id: str | None,
+    claims: dict | None = None,
 ) -> Path:
-    """Write ``report.md`` (figures are already saved in ``out_dir``) and log everything
-    under ``report/`` on the parent run. Returns the path of ``report.md``."""
+    """Write ``report.md`` (figures are already saved in ``out_dir``) and, when given,
+    ``claims.json`` (every verdict with its per-seed values, machine-readable), and log
+    everything under ``report/`` on the parent run. Returns the path of ``report.md``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / "report.md"
     md.write_text(markdown)
+    files = [md, *figures]
+    if claims is not None:
+        path = out_dir / "claims.json"
+        path.write_text(json.dumps(claims, indent=1, allow_nan=True) + "\n")
+        files.append(path)
     if parent_run_id:
         client = get_client()
-        for path in [md, *figures]:
+        for path in files:
             client.log_artifact(parent_run_id, str(path), "report")
     return md

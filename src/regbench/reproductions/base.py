@@ -136,7 +136,16 @@ def build_report(repro: Reproduction, scale: str) -> Path:
         parts.append(claims_table(rep.claims))
     parts.append(rep.markdown)
     md = "\n\n".join(parts) + "\n"
-    return write_report(out_dir, md, rep.figures, find_parent(experiment))
+    parent = find_parent(experiment)
+    data = {
+        "reproduction": repro.name,
+        "scale": scale,
+        "title": repro.title,
+        "experiment": experiment,
+        "parent_run_id": parent,
+        "claims": [v.to_dict() for v in rep.claims],
+    }
+    return write_report(out_dir, md, rep.figures, parent, claims=data)
 
 
 def check_scale(scale: str, repro: Reproduction | None = None) -> str:
