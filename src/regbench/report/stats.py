@@ -1,7 +1,17 @@
-"""Aggregation over seeds: mean with a Student-t 95% confidence interval.
+"""Statistics over seeds: the mean with its Student-t interval, one-sided t-tests, and the
+exact binomial test with its Clopper-Pearson interval. Distributions come from
+``scipy.stats`` (quantiles and tail probabilities computed to double precision; the
+project used to invert the t distribution by hand).
 
-With n seeds, mean +- t_{0.975, n-1} * s / sqrt(n), s the sample standard deviation.
-One seed gives no interval (half-width reported as NaN, printed as "n=1").
+- Mean: with n seeds, mean +- t_{0.975, n-1} s / sqrt(n), s the sample standard
+  deviation. One seed gives no interval (half-width NaN, printed as "n=1").
+- One-sided t-tests (Student 1908): p-values of H1: mu > b and H1: mu < b from
+  T = (mean - b) / (s / sqrt(n)) with n - 1 degrees of freedom. The 95% two-sided
+  interval lies above b exactly when the first p-value is below 0.025.
+- Binomial: k of n seeds on one side; P(X >= k) and P(X <= k) under X ~ Bin(n, p0)
+  (the sign test, Dixon & Mood 1946, when p0 = 1/2), and the exact two-sided interval
+  on k / n (Clopper & Pearson 1934, Biometrika 26:404), which lies above p0 exactly when
+  P(X >= k) < (1 - level) / 2.
 """
 
 from __future__ import annotations
@@ -10,36 +20,15 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-
-def t_two_sided(t: float, df: int) -> float:
-    """P(|T| <= t) for Student's t with integer ``df`` >= 1, in closed form
-    (Abramowitz & Stegun 1964, 26.7.3-26.7.4, theta = atan(t / sqrt(df)))."""
-    if df < 1 or int(df) != df:
-        raise ValueError(f"df must be an integer >= 1, got {df!r}")
-    theta = math.atan(abs(t) / math.sqrt(df))
-    c2, s = math.cos(theta) ** 2, math.sin(theta)
-    if df % 2 == 1:  # odd: (2/pi) [theta + sin cos (1 + 2/3 c^2 + 2*4/(3*5) c^4 + ...)]
-        term, total = 1.0, 1.0 if df > 1 else 0.0
-        for k in range(1, (df - 1) // 2):
-            term *= (2 * k) / (2 * k + 1) * c2
-            total += term
-        return 2 / math.pi * (theta + s * math.cos(theta) * total)
-    term, total = 1.0, 1.0  # even: sin [1 + 1/2 c^2 + 1*3/(2*4) c^4 + ...]
-    for k in range(1, df // 2):
-        term *= (2 * k - 1) / (2 * k) * c2
-        total += term
-    return s * total
+from scipy import stats as sps
 
 
 def t_quantile(level: float, df: int) -> float:
-    """The t with P(|T| <= t) = ``level`` (so t_{(1+level)/2, df}), by bisection."""
-    lo, hi = 0.0, 1.0
-    while t_two_sided(hi, df) < level:
-        hi *= 2
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if t_two_sided(mid, df) < level else (lo, mid)
-    return (lo + hi) / 2
+    """The t with P(|T| <= t) = ``level`` for Student's t with ``df`` degrees of freedom,
+    i.e. t_{(1 + level)/2, df} (t_{0.975, 2} = 4.303)."""
+    if df < 1:
+        raise ValueError(f"df must be >= 1, got {df!r}")
+    return float(sps.t.ppf((1 + level) / 2, df))
 
 
 @dataclass(frozen=True)
@@ -80,3 +69,29 @@ def mean_ci(values: Iterable[float], level: float = 0.95) -> Summary:
     sd = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
     q = t_quantile(level, n - 1)
     return Summary(mean, q * sd / math.sqrt(n), n, sd)
+
+
+def t_pvalues(s: Summary, bound: float) -> tuple[float, float]:
+    """One-sided p-values (H1: mu > bound, H1: mu < bound) of the t-test on ``s``.
+
+    Zero spread (every value equal) is the test's limit: p = 0 on the side the mean lies
+    strictly on, 1 on the other (and 1 for both when the mean equals ``bound``)."""
+    if s.n < 2:
+        raise ValueError("a t-test needs at least 2 values")
+    diff = s.mean - bound
+    if s.sd == 0:
+        return (0.0 if diff > 0 else 1.0), (0.0 if diff < 0 else 1.0)
+    t = diff / (s.sd / math.sqrt(s.n))
+    return float(sps.t.sf(t, s.n - 1)), float(sps.t.cdf(t, s.n - 1))
+
+
+def binomial_pvalues(k: int, n: int, p0: float = 0.5) -> tuple[float, float]:
+    """Exact one-sided p-values of k successes in n trials: P(X >= k), P(X <= k) under
+    X ~ Bin(n, p0)."""
+    return float(sps.binom.sf(k - 1, n, p0)), float(sps.binom.cdf(k, n, p0))
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) two-sided interval on a binomial proportion k / n."""
+    ci = sps.binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
+    return float(ci.low), float(ci.high)

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from regbench.errors import ConfigError
 from regbench.report import REPRO_TAG, find_parent, report_dir
-from regbench.report.claims import Verdict, claims_table
+from regbench.report.claims import Verdict
+from regbench.report.family import counts, holm
+from regbench.report.markdown import claims_section
 from regbench.report.writer import write_report
 
 #: tiny: seconds, same code path (make test asserts its verdicts); cpu: minutes on 2 cores;
@@ -131,9 +133,10 @@ def build_report(repro: Reproduction, scale: str) -> Path:
     out_dir = report_dir(repro.name, scale)
     out_dir.mkdir(parents=True, exist_ok=True)
     rep = repro.analyse(experiment, scale, out_dir)
+    verdicts = holm(rep.claims)  # family-wise verdicts beside the per-claim ones
     parts = [f"# {repro.name} ({scale} scale)", repro.title]
-    if rep.claims:
-        parts.append(claims_table(rep.claims))
+    if verdicts:
+        parts.append(claims_section(verdicts))
     parts.append(rep.markdown)
     md = "\n\n".join(parts) + "\n"
     parent = find_parent(experiment)
@@ -143,7 +146,8 @@ def build_report(repro: Reproduction, scale: str) -> Path:
         "title": repro.title,
         "experiment": experiment,
         "parent_run_id": parent,
-        "claims": [v.to_dict() for v in rep.claims],
+        "counts": counts(verdicts),
+        "claims": [v.to_dict() for v in verdicts],
     }
     return write_report(out_dir, md, rep.figures, parent, claims=data)
 

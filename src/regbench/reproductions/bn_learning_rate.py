@@ -55,6 +55,7 @@ CLAIMS = {
         threshold=0.5,
         rationale="Ioffe & Szegedy 2015 sec. 4.2: BN trains at 5x and 30x the rate; "
         "> 0.5 on a x3 grid = at least one step",
+        kind="position",
     ),
     "speed": Claim(
         key="speed",
@@ -64,6 +65,7 @@ CLAIMS = {
         threshold=0.0,
         rationale="Ioffe & Szegedy 2015 sec. 4.2: 14x fewer steps to the baseline accuracy",
         digits=0,
+        kind="position",  # steps in whole epochs: a discrete reading, ties are common
     ),
 }
 

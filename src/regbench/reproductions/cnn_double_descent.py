@@ -61,6 +61,8 @@ CLAIMS = {
         "above",
         0.0,
         "MNIST-1D notebook (9129ceb): 19.64% -> 33.80%",
+        kind="paired",
+        curves=("test error at c = 18",),
         **PTS,
     ),
     "descent": Claim(
@@ -70,6 +72,8 @@ CLAIMS = {
         "above",
         0.0,
         "MNIST-1D notebook (9129ceb): 33.80% -> 30.04%",
+        kind="paired",
+        curves=("test error at c = 18",),
         **PTS,
     ),
 }

@@ -41,6 +41,10 @@ from regbench.reproductions.base import Report, Reproduction, grid
 from regbench.reproductions.dropout_eval import load_trained, mask_log_probs
 
 K, BOOT, Z_BAND, RHO_PRIMER = 64, 200, 2.0, 0.5
+PRIMER = (
+    "an unnamed primer's claim that dropout decorrelates its members "
+    "(docs/REPRODUCTIONS.md section 8)"
+)
 VAL_SEED, TEST_SEED, BOOT_SEED = 1001, 2002, 3003  # fixed: a rebuilt report is identical
 TINY = ["data.n_train=600", "data.n_test=200", "model.width=32", "trainer.max_epochs=2"]
 
@@ -55,6 +59,7 @@ def _z_claim(k: int) -> Claim:
         "a correct prediction lies within 2 bootstrap sd (95%) of the measured error",
         delta=Z_BAND,
         digits=2,
+        curves=("predicted vs measured ensemble error over k",),
     )
 
 
@@ -69,6 +74,9 @@ CLAIMS = {
         RHO_PRIMER,
         "C -> 0 read generously: at rho = 0.5 an infinite ensemble only halves V",
         digits=3,
+        role="folk",
+        role_reason=PRIMER,
+        curves=("rho of one net's mask members",),
     ),
     "rho_vs_indep": Claim(
         "rho_vs_indep",
@@ -78,6 +86,10 @@ CLAIMS = {
         0.0,
         "the primer's claim compared with independent training (0: as diverse)",
         digits=3,
+        kind="paired",
+        role="folk",
+        role_reason=PRIMER,
+        curves=("rho of one net's mask members",),
     ),
 }
 

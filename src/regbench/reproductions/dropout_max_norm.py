@@ -47,6 +47,8 @@ CLAIMS = {
         scale=100,
         digits=2,
         unit=" pts",
+        kind="paired",
+        curves=("dropout arm",),
     ),
     "max_norm": Claim(
         key="max_norm",
@@ -59,6 +61,8 @@ CLAIMS = {
         scale=100,
         digits=2,
         unit=" pts",
+        kind="paired",
+        curves=("dropout arm",),
     ),
 }
 

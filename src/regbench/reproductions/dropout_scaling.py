@@ -78,6 +78,8 @@ CLAIMS = {
         scale=1e9,
         digits=4,
         unit=" x 1e-9",
+        role="check",
+        role_reason="an identity (a reparametrization): it can fail only if the code is wrong",
     ),
     "same_hp": Claim(
         "same_hp",
@@ -85,11 +87,16 @@ CLAIMS = {
         "paired test acc, vanilla - inverted",
         "within",
         0.0,
-        "folk equivalence; +-1 point: the practical margin the claim is read with",
+        "+-1 point: the practical margin the folk equivalence is read with, this project's, "
+        "fixed in commit 30e3b9b (docs/REPRODUCTIONS.md section 6)",
         delta=0.01,
         scale=100,
         digits=2,
         unit=" pt",
+        kind="paired",
+        role="folk",
+        role_reason="the popular reading that inverted and vanilla dropout are "
+        "interchangeable; under the identity above they differ at init and in step size",
     ),
     "factor": Claim(
         "factor",
@@ -99,6 +106,7 @@ CLAIMS = {
         0.0,
         "weight-scaling rule (Srivastava et al. 2014 sec. 10): E[m] = p",
         digits=3,
+        kind="paired",
     ),
 }
 

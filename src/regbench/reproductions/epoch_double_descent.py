@@ -59,6 +59,8 @@ TWO_LAYER = {
     "two_layer_control": "control: independent first-layer directions, equal steps",
 }
 FLAT = 0.01  # "a single minimum": no bump deeper than 1% of the teacher's output variance
+TOL = (f"tolerance {FLAT}: 1% of the teacher's output variance (docs/REPRODUCTIONS.md section 3; "
+       "fixed in commit 02a6deb, the reproduction's first version)")  # fmt: skip
 # tiny: 2 draws (fewer than any claim needs) and short runs, on the same code path
 TINY = ["edd.steps=300", "edd.draws=2", "edd.n_log=10", "edd.two_layer.steps=30",
         "edd.two_layer.draws=2", "edd.two_layer.n_test=100"]  # fmt: skip
@@ -99,31 +101,35 @@ def claims(model: str, steps: int = 50_000) -> dict[str, Claim]:
     """The claims of one mechanism (``linear`` or ``two_layer``) over ``steps``."""
     name = "linear" if model == "linear" else "two-layer (constructed)"
     dd = "per draw: depth of the deepest bump risen to and fallen from (second_descent)"
+    equal, reduced = f"{model}: equal steps", f"{model}: fast step reduced"
     out = {
         "dd": _claim(f"{model}_dd", f"{name}, equal steps: test error descends twice",
                      dd, "above", 0.0, "Pezeshki et al. 2022 / Heckel & Yilmaz 2021 claim "
-                     "the shape, not a size: any second descent"),
+                     "the shape, not a size: any second descent", curves=(equal,)),
         "headline": _claim(f"{model}_headline", f"{name}: reducing the fast part's step "
                            "lowers the early-stopping risk", "per draw: min_t err (reduced) - "
-                           "min_t err (equal), paired", "below", 0.0, HY),
+                           "min_t err (equal), paired", "below", 0.0, HY, kind="paired",
+                           curves=(equal, reduced)),
     }  # fmt: skip
     if model == "linear":
         out["single"] = _claim(
             "linear_single", "linear, fast step x 1/kappa: a single minimum (sanity check: "
             "monotone by construction, not evidence)", dd, "below", FLAT,
-            f"tolerance {FLAT} fixed in advance (1% of the teacher's output variance)",
-            exact=True,
+            TOL, exact=True, role="check", role_reason="by construction: with the fast step "
+            "x 1/kappa both feature groups learn at one speed", curves=(reduced,),
         )  # fmt: skip
     else:
-        for arm, what in (
-            ("reduced", "fast (output) layer's step reduced"),
-            ("control", "negative control (independent directions)"),
-        ):
-            out[arm] = _claim(
-                f"two_layer_{arm}", f"{name}, {what}: a single minimum over {steps:,} steps",
-                dd, "below", FLAT, f"{HY}; tolerance {FLAT} fixed in advance (1% of the "
-                "teacher's output variance)",
-            )  # fmt: skip
+        out["reduced"] = _claim(
+            "two_layer_reduced", f"{name}, fast (output) layer's step reduced: a single "
+            f"minimum over {steps:,} steps", dd, "below", FLAT, f"{HY}; {TOL}", curves=(reduced,),
+        )  # fmt: skip
+        out["control"] = _claim(
+            "two_layer_control", f"{name}, negative control (independent directions): a "
+            f"single minimum over {steps:,} steps", dd, "below", FLAT, f"{HY}; {TOL}", role="check",
+            role_reason="a negative control of this constructed instance (the usual "
+            "independent init): it tests the construction, not the papers",
+            curves=("two_layer: control",),
+        )  # fmt: skip
     return out
 
 

@@ -50,6 +50,8 @@ CLAIMS = {
         direction="above",
         threshold=0.0,
         rationale="Wu & He 2018 fig. 1: 23.6% -> 34.7% from 32 to 2 images per GPU",
+        kind="paired",
+        curves=("BN, batch 2",),
         **PTS,
     ),
     "gn_flat": Claim(
@@ -61,6 +63,8 @@ CLAIMS = {
         delta=0.02,
         rationale="Wu & He 2018 fig. 1: GN flat (24.1%); band = 1.4 binomial s.e. of a "
         "30% error on 1,000 test samples",
+        kind="paired",
+        curves=("GN, batch 2",),
         **PTS,
     ),
     "gn_beats_bn": Claim(
@@ -70,6 +74,8 @@ CLAIMS = {
         direction="above",
         threshold=0.0,
         rationale="Wu & He 2018 fig. 1: 34.7% (BN) vs 24.1% (GN) at batch 2",
+        kind="paired",
+        curves=("BN, batch 2", "GN, batch 2"),
         **PTS,
     ),
 }

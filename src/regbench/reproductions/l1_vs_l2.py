@@ -46,10 +46,17 @@ SCALES = {  # tiny: the same code path, a one-point MLP grid (seconds)
 FIRST = "diag/small_frac/blocks.0.0"
 
 
+MLP_FOLK = (
+    "the textbook reading (L1 sparse, L2 diffuse) carried to a network trained by plain SGD, "
+    "where no proximal step makes exact zeros: a popular belief, not Ng's convex result"
+)
+
+
 def claims() -> dict[str, Claim]:
     g = f"Gaussian level P(|z| < 0.01) = {GAUSS:.4f}"
     c = {}
     for part, label in (("lr", "logistic regression"), ("mlp", "MNIST-1D MLP first layer")):
+        role = {"role": "folk", "role_reason": MLP_FOLK} if part == "mlp" else {}
         c[f"{part}_l1"] = Claim(
             f"{part}_l1",
             f"{label}: L1 weights far above the Gaussian level of small weights",
@@ -60,6 +67,8 @@ def claims() -> dict[str, Claim]:
             scale=100,
             digits=2,
             unit="%",
+            curves=(f"{label}, L1 weights",),
+            **role,
         )
         c[f"{part}_l2"] = Claim(
             f"{part}_l2",
@@ -71,6 +80,8 @@ def claims() -> dict[str, Claim]:
             scale=100,
             digits=2,
             unit="%",
+            curves=(f"{label}, L2 weights",),
+            **role,
         )
     c["lr_f1"] = Claim(
         "lr_f1",
@@ -79,6 +90,7 @@ def claims() -> dict[str, Claim]:
         "above",
         0.5,
         "Ng 2004: L1 needs O(log d) samples, n = 300 >> 10 log 200; 0.5: more right than wrong",
+        curves=("logistic regression, L1 weights",),
     )
     return c
 

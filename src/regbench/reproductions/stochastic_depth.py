@@ -53,6 +53,7 @@ ARM_KEY = "+experiment/sd_arm"
 TINY = ["data.n_train=600", "data.n_test=200", "model.depth=6", "trainer.max_epochs=2"]
 TIMED_STEPS = {"tiny": 20, "cpu": 100}
 PTS = {"scale": 100, "digits": 2, "unit": " pts"}
+FOLK = "a popular reading of stochastic depth ('features move into earlier layers'): no paper"
 
 
 def _claim(key, text, statistic, direction, threshold, rationale, **kw) -> Claim:
@@ -67,6 +68,8 @@ CLAIMS = {
         "above",
         0.0,
         "Huang et al. 2016 table 1: 6.41% -> 5.25% (ResNet-110, CIFAR-10)",
+        kind="paired",
+        curves=("linear arm test error",),
         **PTS,
     ),
     "linear_vs_uniform": _claim(
@@ -76,6 +79,8 @@ CLAIMS = {
         "above",
         0.0,
         "Huang et al. 2016 sec. 4, fig. 8 (approx.)",
+        kind="paired",
+        curves=("linear arm test error",),
         **PTS,
     ),
     "deletion": _claim(
@@ -84,7 +89,10 @@ CLAIMS = {
         "corr(block index, accuracy drop), linear arm",
         "below",
         0.0,
-        "the 'features move into earlier layers' reading; Veit et al. 2016",
+        "0: no tilt; block deletion as in Veit et al. 2016 (arXiv 1605.06431)",
+        role="folk",
+        role_reason=FOLK,
+        curves=("deletion costs, linear arm",),
     ),
     "deletion_vs_none": _claim(
         "deletion_vs_none",
@@ -92,7 +100,11 @@ CLAIMS = {
         "corr(linear) - corr(none), per seed",
         "below",
         0.0,
-        "as above, against the none arm",
+        "0: the same tilt as plain training (the none arm, same seeds)",
+        kind="paired",
+        role="folk",
+        role_reason=FOLK,
+        curves=("deletion costs, linear arm",),
     ),
     "time_ratio": _claim(
         "time_ratio",
@@ -101,8 +113,10 @@ CLAIMS = {
         "within",
         0.0,
         "Huang et al. 2016: ~25% faster at 0.75 L expected "
-        "depth; ±0.1 for per-step costs that do not scale with depth",
+        "depth; ±0.1 for per-step costs that do not scale with depth, this project's, "
+        "fixed in commit 50a39c6 (docs/REPRODUCTIONS.md section 16)",
         delta=0.1,
+        curves=("per-batch time ratio",),
     ),
     "time_sample_mode": _claim(
         "time_sample_mode",
@@ -111,6 +125,11 @@ CLAIMS = {
         "above",
         0.0,
         "per-sample masks still compute every branch",
+        kind="paired",
+        role="check",
+        role_reason="by construction: per-sample mode runs every branch; it checks the "
+        "timing harness sees that",
+        curves=("per-batch time ratio",),
     ),
 }
 

@@ -88,8 +88,16 @@ def fit_records(path: torch.Tensor, cf: torch.Tensor, k: int, arm: str) -> list:
 def claims(n: int, steps: int) -> dict[str, Claim]:
     """Declared before any run; ``n`` and ``steps`` only size the dropout tolerance."""
     exact = "float64 GD: contraction bound + summation error (TOL in two_inputs.py)"
-    folk = "folk claim: L2/dropout push w_B to 0, below the unregularized end point"
-    path = "L2/dropout raise the slow eigenvalue 1 - rho of S; level pre-registered"
+    folk = (
+        "0: the unregularized end point, paired per seed; the closed forms put w_B above it "
+        "(docs/REPRODUCTIONS.md section 4)"
+    )
+    whose = "a popular explanation of dropout (docs/REPRODUCTIONS.md section 4): no paper"
+    path = (
+        "L2/dropout raise the slow eigenvalue 1 - rho of S; levels 0.25 (half the start "
+        "0.5) and 0.05 ('to 0') fixed in commit ff7f7c3, the reproduction's first version"
+    )
+    closed = "a closed form on the same sample: tests the GD code, not a belief"
     c = {
         f"{arm}_closed": Claim(
             f"{arm}_closed",
@@ -100,6 +108,8 @@ def claims(n: int, steps: int) -> dict[str, Claim]:
             exact,
             exact=True,
             digits=12,
+            role="check",
+            role_reason=closed,
         )
         for arm in ("none", "l2", "l1")
     }
@@ -112,10 +122,13 @@ def claims(n: int, steps: int) -> dict[str, Claim]:
         "mask-noise bound on the averaged iterate (dropout_delta)",
         delta=dropout_delta(n, steps),
         digits=5,
+        role="check",
+        role_reason=closed + " (within the mask noise)",
     )
     c["l1_zero"] = Claim("l1_zero", "L1 sets w_B exactly to 0", "|w_B| at the end (exactly 0 "
                          "required)", "below", 1e-300, "soft-thresholding gives exact zeros",
-                         exact=True)  # fmt: skip
+                         exact=True, role="check", role_reason="soft-thresholding's exact "
+                         "zero: by construction")  # fmt: skip
     for arm in ("l2", "dropout"):
         c[f"{arm}_folk_end"] = Claim(
             f"{arm}_folk_end",
@@ -124,6 +137,10 @@ def claims(n: int, steps: int) -> dict[str, Claim]:
             "below",
             0.0,
             folk,
+            kind="paired",
+            role="folk",
+            role_reason=whose,
+            curves=(f"{arm} path", "none path"),
         )
         for lv in LEVELS:
             c[f"{arm}_path_{lv}"] = Claim(
@@ -134,6 +151,10 @@ def claims(n: int, steps: int) -> dict[str, Claim]:
                 0.0,
                 path,
                 digits=2,
+                kind="paired",
+                role="folk",
+                role_reason=whose,
+                curves=(f"{arm} path", "none path"),
             )
     return c
 

@@ -56,6 +56,11 @@ RATES = {"cpu": [0.1, 0.3, 0.5], "paper": [0.1, 0.3, 0.5], "tiny": [0.5]}
 TOP = 0.5  # the rate every claim is about (the paper's headline dropout rate)
 TINY = ["data.n_train=300", "data.n_test=200", "trainer.max_epochs=2"]
 LI = "Li et al. 2019 (arXiv 1801.05134), variance-shift formula"
+FLOOR_WHY = {  # why the floor claims are checks, not evidence for Li et al.
+    "none": "no dropout anywhere: the shift can only be the running variance's own noise; "
+    "it calibrates the floor",
+    "head": "by construction: no BN layer comes after the dropout, so none sees its noise",
+}
 
 
 def noise_moments(placement: str, rate: float) -> tuple[float, float]:
@@ -127,28 +132,33 @@ def claims(momentum: float, batch: int) -> list[tuple[str, float, str, Claim]]:
             f"formula_{pl}", f"{LABELS[pl]}, {TOP}: the first BN's shift agrees with the "
             "formula", "per seed: bn1 shift / formula(q measured) - 1", "within", 0.0,
             f"{LI}; tolerance 2 x the running variance's relative sd with this noise's "
-            f"kurtosis ({noise})", delta=tol, scale=100, digits=1, unit="%")))  # fmt: skip
+            f"kurtosis ({noise})", delta=tol, scale=100, digits=1, unit="%",
+            curves=(f"bn1 shift, {LABELS[pl]} {TOP}",))))  # fmt: skip
     out.append(("before_bn", TOP, "shift_bn1", Claim(
         "above_zero_mean", f"dropout before BN, {TOP}: the first BN's shift is above 1/p",
         "per seed: bn1 shift", "above", theory("before_bn", TOP),
-        f"{LI} at c = 0, its minimum over input means", digits=2)))  # fmt: skip
+        f"{LI} at c = 0, its minimum over input means", digits=2,
+        curves=(f"bn1 shift, {LABELS['before_bn']} {TOP}",))))  # fmt: skip
     for pl, rate in (("none", None), ("head", TOP)):
         out.append((pl, rate, "shift", Claim(
             f"floor_{pl}", f"{LABELS[pl]}{'' if rate is None else f', {rate}'}: no shift "
             "beyond the running variance's noise", "per seed: shift, mean over BN layers",
             "below", floor, f"1 + 2 x sqrt(2m/((2-m)B)) = 1 + 2 x {s0:.3f} ({noise}; "
-            "docs/REPRODUCTIONS.md section 1)", digits=3)))  # fmt: skip
+            "docs/REPRODUCTIONS.md section 1)", digits=3, role="check",
+            role_reason=FLOOR_WHY[pl])))  # fmt: skip
     out.append(("before_bn", TOP, "gain", Claim(
         "reest_gain", f"dropout before BN, {TOP}: re-estimating BN raises test accuracy",
         "per seed: test acc (re-estimated) - test acc, paired", "above", 0.0,
         f"{LI}: the shift is what costs accuracy at inference", scale=100, digits=1,
-        unit=" pts")))  # fmt: skip
+        unit=" pts", kind="paired")))  # fmt: skip
     out.append(("before_bn", TOP, "shift_reest", Claim(
         "reest_floor", f"dropout before BN, {TOP}: no shift after re-estimation (sanity "
         "check: re-estimation measures what the shift compares against)",
         "per seed: shift after re-estimation, mean over BN layers", "below", floor,
         f"the floor above ({noise}); re-estimation averages more batches, so its own "
-        "noise is smaller", digits=3)))  # fmt: skip
+        "noise is smaller", digits=3, role="check", role_reason="re-estimation sets BN's "
+        "statistics to the quantity the shift compares them with: a sanity check of the "
+        "re-estimation code")))  # fmt: skip
     return out
 
 
