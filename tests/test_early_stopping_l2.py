@@ -51,4 +51,9 @@ def test_early_stopping_l2_tiny_verdicts_and_resume(experiment):
         k: "SUPPORTED"
         for k in ("est_150", "bayes_150", "best_150", "est_400", "bayes_400", "best_400")
     }
+    # the theorems' bounds are exact checks, never evidence; the tuned-risk bands are the
+    # findings (TOST)
+    roles = {v.claim.key: (v.claim.role, v.claim.kind) for v in rep.claims}
+    assert roles["est_150"] == roles["bayes_400"] == ("check", "exact")
+    assert roles["best_150"] == roles["best_400"] == ("finding", "mean")
     assert (out / "early_stopping_l2.png").exists()

@@ -23,7 +23,7 @@ def _arms(n_draws: int, depth: float) -> dict:
     """Equal arm with a bump of ``depth``, reduced arm monotone and lower at its minimum."""
     steps = [1, 10, 100, 1000]
     eq = {(0, b): [1.0, 0.5, 0.5 + depth + 0.01 * b, 0.4] for b in range(n_draws)}
-    red = {(0, b): [1.0, 0.45, 0.35 - 0.001 * b, 0.3] for b in range(n_draws)}
+    red = {(0, b): [1.0, 0.45, 0.35 - 0.001 * b, 0.3 - 0.002 * b] for b in range(n_draws)}
     return {"equal": (steps, eq), "fast_reduced": (steps, red)}
 
 
@@ -35,13 +35,14 @@ def test_claims_on_hand_made_curves():
         "linear_headline": SUPPORTED,
         "linear_single": SUPPORTED,
     }
-    assert out["linear_headline"].summary.mean == pytest.approx(0.3 - 0.4)
+    assert out["linear_headline"].summary.mean == pytest.approx(0.3 - 0.003 - 0.4)
     # a bump that does not fall again (over-fitting) is no second descent: depth 0 on every
     # draw, on the threshold, so never SUPPORTED
     arms = _arms(4, 0.2)
     arms["equal"][1].update({(0, b): [1.0, 0.5, 0.6, 0.7] for b in range(4)})
     flat = edd.judge_mechanism("linear", arms, "equal", "fast_reduced")[0]
     assert flat.values == (0.0,) * 4 and flat.status == INCONCLUSIVE
+    assert flat.note == "every value equal and on the threshold: no number of seeds decides it"
     # a reduced arm with a second descent fails the exact sanity check
     arms["fast_reduced"][1][0, 1] = [1.0, 0.3, 0.5, 0.2]
     assert edd.judge_mechanism("linear", arms, "equal", "fast_reduced")[2].status == REFUTED
@@ -72,6 +73,8 @@ def test_tiny_scale_end_to_end(experiment):
     status = {v.claim.key: (v.status, v.note) for v in rep.claims}
     # the sanity check is exact: monotone by construction at any length
     assert status.pop("linear_single")[0] == SUPPORTED
-    # every other claim: 2 draws, fewer than the 3 each claim needs
-    assert len(status) == 6
-    assert all(s == INCONCLUSIVE and n.startswith("2 seeds, needs 3") for s, n in status.values())
+    # every other claim: 2 draws, fewer than the 3 each claim needs (or, 30 steps being
+    # too short for any bump, both draws at depth 0: on the threshold, undecidable)
+    assert len(status) == 6, status
+    assert all(s == INCONCLUSIVE for s, _ in status.values()), status
+    assert all("2 seeds, needs 3" in n or "on the threshold" in n for _, n in status.values())

@@ -30,6 +30,7 @@ def test_he_init_config_is_the_declared_setup():
 
 
 def test_he_init_tiny_verdicts(experiment):
+    from regbench.report.family import holm
     from regbench.reproductions.base import build_report
     from regbench.reproductions.he_init import HeInit
 
@@ -38,13 +39,14 @@ def test_he_init_tiny_verdicts(experiment):
     repro.train("tiny", [0, 1, 2], 1)
     out = build_report(repro, "tiny").parent
     rep = repro.analyse(experiment, "tiny", out)
-    # tiny trains 3 epochs on 600 samples: too short for He's loss to halve or not
-    assert {v.claim.key: v.status for v in rep.claims} == {
-        "fwd_kaiming": "SUPPORTED",
-        "fwd_xavier": "SUPPORTED",
-        "fwd_default": "SUPPORTED",
-        "train_he": "INCONCLUSIVE",
-        "train_xavier": "SUPPORTED",
-    }
+    fam = {v.claim.key: v for v in holm(rep.claims)}
+    # strong effects only: PyTorch's default follows its recursion to a few hundredths of a
+    # bit (p ~ 1e-4), and 3 epochs leave Xavier's loss at 0.9997 of its start (p ~ 1e-8);
+    # He's band and He's loss ratio at tiny scale could go either way: not pinned
+    for key in ("fwd_default", "train_xavier"):
+        v = fam[key]
+        assert (v.status, v.family_status) == ("SUPPORTED", "SUPPORTED"), key
+        assert v.p_value < v.holm_level / 10
+    assert {v.family_size for v in fam.values()} == {5}
     assert len(runs_of(experiment)) >= 9 + 9  # forward and training child runs
     assert (out / "he_init.png").exists()

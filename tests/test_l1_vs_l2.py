@@ -35,6 +35,7 @@ def test_fista_l1_solution_satisfies_the_kkt_conditions():
 
 
 def test_l1_vs_l2_tiny_verdicts(experiment):
+    from regbench.report.family import holm
     from regbench.reproductions.base import build_report
     from regbench.reproductions.l1_vs_l2 import L1VsL2
 
@@ -47,12 +48,22 @@ def test_l1_vs_l2_tiny_verdicts(experiment):
     out = build_report(repro, "tiny").parent
     rep = repro.analyse(experiment, "tiny", out)
     # tiny: 300 FISTA steps; the MLP trains 2 epochs, so its first layer is still close to
-    # its (uniform) init: not sparse under L1, Gaussian-like under L2
-    assert {v.claim.key: v.status for v in rep.claims} == {
+    # its (uniform) init: not sparse under L1, Gaussian-like under L2. Only the strong
+    # effects are pinned (each p at least 10x below its Holm step); lr_l2 sits near its
+    # threshold at tiny scale and could go either way
+    fam = {v.claim.key: v for v in holm(rep.claims)}
+    expected = {
         "lr_l1": "SUPPORTED",
         "lr_f1": "REFUTED",
-        "lr_l2": "INCONCLUSIVE",
         "mlp_l1": "REFUTED",
         "mlp_l2": "SUPPORTED",
+    }
+    for key, status in expected.items():
+        v = fam[key]
+        assert (v.status, v.family_status) == (status, status), key
+        assert v.p_value < v.holm_level / 10, key
+    assert {k: v.claim.role for k, v in fam.items() if v.claim.role == "folk"} == {
+        "mlp_l1": "folk",
+        "mlp_l2": "folk",
     }
     assert (out / "l1_vs_l2.png").exists()

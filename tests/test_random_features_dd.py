@@ -35,21 +35,30 @@ def test_dual_solve_matches_pinv_min_norm_solution(monkeypatch):
 
 
 def test_random_features_dd_tiny_verdicts(experiment):
+    from regbench.report.family import holm
     from regbench.reproductions.base import build_report
     from regbench.reproductions.random_features_dd import RandomFeaturesDD
 
     repro = RandomFeaturesDD()
     repro.experiment_name = lambda scale: experiment
-    repro.train("tiny", [0, 1, 2], 1)
-    assert len(runs_of(experiment)) == 1 + 3
+    repro.train("tiny", list(range(6)), 1)
+    assert len(runs_of(experiment)) == 1 + 6
     out = build_report(repro, "tiny").parent
     rep = repro.analyse(experiment, "tiny", out)
-    # tiny (n = 400): the peak and the norm peak sit at N = n as at cpu scale; the peak is
-    # too low for 2x (error near 75% already at 0.5n) and 3 draws cannot place 10n
-    assert {v.claim.key: v.status for v in rep.claims} == {
-        "peak": "SUPPORTED",
-        "peak_height": "REFUTED",
-        "second_descent": "INCONCLUSIVE",
-        "norm_peak": "SUPPORTED",
-    }
+    fam = {v.claim.key: v for v in holm(rep.claims)}
+    # tiny (n = 400): min-norm least squares peaks at N = n in every draw (the square
+    # system), so the positions are 6 of 6 in their windows: SUPPORTED per claim by the
+    # sign test (p = 1/64), but not family-wise: 1/64 >= 0.025/3, Holm's second step
+    for key in ("peak", "norm_peak"):
+        v = fam[key]
+        assert v.values == (1.0,) * 6 and (v.position.k, v.position.n) == (6, 6)
+        assert (v.status, v.family_status) == ("SUPPORTED", "INCONCLUSIVE")
+        assert v.p_value == pytest.approx(1 / 64)
+        assert v.seeds_80_family == 8  # 1/256 < 0.025/4 (Bonferroni: Holm's strictest step)
+    assert fam["peak"].family_note.startswith("Holm step 2 of 4: p = 0.016 ≥ 0.025/3")
+    assert fam["norm_peak"].family_note.startswith("Holm stopped at step 2 of 4")
+    # the peak is too low for 2x (error near 75% already at 0.5n): strongly REFUTED
+    h = fam["peak_height"]
+    assert (h.status, h.family_status) == ("REFUTED", "REFUTED") and h.p_value < 1e-4
+    assert h.related == ("peak", "second_descent")  # read off the same test-error curve
     assert (out / "random_features_dd.png").exists()

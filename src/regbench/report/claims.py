@@ -61,10 +61,10 @@ ALPHA = 0.025
 #: the fewest seeds at which n of n in the window can pass the sign test at ALPHA
 POSITION_MIN_SEEDS = next(n for n in range(1, 64) if 0.5**n < ALPHA)  # 6
 RULES = {
-    "mean": "t-test of the mean vs the threshold, 2.5% a side (95% t-interval)",
+    "mean": "t-test of the mean, 2.5% a side (95% t-interval)",
     "paired": "t-test of the per-seed differences, 2.5% a side (95% t-interval)",
-    "position": "sign test: seeds in the window vs 1/2, exact binomial at 2.5% a side "
-    f"(95% Clopper-Pearson interval); needs {POSITION_MIN_SEEDS} seeds",
+    "position": "sign test on the seeds in the window: exact binomial vs 1/2, 2.5% a side "
+    f"(95% Clopper-Pearson); needs {POSITION_MIN_SEEDS} seeds",
     "exact": "deterministic: every value within the tolerance",
 }
 
@@ -152,7 +152,7 @@ class Claim:
     def rule(self) -> str:
         """The test, in words (the report's "rule" column)."""
         tost = self.direction in ("within", "outside") and self.kind in ("mean", "paired")
-        return RULES[self.kind] + ("; equivalence by TOST" if tost else "")
+        return RULES[self.kind] + ("; equivalence: TOST" if tost else "")
 
     def on_side(self, x: float) -> bool:
         """Whether one value lies on the claim's side (a position claim's "in the window")."""
@@ -445,7 +445,8 @@ def _judge_position(claim: Claim, vals: tuple[float, ...], s: Summary) -> Verdic
             else ""
         )
         lean = f"; the count would say {status}" if status != INCONCLUSIVE else ""
-        return replace(v, note=f"{n} seeds, needs {req}{why}{lean}; {seeds_text(need)}")
+        have = "one seed" if n == 1 else f"{n} seeds"
+        return replace(v, note=f"{have}, needs {req}{why}{lean}; {seeds_text(need)}")
     if status != INCONCLUSIVE:
         return replace(v, status=status)
     return replace(v, note=f"{k} of {n} in the window is undecided; {seeds_text(need)}")

@@ -91,7 +91,7 @@ def check_row(v: Verdict) -> list[str]:
 
 
 def tally(n: dict[str, int]) -> str:
-    return ", ".join(f"{n[s]} {s}" for s in STATUSES)
+    return ", ".join(f"{n[s]} {s}" for s in STATUSES) if sum(n.values()) else "none"
 
 
 def claims_section(verdicts: Sequence[Verdict]) -> str:
