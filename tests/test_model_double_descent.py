@@ -1,5 +1,6 @@
-"""model_double_descent: the notebook's setup, the claim statistics on hand-made curves,
-and the tiny scale end to end through `regbench reproduce` (every claim INCONCLUSIVE)."""
+"""model_double_descent: the notebook's setup, the claims' verdicts on hand-made curves
+(positions by the sign test, Holm's family-wise view), and the tiny scale end to end
+through `regbench reproduce`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 import pytest
 
 from regbench.config import compose
-from regbench.report.claims import SUPPORTED
+from regbench.report.claims import INCONCLUSIVE, SUPPORTED
 from regbench.reproductions import model_double_descent as mdd
 
 
@@ -40,38 +41,76 @@ def test_peak_window_rise_and_transition_position():
 
 def _published_like(seed: int) -> dict:
     """Curves shaped like the notebook's (its 15%-noise and clean test errors where it
-    gives them, made-up values elsewhere), with a small per-seed offset."""
+    gives them, made-up values elsewhere), with a small per-seed offset that is larger
+    in the peak window, so that the rise varies over seeds."""
     ws = mdd.WIDTHS
     noisy = dict.fromkeys(ws[:7], 0.6) | {w: v / 100 for w, v in mdd.PUBLISHED[0.15].items()}
     clean = {w: 0.45 - 0.0002 * i for i, w in enumerate(ws)}
     train = {w: (0.3 if w < 36 else 0.12 if w == 36 else 0.05 if w == 47 else 0.0) for w in ws}
     eps = 0.002 * seed
+    bump = {w: eps if mdd.PEAK_WINDOW[0] <= w <= mdd.PEAK_WINDOW[1] else 0.0 for w in ws}
     return {
-        0.15: (ws, [noisy[w] + eps for w in ws], [train[w] for w in ws]),
+        0.15: (ws, [noisy[w] + eps + bump[w] for w in ws], [train[w] for w in ws]),
         0.0: (ws, [clean[w] - eps for w in ws], [0.0] * len(ws)),
     }
 
 
-def test_a_curve_like_the_published_one_supports_every_claim():
-    per = {s: _published_like(s) for s in range(3)}
+def _verdicts(n_seeds: int) -> dict:
+    from regbench.report.family import holm
+
+    per = {s: _published_like(s) for s in range(n_seeds)}
     curves = {n: {s: per[s][n] for s in per} for n in (0.15, 0.0)}
-    out = {v.claim.key: v for v in mdd.verdicts(curves, 3)}
+    return {v.claim.key: v for v in holm(mdd.verdicts(curves, n_seeds))}
+
+
+def test_a_curve_like_the_published_one_supports_every_claim_with_enough_seeds():
+    out = _verdicts(8)
+    assert {k: (v.status, v.family_status) for k, v in out.items()} == dict.fromkeys(
+        mdd.CLAIMS, (SUPPORTED, SUPPORTED)
+    )
+    # the positions are grid readings judged by the sign test: 8 of 8 in the window
+    assert {k for k, v in out.items() if v.claim.kind == "position"} == {"min", "peak", "threshold"}
+    assert (out["peak"].position.k, out["peak"].position.n) == (8, 8)
+    assert out["peak"].values == (math.log2(47),) * 8
+    assert out["rise"].summary.mean == pytest.approx(0.5405 - 0.4724 + 0.007)
+    assert out["min"].related == ("peak", "rise", "threshold", "clean")
+
+
+def test_six_seeds_support_each_position_but_not_family_wise():
+    out = _verdicts(6)
     assert {k: v.status for k, v in out.items()} == dict.fromkeys(mdd.CLAIMS, SUPPORTED)
-    assert out["peak"].summary.mean == pytest.approx(math.log2(47))
-    assert out["rise"].summary.mean == pytest.approx(0.5405 - 0.4724)
+    # 6 of 6 in the window: p = 1/64 = 0.0156, above Holm's third step 0.025/3
+    for key in ("min", "peak", "threshold"):
+        assert out[key].p_value == pytest.approx(1 / 64)
+        assert out[key].family_status == INCONCLUSIVE, key
+        assert "80% power at the observed effect, each test at 0.025/5: about 8 seeds" in (
+            out[key].family_note
+        )
+    assert out["rise"].family_status == out["clean"].family_status == SUPPORTED
+    # three seeds at one grid point no longer read as certainty (issue 21)
+    three = _verdicts(3)["min"]
+    assert three.status == INCONCLUSIVE and three.note.startswith(
+        "3 seeds, needs 6 (a position claim: even 3 of 3 in the window has p = 0.125)"
+    )
 
 
-def test_tiny_scale_one_seed_every_claim_inconclusive(capsys):
-    """Must-show 1: `regbench reproduce model_double_descent --scale tiny --seeds 1`.
-    One seed has no interval, so no claim can be SUPPORTED (or REFUTED)."""
+def test_tiny_scale_one_seed_every_claim_inconclusive_and_min_judged_as_a_position(capsys):
+    """`regbench reproduce model_double_descent --scale tiny --seeds 1`: one seed decides
+    nothing; the report says which rule judges each claim (the known-curve tests above
+    reach the verdicts)."""
     from regbench.reproductions import main
 
     main("reproduce", ["model_double_descent", "--scale", "tiny", "--seeds", "1", "--n-jobs", "1"])
     text = capsys.readouterr().out
-    assert "## Claims: 0 SUPPORTED, 0 REFUTED, 5 INCONCLUSIVE" in text
-    rows = [line for line in text.splitlines() if "**INCONCLUSIVE**" in line]
+    assert "Findings: 0 SUPPORTED, 0 REFUTED, 5 INCONCLUSIVE. Folk claims: none." in text
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
     assert len(rows) == 5
+    by_key = {r.split("`")[1]: r for r in rows}
+    assert "| sign test on the seeds in the window" in by_key["min"]
+    assert "| t-test of the mean" in by_key["rise"]
     # each is short of seeds: one value, or none where the statistic is undefined
-    assert all("one seed; needs 3" in r or "no values" in r for r in rows)
+    assert all(
+        "one seed; needs 3" in r or "one seed, needs 6" in r or "no values" in r for r in rows
+    )
     assert "| 36 |" in text and "52.80" in text  # measured next to the published value
     assert "model_double_descent.png" in text
