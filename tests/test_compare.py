@@ -163,3 +163,42 @@ def test_compare_a_trained_multirun_grid(tiny, experiment):
     assert "| **baseline** reg=[l1] | 2 |" in text and "| reg=[] | 2 |" in text
     assert "time/fit_s" in text  # cost metrics are final metrics like any other
     assert (out_dir / "metrics_vs_setting.png").stat().st_size > 10_000
+
+
+def test_batched_time_shares_are_shown_without_intervals_and_say_why(experiment, capsys):
+    """Batched runs log time/fit_s as their share of their group's wall time: equal for
+    the seeds of a group, so a t-interval would have zero width. The first group also
+    paid the process's warm-up (issue 21: "+4.6643 [+4.6643, +4.6643]" read as "L1 is six
+    times slower")."""
+    fit = {"[l1]": 5.6, "[]": 0.93}  # one share per group
+    with tracked_run(experiment, "grid-b", tags={"sweep.role": "parent"}) as parent:
+        for reg, acc in (("[l1]", [0.50, 0.56]), ("[]", [0.52, 0.55])):
+            for seed, v in enumerate(acc):
+                tags = {"regbench.exec": "batched"}
+                with tracked_run(experiment, f"{reg}-{seed}", tags=tags,
+                                 parent_run_id=parent.run_id) as c:  # fmt: skip
+                    log_params(c.client, c.run_id, {"seed": str(seed), "reg": reg})
+                    c.log_metrics({"test/acc": v, "time/fit_s": fit[reg], "test/loss": 0.5})
+    main(["grid-b", "--experiment", experiment, "--baseline", "reg=[]"])
+    out = capsys.readouterr().out
+
+    def cells(prefix: str) -> list[str]:  # the last table row starting with prefix
+        line = [ln for ln in out.splitlines() if ln.startswith(prefix)][-1]
+        return [c.strip() for c in line.strip().strip("|").split("|")]
+
+    head = cells("| configuration | seeds |")
+    base_row, diff_row = cells("| **baseline** reg=[]"), cells("| reg=[l1] |")
+    assert base_row[head.index("time/fit_s")] == "0.9300 (batched share†)"
+    assert diff_row[head.index("time/fit_s") - 1] == "+4.6700 (batched shares†: no interval)"
+    assert "[+4.6700, +4.6700]" not in out
+    assert "† Batched runs log their share of their group's wall time" in out
+    # a measured metric keeps its interval; test/loss, equal on every seed, gets none
+    acc = mean_ci([0.52, 0.55])
+    assert base_row[head.index("test/acc")] == f"{acc.mean:.4f} ± {acc.half:.4f}"
+    assert base_row[head.index("test/loss")] == "0.5000 (equal on all 2 seeds)"
+    rows = json.loads(
+        Path(out.split("report: ")[1].split("  (")[0]).with_name("summary.json").read_text()
+    )
+    fit_rows = [r for r in rows if r["metric"] == "time/fit_s"]
+    assert all(r["shared_in_batched_group"] and r["ci95_lo"] is None for r in fit_rows)
+    assert not any(r["shared_in_batched_group"] for r in rows if r["metric"] == "test/acc")

@@ -27,6 +27,7 @@ from pathlib import Path
 from regbench.errors import ConfigError
 from regbench.report.groups import (
     MAIN_METRICS,
+    SHARED_NOTE,
     Group,
     common_metrics,
     find_parent_run,
@@ -34,8 +35,10 @@ from regbench.report.groups import (
     fmt_diff,
     fmt_summary,
     group_runs,
+    interval_shown,
     paired_diff,
     pick_baseline,
+    shared_metric,
     summarize,
 )
 from regbench.report.markdown import table
@@ -46,9 +49,11 @@ ARTIFACT_DIR = "compare"
 def summary_rows(groups: Sequence[Group], base: int, metrics: Sequence[str]) -> list[dict]:
     """One row per (configuration, metric): mean, interval, seeds, paired difference."""
     rows = []
+    shared = {m: shared_metric(groups, m) for m in metrics}
     for i, g in enumerate(groups):
         for m in metrics:
             s, d = summarize(g, m), paired_diff(g, groups[base], m)
+            ci, dci = interval_shown(s, shared[m]), interval_shown(d, shared[m])
             rows.append(
                 {
                     "configuration": g.label,
@@ -56,27 +61,33 @@ def summary_rows(groups: Sequence[Group], base: int, metrics: Sequence[str]) -> 
                     "metric": m,
                     "seeds": s.n if s else 0,
                     "mean": s.mean if s else None,
-                    "ci95_lo": s.lo if s and s.n > 1 else None,
-                    "ci95_hi": s.hi if s and s.n > 1 else None,
+                    "ci95_lo": s.lo if ci else None,
+                    "ci95_hi": s.hi if ci else None,
                     "diff_vs_baseline": d.mean if d and i != base else None,
-                    "diff_ci95_lo": d.lo if d and d.n > 1 and i != base else None,
-                    "diff_ci95_hi": d.hi if d and d.n > 1 and i != base else None,
+                    "diff_ci95_lo": d.lo if dci and i != base else None,
+                    "diff_ci95_hi": d.hi if dci and i != base else None,
                     "paired_seeds": d.n if d else 0,
+                    "shared_in_batched_group": shared[m],
                 }
             )
     return rows
 
 
-def _cell(g: Group, metric: str) -> str:
-    return fmt_summary(summarize(g, metric), 4, len(g.runs))
+def _cell(g: Group, metric: str, shared: bool = False) -> str:
+    return fmt_summary(summarize(g, metric), 4, len(g.runs), shared)
+
+
+def _diff(g: Group, base: Group, metric: str, shared: bool = False) -> str:
+    return fmt_diff(paired_diff(g, base, metric), 4, shared)
 
 
 def markdown_tables(groups: Sequence[Group], base: int, metrics: Sequence[str]) -> str:
     """The summary table (mean ± 95% half-width) and the paired-difference table."""
     mark = ["**baseline** " if i == base else "" for i in range(len(groups))]
     head = ["configuration", "seeds", *metrics]
+    sh = {m: shared_metric(groups, m) for m in metrics}
     rows = [
-        [mark[i] + g.label, len(g.runs), *[_cell(g, m) for m in metrics]]
+        [mark[i] + g.label, len(g.runs), *[_cell(g, m, sh[m]) for m in metrics]]
         for i, g in enumerate(groups)
     ]
     out = [
@@ -86,7 +97,7 @@ def markdown_tables(groups: Sequence[Group], base: int, metrics: Sequence[str]) 
     others = [i for i in range(len(groups)) if i != base]
     if others:
         diff_rows = [
-            [groups[i].label, *[fmt_diff(paired_diff(groups[i], groups[base], m)) for m in metrics]]
+            [groups[i].label, *[_diff(groups[i], groups[base], m, sh[m]) for m in metrics]]
             for i in others
         ]
         out += [
@@ -94,18 +105,21 @@ def markdown_tables(groups: Sequence[Group], base: int, metrics: Sequence[str]) 
             "mean [95% t-interval]:",
             table(["configuration", *metrics], diff_rows),
         ]
+    if any(sh.values()):
+        out.append(SHARED_NOTE)
     return "\n\n".join(out)
 
 
 def long_table(groups: Sequence[Group], base: int, metrics: Sequence[str]) -> str:
     """Every metric, one row per (metric, configuration): readable for any count."""
     rows = []
+    sh = {m: shared_metric(groups, m) for m in metrics}
     for m in metrics:
         for i, g in enumerate(groups):
-            diff = "baseline" if i == base else fmt_diff(paired_diff(g, groups[base], m))
-            rows.append([m, g.label, _cell(g, m), diff])
+            diff = "baseline" if i == base else _diff(g, groups[base], m, sh[m])
+            rows.append([m, g.label, _cell(g, m, sh[m]), diff])
     head = ["metric", "configuration", "mean ± 95% half-width", "paired diff [95% CI]"]
-    return table(head, rows)
+    return table(head, rows) + ("\n\n" + SHARED_NOTE if any(sh.values()) else "")
 
 
 def _slug(name: str) -> str:

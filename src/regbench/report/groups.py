@@ -28,6 +28,17 @@ RUN_SPECIFIC = ("seed", "model.params")
 UNSET = "(unset)"
 #: final metrics shown on stdout when present in every run (all metrics go to report.md)
 MAIN_METRICS = ("test/acc", "test/loss", "val/acc", "val/loss", "time/fit_s")
+#: time metrics a batched run logs as its share of its group's wall time (the group's time
+#: over its models, ``regbench.batched.runs.Shares``): one number for every model of a group
+SHARED_TIME = ("time/fit_s", "time/epoch_s", "time/to_target_s")
+EXEC_TAG = "regbench.exec"  # "batched" or "single", set on every training run
+SHARED_NOTE = (
+    "† Batched runs log their share of their group's wall time (the group's time over its "
+    "models), the same number for every model of a group: not a per-seed measurement, so "
+    "no interval is shown, and a difference between configurations includes what each "
+    "group paid alone (the first group also pays the process's warm-up). Time models one "
+    "by one (`REGBENCH_BATCHED=0`) to measure them."
+)
 _SEARCH_TAGS = ("sweep.id", "sweep.study", "regbench.reproduction")
 
 
@@ -200,19 +211,43 @@ def paired_diff(group: Group, base: Group, metric: str) -> Summary | None:
     return mean_ci(diffs) if diffs else None
 
 
-def fmt_summary(s: Summary | None, digits: int = 4, runs: int | None = None) -> str:
-    """``mean ± half``; ``(n=k)`` when fewer than ``runs`` seeds had a finite value."""
+def shared_metric(groups: Sequence[Group], metric: str) -> bool:
+    """Whether ``metric`` is shared within batched groups (a time share) in these runs."""
+    return metric in SHARED_TIME and any(
+        r.tags.get(EXEC_TAG) == "batched" for g in groups for r in g.runs.values()
+    )
+
+
+def interval_shown(s: Summary | None, shared: bool = False) -> bool:
+    """Whether ``s`` has an interval worth printing: two or more seeds, some spread, and
+    not a number shared within batched groups (a zero-width interval reads as certainty)."""
+    return s is not None and s.n > 1 and not shared and s.sd > 0
+
+
+def fmt_summary(
+    s: Summary | None, digits: int = 4, runs: int | None = None, shared: bool = False
+) -> str:
+    """``mean ± half``; ``(n=k)`` when fewer than ``runs`` seeds had a finite value; no
+    interval for a batched group's time share (``shared``, marked †) or equal values."""
     if s is None:
         return "no finite value"
     short = f" (n={s.n})" if runs is not None and s.n < runs else ""
+    if shared:
+        return f"{s.mean:.{digits}f} (batched share†){short}"
     if s.n < 2 or math.isnan(s.half):
         return f"{s.mean:.{digits}f} (n=1)"
+    if s.sd == 0:
+        return f"{s.mean:.{digits}f} (equal on all {s.n} seeds){short}"
     return f"{s.mean:.{digits}f} ± {s.half:.{digits}f}{short}"
 
 
-def fmt_diff(s: Summary | None, digits: int = 4) -> str:
+def fmt_diff(s: Summary | None, digits: int = 4, shared: bool = False) -> str:
     if s is None:
         return "no shared seed"
+    if shared:
+        return f"{s.mean:+.{digits}f} (batched shares†: no interval)"
     if s.n < 2 or math.isnan(s.half):
         return f"{s.mean:+.{digits}f} (1 seed)"
+    if s.sd == 0:
+        return f"{s.mean:+.{digits}f} (the same on all {s.n} seeds: no interval)"
     return f"{s.mean:+.{digits}f} [{s.lo:+.{digits}f}, {s.hi:+.{digits}f}]"
