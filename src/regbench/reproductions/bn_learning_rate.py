@@ -24,6 +24,10 @@ Claims (declared before the run):
   is measured once an epoch, so steps are counted in whole epochs (60 steps): a
   difference smaller than an epoch reads as 0.
 
+Both are discrete readings (a step on the x3 grid, whole epochs), so both are position
+claims: each seed is on the claim's side or not, and the count is judged by the sign test
+(at least 6 seeds; docs/REPRODUCTIONS.md "How a claim is judged").
+
 Tiny scale: 600 train samples, 2 rates, 2 epochs, 2 seeds: the same code path, too few
 seeds to judge (INCONCLUSIVE by construction).
 """

@@ -13,7 +13,7 @@ SGD 0.01 momentum 0.9, batch 100, 500 epochs, their 19 widths. Both arms (15% an
 noise) run every width on the same seeds, so the clean arm is a paired control. Train
 error is ``1 - diag/train_acc_evalmode`` on the noisy train labels after training.
 
-Claims, pre-registered from the notebook's published curve (one seed: 47.24% at h=16,
+Claims, declared from the notebook's published curve (one seed: 47.24% at h=16,
 peak 54.05% at h=47, noisy train error 5.47% at h=47 and 0 from h=61; without noise no
 peak). The positions (minimum, peak, transition) are grid readings, judged by how many
 seeds land in their window (sign test, at least 6 seeds); the rise and the clean control

@@ -15,7 +15,8 @@ sqrt(2/N)-scaled features (it tends to the RKHS norm of the kernel solution as N
 
 Claims (Belkin et al.): the test-error peak lies in [0.9n, 1.1n]; error at N = n is at
 least 2x the error at 0.5n; error at 10n is below the best error for N <= 0.5n; the weight
-norm is largest at N = n.
+norm is largest at N = n. The two argmax claims are positions on the grid of N, judged by
+how many draws land in the window (sign test, at least 6 draws).
 """
 
 from __future__ import annotations

@@ -23,8 +23,9 @@ Claims: the deterministic arms' end points equal their closed forms on the same 
 (float tolerance); dropout's averaged end point equals its marginal closed form within a
 bound on the mask noise; the folk claim "L2 and dropout push w_B to 0" read at the end
 point (REFUTED expected: both end above the unregularized 0) and on the path: w_B first
-falls below a pre-registered level sooner than without regularization (L2 raises the slow
-eigenvalue 1 - rho of S), for level 0.25 (half the start) and level 0.05 ("to 0").
+falls below a level (fixed in commit ff7f7c3) sooner than without regularization (L2
+raises the slow eigenvalue 1 - rho of S), for level 0.25 (half the start) and level 0.05
+("to 0").
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from regbench.reproductions.two_inputs_model import (
 
 ARMS = ("none", "l2", "dropout", "l1")
 SCALES = {"tiny": {"n": 1000, "steps": 1000}, "cpu": {"n": 10_000, "steps": 2000}}
-LEVELS = (0.25, 0.05)  # pre-registered path levels: half the start; "pushed to 0"
+LEVELS = (0.25, 0.05)  # path levels (commit ff7f7c3): half the start; "pushed to 0"
 # Deterministic GD in float64: the contraction bound (1 - lr*mu)^steps |w0 - w*| with
 # mu >= 1 - rho ~ 0.3 is < 1e-13 at both scales, and summing n <= 1e4 products loses at
 # most ~n * eps ~ 2e-12; 1e-9 leaves room for both, far below any effect here.
