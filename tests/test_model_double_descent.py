@@ -4,12 +4,13 @@ through `regbench reproduce`."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
 from regbench.config import compose
-from regbench.report.claims import INCONCLUSIVE, SUPPORTED
+from regbench.report.claims import INCONCLUSIVE, REFUTED, SUPPORTED
 from regbench.reproductions import model_double_descent as mdd
 
 
@@ -94,23 +95,27 @@ def test_six_seeds_support_each_position_but_not_family_wise():
     )
 
 
-def test_tiny_scale_one_seed_every_claim_inconclusive_and_min_judged_as_a_position(capsys):
-    """`regbench reproduce model_double_descent --scale tiny --seeds 1`: one seed decides
-    nothing; the report says which rule judges each claim (the known-curve tests above
-    reach the verdicts)."""
+def test_tiny_scale_end_to_end_positions_by_the_sign_test_and_no_rise(capsys):
+    """`regbench reproduce model_double_descent --scale tiny --seeds 3`: 3 epochs on 200
+    samples make no double descent. The error rises by a test sample or two from h = 12
+    to h = 36, far below the 3-point claim: REFUTED per claim (the strong effect tiny
+    scale has). The positions are judged by the sign test, whose rule the row shows."""
+    from regbench.report.writer import report_dir
     from regbench.reproductions import main
 
-    main("reproduce", ["model_double_descent", "--scale", "tiny", "--seeds", "1", "--n-jobs", "1"])
+    main("reproduce", ["model_double_descent", "--scale", "tiny", "--seeds", "3", "--n-jobs", "1"])
     text = capsys.readouterr().out
-    assert "Findings: 0 SUPPORTED, 0 REFUTED, 5 INCONCLUSIVE. Folk claims: none." in text
-    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    rows = {r.split("`")[1]: r for r in text.splitlines() if r.startswith("| `")}
     assert len(rows) == 5
-    by_key = {r.split("`")[1]: r for r in rows}
-    assert "| sign test on the seeds in the window" in by_key["min"]
-    assert "| t-test of the mean" in by_key["rise"]
-    # each is short of seeds: one value, or none where the statistic is undefined
-    assert all(
-        "one seed; needs 3" in r or "one seed, needs 6" in r or "no values" in r for r in rows
-    )
+    assert "| sign test on the seeds in the window" in rows["min"]
+    assert "needs 6" in rows["min"] and "| t-test of the mean" in rows["rise"]
+    data = json.loads((report_dir("model_double_descent", "tiny") / "claims.json").read_text())
+    v = {c["key"]: c for c in data["claims"]}
+    rise = v["rise"]
+    assert rise["status"] == REFUTED and max(rise["values"]) < 0.02  # 3 points claimed
+    # Holm's first step over the five claims: REFUTED family-wise only below 0.025/5
+    assert rise["holm_level"] == pytest.approx(0.005)
+    assert rise["family_status"] == (REFUTED if rise["p_value"] < 0.005 else INCONCLUSIVE)
+    assert data["counts"]["finding"][rise["family_status"]] >= 1
     assert "| 36 |" in text and "52.80" in text  # measured next to the published value
     assert "model_double_descent.png" in text

@@ -80,7 +80,9 @@ def holm(verdicts: Sequence[Verdict], alpha: float = ALPHA) -> list[Verdict]:
         if stopped is None:
             stopped = (step + 1, p, level)
         plan = seeds_text(bonf, f"{alpha:g}/{m}") if v.n >= 2 else ""
-        if not v.enough_seeds:
+        if not v.values:
+            note = "no values"
+        elif not v.enough_seeds:
             note = "too few seeds per claim"
         elif v.status == INCONCLUSIVE:
             note = "INCONCLUSIVE per claim"

@@ -146,7 +146,11 @@ def build_report(repro: Reproduction, scale: str) -> Path:
         "title": repro.title,
         "experiment": experiment,
         "parent_run_id": parent,
-        "counts": counts(verdicts),
+        "counts": counts(verdicts),  # family-wise for findings and folk claims
+        "family": {
+            "method": "Holm 1979 step-down, each one-sided test at 0.025",
+            "size": max((v.family_size for v in verdicts), default=0),
+        },
         "claims": [v.to_dict() for v in verdicts],
     }
     return write_report(out_dir, md, rep.figures, parent, claims=data)

@@ -108,8 +108,8 @@ def transition_position(widths: list[int], train: list[float], peak: int) -> flo
 
 NOISY, CLEAN_CURVE, NOISY_TRAIN = "test error, 15% noise", "test error, 0% noise", "train error"
 WINDOWS = (
-    "the notebook's widths on either side of its published point; fixed in commit 2552bac "
-    "(docs/REPRODUCTIONS.md section 2), before the cpu runs"
+    "the notebook's widths on either side of its published point, fixed in commit 2552bac "
+    "(docs/REPRODUCTIONS.md section 2)"
 )
 
 # fmt: off
