@@ -363,3 +363,10 @@ def test_readings_follow_the_verdicts_in_declared_order():
     vs = [judge(up, [1.0, 1.1, 0.9]), judge(down, [1.0, 1.1, 0.9])]  # SUPPORTED, REFUTED
     texts = {("down", "REFUTED"): "b", ("up", "SUPPORTED"): "a", ("up", "REFUTED"): "x"}
     assert readings(vs, texts) == ["b", "a"]
+
+
+def test_table_cells_escape_pipes():
+    from regbench.report.markdown import table
+
+    # "fraction |w| < 0.01 RMS(w)" would otherwise split into extra columns
+    assert table(["statistic"], [["|w| < 0.01"]]).splitlines()[2] == r"| \|w\| < 0.01 |"

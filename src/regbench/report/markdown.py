@@ -9,11 +9,16 @@ from regbench.report.claims import STATUSES, Verdict
 from regbench.report.family import counts, holm
 
 
+def _cell(c: object) -> str:
+    # a bare "|" (|w|, ||beta||) would end the cell early
+    return str(c).replace("|", "\\|")
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A GitHub markdown table; cells are written with ``str``."""
+    """A GitHub markdown table; cells are written with ``str``, pipes escaped."""
     head = "| " + " | ".join(headers) + " |"
     rule = "|" + "|".join("---" for _ in headers) + "|"
-    body = ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    body = ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join([head, rule, *body])
 
 
