@@ -24,10 +24,12 @@ test; docs/REPRODUCTIONS.md "How a claim is judged" states the rules for a reade
 - ``exact``: a deterministic check (closed form, identity) has no interval: SUPPORTED
   when every value is on the claim's side of its tolerance, else REFUTED.
 
-Too few seeds (fewer than the claim's ``min_seeds``, or than its kind needs) is always
-INCONCLUSIVE. Every INCONCLUSIVE verdict on a random quantity says how many seeds a rerun
-would need for 80% power at the observed effect (:mod:`regbench.report.power`).
-Family-wise verdicts (Holm over a reproduction's claims): :mod:`regbench.report.family`.
+A mean or paired claim whose values are all equal is judged by the sign test too: a
+zero-width t-interval would read as certainty. Too few seeds (fewer than the claim's
+``min_seeds``, or than its kind needs) is always INCONCLUSIVE. Every INCONCLUSIVE verdict
+on a random quantity says how many seeds a rerun would need for 80% power at the observed
+effect (:mod:`regbench.report.power`). Family-wise verdicts (Holm over a reproduction's
+claims): :mod:`regbench.report.family`.
 """
 
 from __future__ import annotations
