@@ -57,3 +57,23 @@ def test_dropout_coadaptation_tiny_claims_are_the_paired_ablation_losses():
         assert verdicts[f"ablate_{f:g}"].claim.role == "folk"
     assert md.count("| removing ") == 3
     assert len(runs_of(repro.experiment_name("tiny"))) == 4 + 1  # children + the grid parent
+
+
+def test_dropout_sparsity_tiny_claims_read_the_hidden_layer_statistics():
+    import math
+
+    repro, md, runs = _reproduce("dropout_sparsity")
+    by = {(r.p("model.dropout", float), r.seed): r for r in runs}
+    assert sorted(by) == [(0.0, 0), (0.0, 1), (0.5, 0), (0.5, 1)]
+    for r in runs:  # one hidden layer of 32 units: a mean, a fraction, nothing else
+        assert r.metrics["diag/act_mean/1"] > 0 and 0 <= r.metrics["diag/act_near_zero/1"] <= 1
+        assert "diag/act_mean/2" not in r.metrics
+    v = _verdicts(repro)
+    m = lambda k, a, s: by[(a, s)].metrics[f"diag/{k}/1"]  # noqa: E731
+    assert list(v["mean_act"].values) == pytest.approx(
+        [math.log(m("act_mean", 0.5, s) / m("act_mean", 0.0, s)) for s in (0, 1)]
+    )
+    assert list(v["near_zero"].values) == pytest.approx(
+        [m("act_near_zero", 0.5, s) - m("act_near_zero", 0.0, s) for s in (0, 1)]
+    )
+    assert {c.claim.role for c in v.values()} == {"finding"}
