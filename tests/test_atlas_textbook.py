@@ -77,3 +77,40 @@ def test_dropout_sparsity_tiny_claims_read_the_hidden_layer_statistics():
         [m("act_near_zero", 0.5, s) - m("act_near_zero", 0.0, s) for s in (0, 1)]
     )
     assert {c.claim.role for c in v.values()} == {"finding"}
+
+
+def test_epochs_to_best_reads_the_first_epoch_within_one_standard_error():
+    from regbench.reproductions.dropout_longer_training import claims, epochs_to_best
+
+    # best 0.30 on 400 samples: s.e. 0.0229, so 0.32 (epoch 3) is already "at the best"
+    assert epochs_to_best([0.6, 0.4, 0.32, 0.31, 0.30, 0.35], 400) == 3
+    assert epochs_to_best([0.6, 0.4, 0.35, 0.31, 0.30, 0.35], 400) == 4
+    assert epochs_to_best([0.2, 0.5], 400) == 1
+    c = claims(100)["longer"]  # window [1, 99] epochs
+    assert (c.threshold - c.delta, c.threshold + c.delta) == (1.0, 99.0)
+    f = claims(100)["factor"]
+    assert (f.threshold - f.delta, f.threshold + f.delta, f.kind) == (2.0, 3.0, "position")
+
+
+def test_dropout_longer_training_tiny_compares_each_arm_at_its_best_rate():
+    from regbench.reproductions.dropout_longer_training import epochs_to_best, n_val, val_errors
+
+    repro, md, runs = _reproduce("dropout_longer_training")
+    assert len(runs) == 2 * 2 * 2  # dropout x rates x seeds
+    curves = {(r.p("model.dropout", float), r.p("optim.lr", float), r.seed): r for r in runs}
+    assert all(len(val_errors(r)) == 3 for r in runs)  # one validation error per epoch
+    best = {}
+    for d in (0.0, 0.5):  # the rate with the lowest mean best validation error
+        mean = {
+            lr: sum(min(val_errors(curves[(d, lr, s)])) for s in (0, 1)) / 2 for lr in (0.01, 0.03)
+        }
+        best[d] = min(mean, key=mean.get)
+    t = {
+        (d, s): epochs_to_best(val_errors(curves[(d, best[d], s)]), n_val(runs[0]))
+        for d in (0.0, 0.5)
+        for s in (0, 1)
+    }
+    v = _verdicts(repro)
+    assert list(v["longer"].values) == [t[(0.5, s)] - t[(0.0, s)] for s in (0, 1)]
+    assert list(v["factor"].values) == pytest.approx([t[(0.5, s)] / t[(0.0, s)] for s in (0, 1)])
+    assert n_val(runs[0]) == 60 and "(best)" in md
