@@ -114,3 +114,35 @@ def test_dropout_longer_training_tiny_compares_each_arm_at_its_best_rate():
     assert list(v["longer"].values) == [t[(0.5, s)] - t[(0.0, s)] for s in (0, 1)]
     assert list(v["factor"].values) == pytest.approx([t[(0.5, s)] / t[(0.0, s)] for s in (0, 1)])
     assert n_val(runs[0]) == 60 and "(best)" in md
+
+
+def test_dropconnect_arms_regularize_the_same_layers_at_the_same_rate():
+    from regbench.config import compose
+    from regbench.nn import build_model
+    from regbench.reg.dropconnect import DropConnectLinear
+    from regbench.reg.dropout import BernoulliDropout
+
+    arms = {
+        a: compose(["experiment=dropconnect_vs_dropout", f"+experiment/dc_arm={a}"])
+        for a in ("none", "dropout", "dropconnect")
+    }
+    do = build_model(arms["dropout"].model, (40,), 10)
+    dc = build_model(arms["dropconnect"].model, (40,), 10)
+    assert [m.rate for m in do.modules() if isinstance(m, BernoulliDropout) and m.rate] == [0.5] * 2
+    assert [m.rate for m in dc.modules() if isinstance(m, DropConnectLinear)] == [0.5] * 2
+    assert not any(isinstance(m, DropConnectLinear) for m in do.modules())
+    assert arms["none"].model.dropout == arms["none"].model.dropconnect == 0.0
+
+
+def test_dropconnect_vs_dropout_tiny_claims_are_relative_and_paired():
+    repro, md, runs = _reproduce("dropconnect_vs_dropout")
+    err = {(r.p("dc_arm"), r.seed): 1 - r.metrics["test/acc"] for r in runs}
+    assert sorted(err) == [(a, s) for a in ("dropconnect", "dropout", "none") for s in (0, 1)]
+    v = _verdicts(repro)
+    rel = [err[("dropconnect", s)] / err[("dropout", s)] - 1 for s in (0, 1)]
+    assert list(v["equivalent"].values) == pytest.approx(rel) == list(v["not_worse"].values)
+    assert (v["equivalent"].claim.delta, v["not_worse"].claim.threshold) == (0.14, 0.14)
+    assert list(v["dropout_helps"].values) == pytest.approx(
+        [err[("none", s)] - err[("dropout", s)] for s in (0, 1)]
+    )
+    assert "1.62" in md and "| DropConnect 0.5 |" in md

@@ -67,6 +67,7 @@ ARM_GROUPS = {
     "esw_arm": "early_stopping_width",
     "gnbn_batch": "gn_vs_bn_batch",
     "sd_arm": "stochastic_depth",
+    "dc_arm": "dropconnect_vs_dropout",
 }
 
 

@@ -69,7 +69,7 @@ CLAIMS = {
     "near_zero": Claim(
         key="near_zero",
         text="with dropout more activations are near zero (sparser)",
-        statistic="fraction |a| <= 0.01 RMS(a), dropout - plain, paired per seed",
+        statistic="fraction abs(a) <= 0.01 RMS(a), dropout - plain, paired per seed",
         direction="above",
         threshold=0.0,
         rationale="Srivastava et al. 2014 sec. 7.2, fig. 8: a sharp peak at zero with "
