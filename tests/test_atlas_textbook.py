@@ -146,3 +146,22 @@ def test_dropconnect_vs_dropout_tiny_claims_are_relative_and_paired():
         [err[("none", s)] - err[("dropout", s)] for s in (0, 1)]
     )
     assert "1.62" in md and "| DropConnect 0.5 |" in md
+
+
+def test_ensemble_vs_dropout_tiny_rebuilds_the_predictors_from_the_store():
+    from regbench.reproductions.ensemble_vs_dropout import K, members, replicate_errors
+
+    repro, md, runs = _reproduce("ensemble_vs_dropout")
+    plain = {r.seed: r for r in runs if r.p("model.dropout", float) == 0.0}
+    drop = {r.seed: r for r in runs if r.p("model.dropout", float) == 0.5}
+    assert (sorted(plain), sorted(drop)) == (list(range(2 * K)), [0, 1])
+    assert [m.seed for m in members(plain, 1, 2)] == [1, 3, 5, 7, 9]
+    errs = replicate_errors(drop[1], members(plain, 1, 2))
+    # weight scaling is the run's own test accuracy; an ensemble of one is its first member
+    assert errs["ws"][1] == pytest.approx(1 - drop[1].metrics["test/acc"], abs=1e-9)
+    assert errs["ens1"][1] == pytest.approx(1 - plain[1].metrics["test/acc"], abs=1e-9)
+    assert errs == replicate_errors(drop[1], members(plain, 1, 2))  # masks from fixed streams
+    v = _verdicts(repro)
+    assert v["ens5_vs_mc5"].values[1] == pytest.approx(errs["mc5"][1] - errs["ens5"][1])
+    assert v["ens2_vs_ws"].values[1] == pytest.approx(errs["ws"][1] - errs["ens2"][1])
+    assert "ensemble, k = 5 plain nets" in md
