@@ -165,3 +165,25 @@ def test_ensemble_vs_dropout_tiny_rebuilds_the_predictors_from_the_store():
     assert v["ens5_vs_mc5"].values[1] == pytest.approx(errs["mc5"][1] - errs["ens5"][1])
     assert v["ens2_vs_ws"].values[1] == pytest.approx(errs["ws"][1] - errs["ens2"][1])
     assert "ensemble, k = 5 plain nets" in md
+
+
+def test_weight_magnitude_importance_tiny_pairs_both_prunings_of_each_net():
+    from regbench.config import compose
+
+    l1 = compose(["experiment=weight_magnitude_importance", "+experiment/wmi_arm=l1"])
+    l2 = compose(["experiment=weight_magnitude_importance", "+experiment/wmi_arm=l2"])
+    assert (l1.reg.l1.strength, l2.reg.l2.strength) == (1e-4, 2.5e-4)
+    assert list(l1.diag.pruning.sparsities) == [0.5, 0.8, 0.9]
+    repro, md, runs = _reproduce("weight_magnitude_importance")
+    by = {(r.p("wmi_arm"), r.seed): r.metrics for r in runs}
+    assert sorted(by) == [(a, s) for a in ("l1", "l2", "none") for s in (0, 1)]
+    v = _verdicts(repro)
+    assert len(v) == 3 * 3 + 1
+    for (arm, s), m in by.items():
+        assert 0.0 <= m["diag/prune_acc/random/0.9"] <= 1.0
+        want = m["diag/prune_acc/magnitude/0.8"] - m["diag/prune_acc/random/0.8"]
+        assert v[f"mag_{arm}_0.8"].values[s] == pytest.approx(want)
+    drop = {k: m["diag/test_acc"] - m["diag/prune_acc/magnitude/0.9"] for k, m in by.items()}
+    assert list(v["l1_vs_l2"].values) == pytest.approx(
+        [drop[("l2", s)] - drop[("l1", s)] for s in (0, 1)]
+    )

@@ -68,6 +68,7 @@ ARM_GROUPS = {
     "gnbn_batch": "gn_vs_bn_batch",
     "sd_arm": "stochastic_depth",
     "dc_arm": "dropconnect_vs_dropout",
+    "wmi_arm": "weight_magnitude_importance",
 }
 
 
