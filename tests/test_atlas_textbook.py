@@ -187,3 +187,37 @@ def test_weight_magnitude_importance_tiny_pairs_both_prunings_of_each_net():
     assert list(v["l1_vs_l2"].values) == pytest.approx(
         [drop[("l2", s)] - drop[("l1", s)] for s in (0, 1)]
     )
+
+
+def test_l2_vs_weight_decay_tiny_identities_hold_and_the_grid_maps_decays():
+    from regbench.reproductions.l2_vs_weight_decay import (
+        best_decays,
+        claims,
+        coupling_window,
+        decay_of,
+    )
+
+    t, d = coupling_window([1e-4, 1e-3, 1e-2], [1e-4, 1e-3, 1e-2])
+    assert (t - d, t + d) == pytest.approx((1 / 2, 2.0))  # one step at one end: slope 1/2
+    repro, md, runs = _reproduce("l2_vs_weight_decay")
+    v = _verdicts(repro)
+    # exact checks: decided at any scale (the first two are identities, the third can fail)
+    assert [v[k].status for k in ("sgd_identity", "adam_identity", "adamw_differs")] == [
+        "SUPPORTED"
+    ] * 3
+    assert max(v["sgd_identity"].values) < -14 and min(v["adamw_differs"].values) > -3
+    trained = [r for r in runs if "optim.name" in r.params]
+    assert len(trained) == 2 * 2 * 2 * 2  # arms x rates x decays x seeds
+    for r in trained:  # AdamW runs at weight_decay = decay / lr: the grid's decays again
+        assert decay_of(r) in (1e-4, 1e-2)
+    assert {(r.p("optim.name"), r.p("optim.lr", float), decay_of(r)) for r in trained} == {
+        (a, lr, dd) for a in ("adam", "adamw") for lr in (1e-3, 1e-2) for dd in (1e-4, 1e-2)
+    }
+    val = {
+        (r.p("optim.name"), r.p("optim.lr", float), decay_of(r), r.seed): 1 - r.metrics["val/acc"]
+        for r in trained
+    }
+    # two decays only: every best decay is at an edge, so coupling is INCONCLUSIVE, saying why
+    assert all(b in (1e-4, 1e-2) for b in best_decays(val, [1e-3, 1e-2], [1e-4, 1e-2], "adam", 0))
+    assert v["coupling"].status == "INCONCLUSIVE" and "grid's edge" in v["coupling"].note
+    assert claims([1e-3, 1e-2], [1e-4, 1e-2])["coupling"].kind == "position"
