@@ -221,3 +221,26 @@ def test_l2_vs_weight_decay_tiny_identities_hold_and_the_grid_maps_decays():
     assert all(b in (1e-4, 1e-2) for b in best_decays(val, [1e-3, 1e-2], [1e-4, 1e-2], "adam", 0))
     assert v["coupling"].status == "INCONCLUSIVE" and "grid's edge" in v["coupling"].note
     assert claims([1e-3, 1e-2], [1e-4, 1e-2])["coupling"].kind == "position"
+
+
+def test_bn_replaces_dropout_tiny_reads_each_arm_at_its_best_rate():
+    from regbench.reproductions.bn_replaces_dropout import best_rate, paired_gain
+    from regbench.reproductions.seed_pairs import TEST_SE
+
+    val = {("batch", 0.1): {0: 0.3, 1: 0.4}, ("batch", 0.3): {0: 0.2, 1: 0.3}, ("batch", 0.0): {}}
+    assert best_rate(val, "batch", [0.0, 0.1, 0.3]) == 0.3  # 0 is not a dropout rate
+    assert abs(TEST_SE - 0.01475) < 1e-5
+    repro, md, runs = _reproduce("bn_replaces_dropout")
+    test = {}
+    for r in runs:
+        test.setdefault((r.p("model.norm"), r.p("model.dropout", float)), {})[r.seed] = (
+            1 - r.metrics["test/acc"]
+        )
+    assert sorted(test) == [(n, q) for n in ("batch", "none") for q in (0.0, 0.5)]
+    v = _verdicts(repro)
+    g = {n: paired_gain(test, n, 0.5) for n in ("none", "batch")}  # tiny: one nonzero rate
+    assert list(v["no_gain_with_bn"].values) == pytest.approx(list(g["batch"].values()))
+    assert list(v["gain_smaller_with_bn"].values) == pytest.approx(
+        [g["none"][s] - g["batch"][s] for s in (0, 1)]
+    )
+    assert v["no_gain_with_bn"].claim.threshold == TEST_SE and "(best)" in md
