@@ -244,3 +244,32 @@ def test_bn_replaces_dropout_tiny_reads_each_arm_at_its_best_rate():
         [g["none"][s] - g["batch"][s] for s in (0, 1)]
     )
     assert v["no_gain_with_bn"].claim.threshold == TEST_SE and "(best)" in md
+
+
+def test_bn_init_insensitivity_tiny_invariance_check_and_spreads():
+    import statistics
+
+    from regbench.config import compose
+    from regbench.reproductions.bn_init_insensitivity import feature_gaps
+
+    over = ["experiment=bn_init_insensitivity", "model.width=16", "model.depth=3"]
+    cfg = compose([*over, "model.norm=batch"])
+    assert feature_gaps(cfg.model, [0.25, 4.0])[0.25] < 1e-3  # BN: the scale drops out
+    cfg.model.norm = "none"  # without BN the features scale by s^depth: the check can fail
+    assert feature_gaps(cfg.model, [2.0])[2.0] == pytest.approx(2**3 - 1, rel=1e-9)
+    repro, md, runs = _reproduce("bn_init_insensitivity")
+    err = {
+        (r.p("model.norm"), r.p("model.init_scale", float), r.seed): 1 - r.metrics["test/acc"]
+        for r in runs
+    }
+    assert sorted(err) == [
+        (n, s, sd) for n in ("batch", "none") for s in (0.5, 2.0) for sd in (0, 1)
+    ]
+    v = _verdicts(repro)
+    assert v["invariance"].status == "SUPPORTED" and v["invariance"].claim.kind == "exact"
+    sd = {n: [statistics.stdev([err[(n, s, k)] for s in (0.5, 2.0)]) for k in (0, 1)]
+          for n in ("none", "batch")}  # fmt: skip
+    assert list(v["less_spread"].values) == pytest.approx(
+        [a - b for a, b in zip(sd["none"], sd["batch"], strict=True)]
+    )
+    assert v["bn_flat"].claim.threshold == pytest.approx(1.128 * 0.01475, rel=1e-3)

@@ -62,7 +62,7 @@ from regbench.report.plots import new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction, grid
 from regbench.reproductions.direct import parent_run, run_once
-from regbench.reproductions.seed_pairs import TINY_DATA, slope
+from regbench.reproductions.seed_pairs import TINY_DATA, he_init_from_stream, slope
 
 GRIDS = {
     "cpu": ([1e-4, 3.16e-4, 1e-3, 3.16e-3, 1e-2], [1e-4, 3.16e-4, 1e-3, 3.16e-3, 1e-2]),
@@ -168,21 +168,6 @@ def claims(lrs: list[float], decays: list[float]) -> dict[str, Claim]:
     }
 
 
-def _init(model: torch.nn.Module, seed: int) -> None:
-    """Weights N(0, 2 / fan_in) and zero biases from the run's own stream."""
-    from regbench.probes.seeding import generator
-
-    g = generator(seed, "l2_vs_wd/init")
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.ndim > 1:
-                p.copy_(
-                    torch.randn(p.shape, generator=g, dtype=p.dtype) * math.sqrt(2 / p.shape[1])
-                )
-            else:
-                p.zero_()
-
-
 def identity_gaps(seed: int, steps: int, extra: list[str]) -> list:
     """Train the pairs of the exact checks side by side on the same batches; the
     relative parameter gap of each pair after ``steps`` steps."""
@@ -208,7 +193,7 @@ def identity_gaps(seed: int, steps: int, extra: list[str]) -> list:
     x, y = splits.x_train.double(), splits.y_train
     with torch.random.fork_rng(devices=[]):  # the builder's own init is replaced below
         net = build_model(cfg0.model, splits.input_shape, splits.num_classes).double()
-    _init(net, seed)
+    he_init_from_stream(net, seed, "l2_vs_wd/init")
     out = {}
     for key, (a, b) in pairs.items():
         nets, opts, pens = [], [], []

@@ -39,6 +39,25 @@ def slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
 
 
+def he_init_from_stream(model, seed: int, purpose: str) -> None:
+    """Every weight N(0, 2 / fan_in) (He et al. 2015, arXiv 1502.01852) and every bias 0,
+    drawn from the stream (seed, purpose) instead of torch's global generator; for direct
+    computations outside a training run. Norm layers keep their (1, 0) affine init."""
+    import torch
+
+    from regbench.probes.seeding import generator
+
+    g = generator(seed, purpose)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear | torch.nn.Conv1d | torch.nn.Conv2d):
+                w = m.weight
+                fan_in = w[0].numel()
+                w.copy_(torch.randn(w.shape, generator=g, dtype=w.dtype) * math.sqrt(2 / fan_in))
+                if m.bias is not None:
+                    m.bias.zero_()
+
+
 def diverged_runs(experiment: str) -> list[RunRecord]:
     """FAILED runs of ``experiment`` whose error is a non-finite loss (a diverged model
     fails alone in a batched group; the grid records it FAILED with that reason)."""
