@@ -273,3 +273,41 @@ def test_bn_init_insensitivity_tiny_invariance_check_and_spreads():
         [a - b for a, b in zip(sd["none"], sd["batch"], strict=True)]
     )
     assert v["bn_flat"].claim.threshold == pytest.approx(1.128 * 0.01475, rel=1e-3)
+
+
+def test_augmentation_sizes_train_for_the_same_number_of_steps():
+    import math
+
+    from regbench.config import compose
+
+    for n in (500, 1000, 2000, 4000):
+        cfg = compose(["experiment=augmentation_overfitting", f"+experiment/aug_n=n{n}"])
+        train = n - round(cfg.data.val_fraction * n)
+        assert math.ceil(train / cfg.data.batch_size) * cfg.trainer.max_epochs == 2160
+    aug = compose(["experiment=augmentation_overfitting", "+experiment/aug_arm=augment"])
+    assert list(aug.reg) == ["augment1d"]
+
+
+def test_augmentation_overfitting_tiny_gain_and_slope():
+    import math
+
+    from regbench.reproductions.seed_pairs import slope
+
+    repro, md, runs = _reproduce("augmentation_overfitting")
+    assert {r.p("trainer.max_epochs", int) for r in runs} == {3}  # tiny overrides the sizes'
+    err = {(r.p("aug_arm"), r.p("data.n_train", int), r.seed): 1 - r.metrics["test/acc"]
+           for r in runs}  # fmt: skip
+    assert sorted(err) == [
+        (a, n, s) for a in ("augment", "none") for n in (500, 1000) for s in (0, 1)
+    ]
+    v = _verdicts(repro)
+    gains = {s: [err[("none", n, s)] - err[("augment", n, s)] for n in (500, 1000)] for s in (0, 1)}
+    assert list(v["err_small"].values) == pytest.approx([gains[s][0] for s in (0, 1)])
+    x = [math.log2(500), math.log2(1000)]
+    assert list(v["shrinks"].values) == pytest.approx([slope(x, gains[s]) for s in (0, 1)])
+    gap = {
+        (r.p("aug_arm"), r.p("data.n_train", int), r.seed): r.metrics["diag/gen_gap"] for r in runs
+    }
+    assert list(v["gap_small"].values) == pytest.approx(
+        [gap[("none", 500, s)] - gap[("augment", 500, s)] for s in (0, 1)]
+    )

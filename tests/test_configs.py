@@ -69,6 +69,8 @@ ARM_GROUPS = {
     "sd_arm": "stochastic_depth",
     "dc_arm": "dropconnect_vs_dropout",
     "wmi_arm": "weight_magnitude_importance",
+    "aug_arm": "augmentation_overfitting",
+    "aug_n": "augmentation_overfitting",
 }
 
 
