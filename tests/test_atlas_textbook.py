@@ -158,8 +158,8 @@ def test_ensemble_vs_dropout_tiny_rebuilds_the_predictors_from_the_store():
     assert [m.seed for m in members(plain, 1, 2)] == [1, 3, 5, 7, 9]
     errs = replicate_errors(drop[1], members(plain, 1, 2))
     # weight scaling is the run's own test accuracy; an ensemble of one is its first member
-    assert errs["ws"][1] == pytest.approx(1 - drop[1].metrics["test/acc"], abs=1e-9)
-    assert errs["ens1"][1] == pytest.approx(1 - plain[1].metrics["test/acc"], abs=1e-9)
+    assert errs["ws"][1] == pytest.approx(1 - drop[1].metrics["test/acc"], abs=1e-6)  # float32
+    assert errs["ens1"][1] == pytest.approx(1 - plain[1].metrics["test/acc"], abs=1e-6)
     assert errs == replicate_errors(drop[1], members(plain, 1, 2))  # masks from fixed streams
     v = _verdicts(repro)
     assert v["ens5_vs_mc5"].values[1] == pytest.approx(errs["mc5"][1] - errs["ens5"][1])
