@@ -67,6 +67,10 @@ ARM_GROUPS = {
     "esw_arm": "early_stopping_width",
     "gnbn_batch": "gn_vs_bn_batch",
     "sd_arm": "stochastic_depth",
+    "dc_arm": "dropconnect_vs_dropout",
+    "wmi_arm": "weight_magnitude_importance",
+    "aug_arm": "augmentation_overfitting",
+    "aug_n": "augmentation_overfitting",
 }
 
 

@@ -27,7 +27,9 @@ test accuracy before/after re-estimation; per-layer weight norms; the fraction o
 weights with ``|w| < threshold`` (``diag/sparsity``); the generalization gap
 ``train_acc_evalmode - test_acc``. Test accuracy here is deterministic inference.
 For residual MLPs: test accuracy with each residual block deleted in turn
-(``diag/delete_acc/<l>``, Veit et al. 2016, arXiv 1605.06431).
+(``diag/delete_acc/<l>``, Veit et al. 2016, arXiv 1605.06431). The test-time probes a run
+asks for (unit ablation, pruning, activation statistics: :mod:`regbench.probes`) come in
+as one callable, built by the caller from the ``diag`` section, and add their metrics.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from torch import Tensor, nn
 from regbench.errors import in_range, positive_int
 
 Prep = Callable[[Tensor], Tensor]
+#: test-time probes of a trained model: (model, test batches) -> {"diag/...": value}
+Probes = Callable[[nn.Module, "EvalData"], dict[str, float]]
 
 
 class EvalData:
@@ -200,9 +204,11 @@ def diagnose(
     test: EvalData,
     train_batch_size: int,
     threshold: float = 1e-3,
+    probes: Probes | None = None,
 ) -> dict[str, float]:
     """All ``diag/`` metrics of ``model`` (not modified); ``train_batch_size`` is used
-    wherever BN runs on batch statistics (train-mode accuracy, re-estimation)."""
+    wherever BN runs on batch statistics (train-mode accuracy, re-estimation);
+    ``probes(model, test)`` adds the probes' metrics."""
     train_small = train.with_batch_size(train_batch_size)
     out = {f"diag/{k}": v for k, v in weight_stats(model, threshold).items()}
     out["diag/train_acc_trainmode"] = accuracy(model, train_small, train_mode=True)
@@ -220,6 +226,8 @@ def diagnose(
         shifts = variance_shift(reest, train)
         out.update({f"diag/var_shift_reest/{k}": v for k, v in shifts.items()})
         out["diag/test_acc_reest"] = accuracy(reest, test)
+    if probes is not None:
+        out.update(probes(model, test))
     return out
 
 
@@ -247,8 +255,10 @@ class DiagnosticsCallback(pl.Callback):
         every_n_epochs: int = 0,
         threshold: float = 1e-3,
         eval_batch_size: int = 1000,
+        probes: Probes | None = None,
     ) -> None:
         self.data = data
+        self.probes = probes
         self.every_n_epochs, self.threshold = int(every_n_epochs), float(threshold)
         self.eval_batch_size = int(eval_batch_size)
         self.last: dict[str, float] = {}
@@ -270,12 +280,16 @@ class DiagnosticsCallback(pl.Callback):
         # Own RNG stream: diagnostics must not change what training or the test draws.
         cuda = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
-            self.last = diagnose(pl_module.model, train, test, d.train_batch_size, self.threshold)
+            self.last = diagnose(
+                pl_module.model, train, test, d.train_batch_size, self.threshold, self.probes
+            )
         if trainer.logger is not None:
             trainer.logger.log_metrics(self.last, step=self._epoch)
 
 
-def diagnostics_callback(cfg: DictConfig | None, data: DiagData) -> DiagnosticsCallback | None:
+def diagnostics_callback(
+    cfg: DictConfig | None, data: DiagData, probes: Probes | None = None
+) -> DiagnosticsCallback | None:
     """The callback from the ``diag`` config section; None when disabled or absent."""
     if cfg is None or not cfg.enabled:
         return None
@@ -284,5 +298,5 @@ def diagnostics_callback(cfg: DictConfig | None, data: DiagData) -> DiagnosticsC
     in_range("diag.sparsity_threshold", cfg.sparsity_threshold, 0.0, lo_open=True)
     positive_int("diag.eval_batch_size", cfg.eval_batch_size)
     return DiagnosticsCallback(
-        data, cfg.every_n_epochs, cfg.sparsity_threshold, cfg.eval_batch_size
+        data, cfg.every_n_epochs, cfg.sparsity_threshold, cfg.eval_batch_size, probes
     )

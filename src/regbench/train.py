@@ -20,6 +20,7 @@ from regbench.errors import ConfigError, positive_int
 from regbench.module import RegModule
 from regbench.nn import build_model
 from regbench.optim import build_scheduler, check_optim
+from regbench.probes import probe_suite
 from regbench.progress import EpochProgressBar
 from regbench.reg import build_regularizers
 from regbench.tracking import artifacts, cost, lineage
@@ -65,7 +66,7 @@ def build(cfg: DictConfig):
     diag_data = DiagData(
         s.x_train, s.y_train, s.x_test, s.y_test, cfg.data.batch_size, data.normalize
     )
-    diag = diagnostics_callback(cfg.diag, diag_data)
+    diag = diagnostics_callback(cfg.diag, diag_data, probe_suite(cfg.get("diag"), cfg.seed))
     if diag is not None:
         reg.callbacks.append(diag)  # last: after early stopping has restored weights
     return splits, data, module

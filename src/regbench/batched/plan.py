@@ -33,6 +33,7 @@ PER_MODEL = (
     "model.head_dropout",
     "model.dropconnect",
     "model.init",
+    "model.init_scale",
     "model.survival_last",
     "scheduler.",
     "logger.",

@@ -229,7 +229,8 @@ def _diagnoser(members: Sequence[Member], loggers, device):
         test = EvalData(s.x_test, s.y_test, d.eval_batch_size, device)
         cuda = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
-            values = diagnose(m.model, train, test, int(m.cfg.data.batch_size), d.threshold)
+            bs = int(m.cfg.data.batch_size)
+            values = diagnose(m.model, train, test, bs, d.threshold, d.probes)
         loggers[i].log_metrics(values, step=epoch)
 
     return run

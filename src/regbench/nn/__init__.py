@@ -16,6 +16,9 @@ MODELS = Registry("model")
 def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     # Importing the builders registers them.
     from regbench.nn import cnn, mlp, resnet  # noqa: F401
+    from regbench.nn.init import scale_init
 
     builder: Callable[..., nn.Module] = MODELS.get(cfg.name, "model.name")
-    return builder(cfg, tuple(input_shape), int(num_classes))
+    model = builder(cfg, tuple(input_shape), int(num_classes))
+    scale_init(model, cfg.get("init_scale", 1.0))  # after the builder's own init scheme
+    return model

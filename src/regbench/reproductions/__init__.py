@@ -45,10 +45,10 @@ def names() -> list[str]:
 
 def listing() -> str:
     """One line per reproduction: its name, scales and claim."""
-    lines = []
+    lines, width = [], max(len(n) for n in names())
     for n in names():
         r = get(n)
-        lines.append(f"{n:<24} [{', '.join(r.default_seeds)}]  {r.title}")
+        lines.append(f"{n:<{width}} [{', '.join(r.default_seeds)}]  {r.title}")
     return "\n".join(lines)
 
 
