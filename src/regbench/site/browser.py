@@ -68,13 +68,21 @@ class Chromium:
             raise BrowserError("no Chromium found (apt-get install chromium)")
         self.timeout = timeout
         self.profile = tempfile.mkdtemp(prefix="regbench-chromium-")
+        import fcntl
+
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
-        # the browser reads commands on fd 3 and writes replies on fd 4: a shell puts the
-        # pipes' ends there and replaces itself with the browser
+        # the browser's ends above fd 9, so that moving them to 3 and 4 clobbers neither
+        for_browser = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_browser_r, from_browser_w)]
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        to_browser_r, from_browser_w = for_browser
+        # the browser reads commands on fd 3 and writes replies on fd 4: bash (dash takes
+        # no fd above 9) puts the pipes' ends there and replaces itself with the browser
         args = [exe, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}"]
+        script = f'exec "$@" 3<&{to_browser_r} 4>&{from_browser_w}'
         self.proc = subprocess.Popen(
-            ["/bin/sh", "-c", f'exec "$@" 3<&{to_browser_r} 4>&{from_browser_w}', "sh", *args],
+            [shutil.which("bash") or "/bin/bash", "-c", script, "bash", *args],
             pass_fds=(to_browser_r, from_browser_w),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

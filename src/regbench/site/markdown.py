@@ -44,7 +44,7 @@ def _inline_text(text: str, resolve: Resolve | None) -> str:
         src = resolve(m.group(2)) if resolve else m.group(2)
         if src:
             alt = html.escape(m.group(1))
-            pieces.append(f'<img src="{html.escape(src)}" alt="{alt}" loading="lazy">')
+            pieces.append(f'<img src="{html.escape(src)}" alt="{alt}">')
         pos = m.end()
     pieces.append(_emphasis(html.escape(text[pos:], quote=False)))
     return "".join(pieces)
