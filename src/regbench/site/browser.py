@@ -182,6 +182,18 @@ class Chromium:
             raise BrowserError(f"{expression[:60]}...: {r['exceptionDetails'].get('text')}")
         return r.get("result", {}).get("value")
 
+    def click(self, x: float, y: float) -> None:
+        """A real left click at page coordinates (menus that listen to pointer events
+        ignore ``element.click()``)."""
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call(
+                "Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1
+            )
+
+    def type_text(self, text: str) -> None:
+        """Type into the focused element."""
+        self.call("Input.insertText", text=text)
+
     def screenshot(self, path: Path, full_page: bool = False, max_height: int = 4000) -> Path:
         """A PNG of the viewport, or of the whole page (up to ``max_height`` pixels)."""
         params: dict = {"format": "png"}

@@ -114,9 +114,11 @@ class Reproduction:
     folder: Path | None = None  # the newest report's artifacts, downloaded
     builds: list[Build] = field(default_factory=list)  # oldest first
 
+    page: str = ""  # its folder on the site: <name>-<scale> (read_store makes it unique)
+
     @property
     def slug(self) -> str:
-        return f"{self.name}-{self.scale}"
+        return self.page or f"{self.name}-{self.scale}"
 
     @property
     def finished(self) -> list[Run]:
@@ -219,6 +221,10 @@ def read_store(client, uri: str, work: Path) -> StoreView:
         repro.builds = _unique(builds)
         reproductions.append(repro)
     reproductions.sort(key=lambda r: (r.name, r.scale, r.experiment))
+    pages: set[str] = set()
+    for repro in reproductions:  # the same name and scale in two experiments: two pages
+        repro.page = repro.slug if repro.slug not in pages else f"{repro.slug}-{repro.experiment}"
+        pages.add(repro.page)
     # Parents of every kind (reproductions, studies, multiruns) can hold a comparison.
     parents = {r.run_id: r for r in tagged}
     parents |= {r.run_id: r for r in _search(client, exp_ids, f"tags.`{ROLE_TAG}` = 'parent'")}

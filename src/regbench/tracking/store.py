@@ -81,7 +81,7 @@ def deferred_sigint() -> Iterator[None]:
 PARENT_TAG = "mlflow.parentRunId"
 PARENT_ENV = "REGBENCH_PARENT_RUN_ID"  # set by sweeps/multirun for child runs
 ERROR_TAG = "error"
-#: a run's configuration without its seed: ``<hash> <label>``; MLflow's runs table grouped
+#: a run's configuration without its seed: ``<label> (<hash>)``; MLflow's runs table grouped
 #: by this tag shows one row per configuration with its seeds aggregated
 CONFIG_ID_TAG = "regbench.config_id"
 #: the sentence a grid's parent run adds to its description
@@ -212,11 +212,13 @@ _NOT_CONFIG = (*_UNNAMED, "model.params", "reg")
 
 
 def config_id(params: Mapping[str, str], name: str = "") -> str:
-    """``"<hash> <label>"`` naming a run's configuration without its seed, so runs that
-    differ only in the seed share it: the hash (8 hex digits of SHA-1) covers every param
-    except the seed and those that only say how a run is filed or logged; the label is
-    the run name without its seed suffix (``mlp-w128-drop0.5-s2`` -> ``mlp-w128-drop0.5``),
-    for reading. Stable across processes and machines (sorted JSON of the strings)."""
+    """``"<label> (<hash>)"`` naming a run's configuration without its seed, so runs that
+    differ only in the seed share it: the label is the run name without its seed suffix
+    (``mlp-w128-drop0.5-s2`` -> ``mlp-w128-drop0.5``), for reading, first so a narrow
+    column still shows it; the hash (8 hex digits of SHA-1) covers every param except the
+    seed and those that only say how a run is filed or logged, so two configurations with
+    the same name never share an id. Stable across processes and machines (sorted JSON
+    of the strings)."""
     import hashlib
     import json
 
@@ -226,7 +228,7 @@ def config_id(params: Mapping[str, str], name: str = "") -> str:
     digest = hashlib.sha1(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:8]
     seed = params.get("seed")
     label = name.removesuffix(f"-s{seed}") if seed is not None else name
-    return f"{digest} {label}".strip()
+    return f"{label} ({digest})" if label else digest
 
 
 def run_name(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> str:
