@@ -137,7 +137,7 @@ def test_reproduction_page_has_claims_figures_csv_and_provenance(store: SiteStor
     for c in data["claims"]:
         mine = [float(r["value"]) for r in table if r["claim"] == c["key"]]
         assert mine == c["values"]
-        assert [r["seed"] for r in table if r["claim"] == c["key"]] == ["0", "1", "2"]
+        assert [r["index"] for r in table if r["claim"] == c["key"]] == ["0", "1", "2"]
     commit = data["build"]["commit"]
     assert f"git checkout {commit}" in html
     assert "uv run regbench reproduce two_inputs --scale tiny --seeds 3" in html
@@ -274,13 +274,12 @@ def test_failed_runs_are_listed_not_hidden(tmp_path, capsys):
 
 
 def test_markdown_tables_keep_bars_inside_cells_and_stars_in_formulas():
-    from regbench.report.markdown import table
     from regbench.site.markdown import split_row, to_html
 
-    md = table(["claim", "statistic"], [["a", "max |w - w*| per seed"]])
+    md = "| claim | statistic |\n|---|---|\n| a | max \\|w - w*\\| per seed |"
     assert split_row(md.splitlines()[2]) == ["a", "max |w - w*| per seed"]
-    html = to_html(md + "\n\nw* and w* stay, *this* is emphasis\n\n![fig](x.png)\n\n![gone](y.png)",
-                   {"x.png": "x.svg"}.get)  # fmt: skip
+    text = "w* and w* stay, *this* is emphasis\n\n![fig](x.png)\n\n![gone](y.png)"
+    html = to_html(f"{md}\n\n{text}", {"x.png": "x.svg"}.get)
     assert "<td>max |w - w*| per seed</td>" in html
     assert "<p>w* and w* stay, <em>this</em> is emphasis</p>" in html
     assert '<figure><img src="x.svg" alt="fig"></figure>' in html and "y.png" not in html

@@ -6,13 +6,8 @@ from collections.abc import Sequence
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A GitHub markdown table; cells are written with ``str``, a ``|`` inside a cell
-    (``|w - w*|``) escaped as ``\\|`` so it does not split the cell."""
-    head = "| " + " | ".join(_cell(h) for h in headers) + " |"
+    """A GitHub markdown table; cells are written with ``str``."""
+    head = "| " + " | ".join(headers) + " |"
     rule = "|" + "|".join("---" for _ in headers) + "|"
-    body = ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    body = ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join([head, rule, *body])
-
-
-def _cell(value: object) -> str:
-    return str(value).replace("\\|", "|").replace("|", "\\|")

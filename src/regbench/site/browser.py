@@ -186,9 +186,7 @@ class Chromium:
         """A real left click at page coordinates (menus that listen to pointer events
         ignore ``element.click()``)."""
         for kind in ("mousePressed", "mouseReleased"):
-            self.call(
-                "Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1
-            )
+            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 
     def type_text(self, text: str) -> None:
         """Type into the focused element."""

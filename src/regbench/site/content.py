@@ -18,6 +18,8 @@ from regbench.site.store import Build, Reproduction, Run, finite
 ROLES = ("finding", "folk", "check")
 ROLE_NAMES = {"finding": "findings", "folk": "folk claims", "check": "checks"}
 STATUSES = ("SUPPORTED", "REFUTED", "INCONCLUSIVE")
+CSV_COLUMNS = ("reproduction", "scale", "claim", "role", "kind", "statistic", "index", "seed",
+               "value", "verdict")  # fmt: skip
 
 
 def verdict(claim: dict) -> str:
@@ -107,15 +109,10 @@ def provenance(repro: Reproduction) -> list[Fact]:
     runs = repro.finished
     rec = repro.report.record if repro.report else {}
     commits = run_commits(repro)
+    several = len(commits) > 1
+    trained = [f"{c} ({n} runs)" if several else c for c, n in commits.most_common()]
     facts = [
-        Fact(
-            "trained at commit",
-            ", ".join(
-                f"{c}" + (f" ({n} runs)" if len(commits) > 1 else "")
-                for c, n in commits.most_common()
-            )
-            or "not recorded",
-        ),  # fmt: skip
+        Fact("trained at commit", ", ".join(trained) or "not recorded"),
         Fact("uncommitted changes (git.dirty)", _common(runs, "git.dirty") or "not recorded"),
     ]
     if rec:
@@ -169,19 +166,31 @@ def rerun(repro: Reproduction) -> str:
 
 
 def values_csv(repro: Reproduction) -> str:
-    """Every claim's per-seed values, one row per value (the seeds in the report's
-    order: its finished runs' seeds, ascending)."""
+    """Every claim's per-seed values, one row per value in the report's order; the seed
+    column is filled where the claim names its seeds (a ``seeds`` list as long as its
+    values), else left empty rather than guessed."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["reproduction", "scale", "claim", "role", "kind", "statistic", "index", "seed",
-                "value", "verdict"])  # fmt: skip
-    seed_list = seeds(repro)
+    w.writerow(CSV_COLUMNS)
     for c in _claims(repro):
         vals = c.get("values") or []
+        named = c.get("seeds") if len(c.get("seeds") or []) == len(vals) else None
         for i, v in enumerate(vals):
-            seed = seed_list[i] if len(vals) == len(seed_list) else ""
-            w.writerow([repro.name, repro.scale, c.get("key"), c.get("role"), c.get("kind"),
-                        c.get("statistic"), i, seed, repr(float(v)), verdict(c)])  # fmt: skip
+            seed = named[i] if named else ""
+            w.writerow(
+                [
+                    repro.name,
+                    repro.scale,
+                    c.get("key"),
+                    c.get("role"),
+                    c.get("kind"),
+                    c.get("statistic"),
+                    i,
+                    seed,
+                    repr(float(v)),
+                    verdict(c),
+                ]
+            )
     return buf.getvalue()
 
 
@@ -193,26 +202,21 @@ def _fmt(x, claim: dict) -> str:
 
 
 def extras(claim: dict) -> list[Fact]:
-    """What a report adds beyond the basic verdict (effect size, seeds for 80% power,
-    related claims, position details), shown generically: the site does not need to
-    know each field's layout."""
+    """What a report adds beyond the verdict, where its claims.json has it (reports of
+    earlier versions do not): the effect size, the p-value of the verdict's side, related
+    claims (read off the same curve, not independent evidence), the family-wise note.
+    Seeds for 80% power go in the "seeds needed" column."""
     out = []
-    for key in ("effect", "seeds_80", "related", "position"):
-        value = claim.get(key)
-        if value in (None, "", [], {}):
-            continue
-        out.append(Fact(key.replace("_", " "), _plain(value, claim)))
+    effect = claim.get("effect")
+    if finite(effect):
+        out.append(Fact("effect", f"{claim.get('effect_kind') or 'd'} = {effect:+.2f}"))
+    if finite(claim.get("p_value")):
+        out.append(Fact("p", f"{claim['p_value']:.3g}"))
+    if claim.get("related"):
+        out.append(Fact("related", ", ".join(map(str, claim["related"]))))
+    if claim.get("family_note"):
+        out.append(Fact("family", str(claim["family_note"])))
     return out
-
-
-def _plain(value, claim: dict) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {_plain(v, claim)}" for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return ", ".join(_plain(v, claim) for v in value)
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def interval(claim: dict) -> dict | None:
@@ -254,18 +258,26 @@ def history_table(repro_builds: Sequence[Build]) -> dict:
     for b in repro_builds:
         runs = {k: v for k, v in (b.record.get("runs") or {}).items() if k != "unknown"}
         cells = {c.get("key"): c for c in b.claims}
-        sig = (tuple(sorted(runs)), tuple((k, verdict(c), c.get("estimate_text"))
-                                          for k, c in cells.items()))  # fmt: skip
+        sig = (
+            tuple(sorted(runs)),
+            tuple((k, verdict(c), c.get("estimate_text")) for k, c in cells.items()),
+        )
         if columns and columns[-1]["sig"] == sig:
             columns[-1]["times"] += 1
             columns[-1]["last"] = when(b)
             continue
-        columns.append({
-            "sig": sig, "first": when(b), "last": when(b), "times": 1, "cells": cells,
-            "runs": [short(c) for c in sorted(runs)],
-            "built": short(b.record.get("commit", "")) if b.record else "",
-            "dirty": b.record.get("dirty") == "true",
-        })  # fmt: skip
+        columns.append(
+            {
+                "sig": sig,
+                "first": when(b),
+                "last": when(b),
+                "times": 1,
+                "cells": cells,
+                "runs": [short(c) for c in sorted(runs)],
+                "built": short(b.record.get("commit", "")) if b.record else "",
+                "dirty": b.record.get("dirty") == "true",
+            }
+        )
     keys: list[str] = []
     texts: dict[str, str] = {}
     for col in columns:
@@ -282,9 +294,20 @@ def history_table(repro_builds: Sequence[Build]) -> dict:
                 cells.append(None)
                 continue
             v = verdict(c)
-            cells.append({"verdict": v, "estimate": c.get("estimate_text", ""),
-                          "flip": prev is not None and v != prev})  # fmt: skip
+            cells.append(
+                {
+                    "verdict": v,
+                    "estimate": c.get("estimate_text", ""),
+                    "flip": prev is not None and v != prev,
+                }
+            )
             prev = v
-        rows.append({"key": k, "text": texts[k], "cells": cells,
-                     "flips": sum(bool(c and c["flip"]) for c in cells)})  # fmt: skip
+        rows.append(
+            {
+                "key": k,
+                "text": texts[k],
+                "cells": cells,
+                "flips": sum(bool(c and c["flip"]) for c in cells),
+            }
+        )
     return {"columns": columns, "rows": rows, "flips": sum(r["flips"] for r in rows)}

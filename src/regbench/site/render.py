@@ -95,12 +95,20 @@ def _common(view: StoreView) -> dict:
     return {"uri": view.uri, "built": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
+def _needed(c: dict) -> str:
+    """The seeds the claim's verdict needs, and for 80% power where the report says."""
+    if c.get("kind") == "exact":
+        return "exact"
+    need = f"{c.get('seeds_required') or c.get('min_seeds', '')}"
+    power = c.get("seeds_80_family") or c.get("seeds_80")
+    return need + (f"; {power} for 80% power" if power else "")
+
+
 def _claim_rows(data: dict) -> list[dict]:
     rows = []
     for c in data.get("claims") or []:
         est = c.get("estimate") or {}
         n = est.get("n", len(c.get("values") or []))
-        needed = c.get("seeds_80")
         rows.append(
             {
                 "key": slug(str(c.get("key", ""))),
@@ -109,18 +117,15 @@ def _claim_rows(data: dict) -> list[dict]:
                 "text": c.get("text", ""),
                 "note": c.get("note", ""),
                 "role": c.get("role", "finding"),
+                "role_reason": c.get("role_reason", ""),
                 "kind": c.get("kind", ""),
+                "rule": c.get("rule", ""),
                 "statistic": c.get("statistic", ""),
                 "estimate": c.get("estimate_text", ""),
                 "threshold": c.get("threshold_text", ""),
                 "rationale": c.get("rationale", ""),
                 "n": f"{n} (exact)" if c.get("kind") == "exact" else f"{n}",
-                "needed": (
-                    "exact"
-                    if c.get("kind") == "exact"
-                    else f"{c.get('min_seeds', '')}"
-                    + (f"; {needed} for 80% power" if needed else "")
-                ),  # fmt: skip
+                "needed": _needed(c),
                 "bar": content.interval(c),
                 "extras": content.extras(c),
             }
@@ -258,7 +263,7 @@ def write_site(view: StoreView, out: Path) -> dict[str, int]:
             title="Reproductions",
             root="",
             **common,
-        )  # fmt: skip
+        )
     )
     (out / "history.html").write_text(
         env.get_template("history.html").render(
