@@ -128,6 +128,7 @@ def test_reproduction_page_has_claims_figures_csv_and_provenance(store: SiteStor
         assert c["threshold_text"].replace("<", "&lt;") in row
     # the published values table of report.md and its figure, as SVG
     assert "closed form (population)" in html and '<img src="two_inputs.svg"' in html
+    assert "<th>claim</th>" not in html  # report.md's claims table: the page has its own
     assert (page / "two_inputs.svg").read_bytes() == (
         store.reports / "two_inputs-tiny" / "two_inputs.svg"
     ).read_bytes()
@@ -283,3 +284,28 @@ def test_markdown_tables_keep_bars_inside_cells_and_stars_in_formulas():
     assert "<td>max |w - w*| per seed</td>" in html
     assert "<p>w* and w* stay, <em>this</em> is emphasis</p>" in html
     assert '<figure><img src="x.svg" alt="fig"></figure>' in html and "y.png" not in html
+
+
+def test_report_body_leaves_out_the_claims_section_in_either_layout():
+    """One claims table under "## Claims: counts" (reports so far) or a count line, the
+    findings' table and a "### Checks" table (reports split by role): either way the page
+    shows its own claims table and keeps the rest of report.md."""
+    from regbench.site.render import report_body
+
+    head = "# x (tiny scale)\n\nThe claim in one line.\n\n"
+    body = "Setup sentence.\n\n| arm | published |\n|---|---|\n| a | 1.0 |\n\n![f](f.png)\n"
+    claims = "| claim | verdict |\n|---|---|\n| c1 | **SUPPORTED** |\n\n"
+    checks = "| check | verdict |\n|---|---|\n| c2 | **SUPPORTED** |\n\n"
+    layouts = [
+        f"{head}## Claims: 1 SUPPORTED\n\n{claims}{body}",
+        f"{head}## Claims\n\nFindings: 1 SUPPORTED.\n\n{claims}### Checks\n\n{checks}{body}",
+    ]
+    for md in layouts:
+        html, used = report_body(md, "The claim in one line.", {"f.png": "f.svg"})
+        assert html == (
+            "<p>Setup sentence.</p>\n"
+            '<div class="scroll"><table class="md"><thead><tr><th>arm</th><th>published</th>'
+            "</tr></thead><tbody><tr><td>a</td><td>1.0</td></tr></tbody></table></div>\n"
+            '<figure><img src="f.svg" alt="f"></figure>'
+        )
+        assert used == {"f.svg"}

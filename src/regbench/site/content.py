@@ -211,7 +211,7 @@ def extras(claim: dict) -> list[Fact]:
     if finite(effect):
         out.append(Fact("effect", f"{claim.get('effect_kind') or 'd'} = {effect:+.2f}"))
     if finite(claim.get("p_value")):
-        out.append(Fact("p", f"{claim['p_value']:.3g}"))
+        out.append(Fact("p", f"p = {claim['p_value']:.3g}"))
     if claim.get("related"):
         out.append(Fact("related", ", ".join(map(str, claim["related"]))))
     if claim.get("family_note"):

@@ -22,6 +22,8 @@ from regbench.site.store import Comparison, Reproduction, StoreView
 
 FIGURES = (".svg", ".png")
 ASSETS = ("style.css", "site.js")
+#: first header cells of report.md's claims tables (the checks get their own table)
+CLAIMS = ("claim", "check")
 
 
 def environment():
@@ -61,9 +63,31 @@ def _copy_figures(src: Path | None, dst: Path) -> dict[str, str]:
     return shown
 
 
+def _claims_section(bs: list[tuple[str, list[str]]]) -> range:
+    """The blocks of report.md's claims section, which the page shows as its own table:
+    from the "Claims" heading (or the first claims table) through the last table whose
+    first column is a claim (a report may split it by role, with sub-headings and a count
+    line between)."""
+    tables = [i for i, (k, lines) in enumerate(bs) if k == "table" and _first_cell(lines) in CLAIMS]
+    if not tables:
+        return range(0)
+    heads = [
+        i
+        for i, (k, lines) in enumerate(bs[: tables[0]])
+        if k == "heading"
+        and lines[0].startswith("## ")
+        and lines[0][3:].lower().startswith("claims")
+    ]
+    return range(heads[0] if heads else tables[0], tables[-1] + 1)
+
+
+def _first_cell(lines: list[str]) -> str:
+    return split_row(lines[0])[0].strip().lower()
+
+
 def report_body(text: str, title: str, shown: dict[str, str]) -> tuple[str, set[str]]:
     """``report.md`` as HTML without what the page shows itself (the title heading, the
-    one-line claim, the claims table); returns the HTML and the figures it shows."""
+    one-line claim, the claims section); returns the HTML and the figures it shows."""
     used: set[str] = set()
 
     def resolve(src: str) -> str | None:
@@ -73,19 +97,14 @@ def report_body(text: str, title: str, shown: dict[str, str]) -> tuple[str, set[
             return shown[name]
         return None  # a figure that is not in the store: leave it out, no broken image
 
-    parts, claims_next = [], False
-    for i, (kind, lines) in enumerate(blocks(text)):
-        head = i < 8  # what build_report writes above the reproduction's own text
+    bs = blocks(text)
+    skip = _claims_section(bs)
+    parts = []
+    for i, (kind, lines) in enumerate(bs):
         joined = " ".join(line.strip() for line in lines)
-        if head and kind == "heading" and lines[0].startswith("# "):
+        if i in skip or (i == 0 and kind == "heading" and lines[0].startswith("# ")):
             continue
-        if head and kind == "paragraph" and joined == title.strip():
-            continue
-        if head and kind == "heading" and joined.lstrip("#").strip().lower().startswith("claims"):
-            claims_next = True
-            continue
-        if head and kind == "table" and (claims_next or split_row(lines[0])[0] == "claim"):
-            claims_next = False
+        if i < 3 and kind == "paragraph" and joined == title.strip():
             continue
         parts.append(render_block(kind, lines, resolve))
     return "\n".join(parts), used
