@@ -6,10 +6,10 @@ RUN := $(UV) run --frozen --no-sync
 # Parallel test workers; conftest gives each one torch thread.
 TEST_WORKERS ?= 2
 
-.PHONY: install run test test-scaleout test-slow lint format ui dashboard bench reproduce clean help
+.PHONY: install run test test-scaleout test-slow lint format ui dashboard site bench reproduce clean help
 
 help:
-	@echo "make run | test | ui | dashboard | bench | reproduce | lint | format | install | clean"
+	@echo "make run | test | ui | dashboard | site | bench | reproduce | lint | format | install | clean"
 
 $(VENV_STAMP): pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -53,6 +53,15 @@ dashboard: install  ## optuna-dashboard on the project's study storage, bound to
 	@# optuna-dashboard does not create tables: a fresh checkout gets an empty storage first
 	$(RUN) python -c "import sys, optuna; optuna.storages.RDBStorage(sys.argv[1])" "$(STUDIES)"
 	$(RUN) optuna-dashboard "$(STUDIES)" --host 127.0.0.1 --port 8080
+
+# The results site (regbench site): SITE=... to write elsewhere, SITE_PORT=... to serve elsewhere.
+SITE ?= $(CURDIR)/reports/site
+SITE_PORT ?= 8000
+
+site: install  ## build the results site from the MLflow store and serve it on localhost
+	$(RUN) regbench site --out "$(SITE)"
+	@echo "serving $(SITE): open http://127.0.0.1:$(SITE_PORT)/ (Ctrl-C stops; the files also open without a server)"
+	$(RUN) python -m http.server $(SITE_PORT) --bind 127.0.0.1 --directory "$(SITE)"
 
 bench: install
 	$(RUN) regbench bench

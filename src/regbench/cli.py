@@ -1,4 +1,4 @@
-"""``regbench train | sweep | compare | report | reproduce | bench``.
+"""``regbench train | sweep | compare | report | reproduce | site | bench``.
 
 ``train`` is a Hydra app (overrides, ``-m`` multirun, ``--cfg job``); the others take
 ordinary flags. Heavy imports happen inside each command so ``--help`` is quick.
@@ -16,6 +16,7 @@ commands:
   reproduce NAME         a published result: grid, then report
   report NAME            rebuild a reproduction's report from MLflow
   compare NAME           a sweep's runs over seeds: table, paired diffs, figures
+  site [--out DIR]       a static HTML site of every report in the store (reports/site/)
   bench                  full stack vs a hand-written PyTorch loop
 
 examples:
@@ -132,6 +133,10 @@ def _dispatch(cmd: str, rest: list[str]) -> None:
         from regbench.reproductions import main as repro_main
 
         repro_main(cmd, rest)
+    elif cmd == "site":
+        from regbench.site import main as site_main
+
+        site_main(rest)
     else:
         print(f"regbench: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
         raise SystemExit(2)

@@ -39,9 +39,21 @@ def log_ticks(ax, values) -> None:
 
 
 def save(fig, path: Path) -> Path:
-    """Save deterministically (no timestamp in the PNG metadata) and close."""
+    """Save deterministically (no timestamp in the metadata) and close. A PNG also gets a
+    vector copy beside it (same name, ``.svg``): ``report.md`` shows the PNG, the results
+    site (``regbench site``) the SVG. Returns the path asked for."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120, metadata={"Software": None})
+    if path.suffix == ".png":
+        # a fixed hash salt: the SVG's element ids, else random, are the same every time
+        with plt.rc_context({"svg.hashsalt": "regbench", "svg.fonttype": "path"}):
+            fig.savefig(path.with_suffix(".svg"), metadata={"Date": None, "Creator": None})
     plt.close(fig)
     return path
+
+
+def vector_copy(path: Path) -> Path | None:
+    """The SVG :func:`save` wrote beside a PNG figure, if there is one."""
+    svg = path.with_suffix(".svg")
+    return svg if path.suffix == ".png" and svg.is_file() else None

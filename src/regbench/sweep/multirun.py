@@ -77,7 +77,8 @@ class MultirunTracking(Callback):
             tracking.NOTE_TAG: (
                 f"Hydra multirun grid `regbench train -m {' '.join(overrides)}`: one child "
                 f"run per grid point and seed. Seed-averaged table and figures: "
-                f"`regbench compare multirun-{self.sweep_id}` (artifacts under compare/)."
+                f"`regbench compare multirun-{self.sweep_id}` (artifacts under compare/). "
+                + tracking.GROUP_HINT
             )[:5000],
         }
         run = client.create_run(exp_id, run_name=f"multirun-{self.sweep_id}", tags=tags)

@@ -63,7 +63,8 @@ def parent_run(client, exp_id: str, spec: StudySpec, study_name: str, kind: str)
         tracking.NOTE_TAG: (
             f"Optuna study `{study_name}` ({kind}, objective {spec.direction} {spec.metric} "
             f"over seeds {list(spec.seeds)}): one child run per trial and seed. "
-            f"Seed-averaged table and figures: `regbench compare {study_name}`."
+            f"Seed-averaged table and figures: `regbench compare {study_name}`. "
+            + tracking.GROUP_HINT
         ),
         **lineage.environment_tags(),
     }

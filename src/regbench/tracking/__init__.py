@@ -14,14 +14,17 @@ are imported where they are used. See docs/ARCHITECTURE.md, "Tracking".
 """
 
 from regbench.tracking.store import (
+    CONFIG_ID_TAG,
     ERROR_TAG,
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
+    GROUP_HINT,
     NOTE_TAG,
     PARENT_ENV,
     PARENT_TAG,
     TrackedRun,
     _sqlite_pragmas,
+    config_id,
     default_tracking_uri,
     deferred_sigint,
     ensure_experiment,
@@ -36,14 +39,17 @@ from regbench.tracking.store import (
 )
 
 __all__ = [
+    "CONFIG_ID_TAG",
     "EXPERIMENT_KIND",
     "EXPERIMENT_KIND_TAG",
     "ERROR_TAG",
+    "GROUP_HINT",
     "NOTE_TAG",
     "PARENT_ENV",
     "PARENT_TAG",
     "TrackedRun",
     "_sqlite_pragmas",
+    "config_id",
     "default_tracking_uri",
     "deferred_sigint",
     "ensure_experiment",

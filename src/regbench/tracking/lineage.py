@@ -1,5 +1,5 @@
 """Where a run comes from: its data as MLflow dataset inputs (the UI's Dataset column and
-lineage view) and its code and library versions as tags (:func:`environment_tags`).
+lineage view) and its code, library versions and machine as tags (:func:`environment_tags`).
 
 One input per split (context ``train``/``val``/``test``), with the data set's name, a
 digest of the split's tensors (so two runs trained on the same data show the same
@@ -76,6 +76,35 @@ def _git(*args: str) -> str:
         return ""
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_tags(device: str = "cpu") -> dict[str, str]:
+    """What the run's numbers were computed on: the CPU, its logical cores, torch's
+    intra-op threads at the time of the call (kernels' float order, and the speed, depend
+    on them) and, on a CUDA device, the GPU's name."""
+    import os
+
+    import torch
+
+    tags = {
+        "machine.cpu": _cpu_model(),
+        "machine.cores": str(os.cpu_count() or 0),
+        "machine.threads": str(torch.get_num_threads()),
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        tags["machine.gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return tags
+
+
 def environment_tags(device: str = "cpu") -> dict[str, str]:
     import mlflow
     import pytorch_lightning
@@ -92,4 +121,5 @@ def environment_tags(device: str = "cpu") -> dict[str, str]:
         "version.mlflow": mlflow.__version__,
         "version.regbench": __import__("regbench").__version__,
         "device": device,
+        **machine_tags(device),
     }

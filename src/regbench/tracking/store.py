@@ -81,6 +81,14 @@ def deferred_sigint() -> Iterator[None]:
 PARENT_TAG = "mlflow.parentRunId"
 PARENT_ENV = "REGBENCH_PARENT_RUN_ID"  # set by sweeps/multirun for child runs
 ERROR_TAG = "error"
+#: a run's configuration without its seed: ``<label> (<hash>)``; MLflow's runs table grouped
+#: by this tag shows one row per configuration with its seeds aggregated
+CONFIG_ID_TAG = "regbench.config_id"
+#: the sentence a grid's parent run adds to its description
+GROUP_HINT = (
+    f"Group the runs table by the tag `{CONFIG_ID_TAG}` to aggregate each configuration "
+    "over its seeds."
+)
 
 
 def default_tracking_uri() -> str:
@@ -198,6 +206,29 @@ _ABBREV = {
 
 # Overrides that change how a run is shown or logged, not its results: left out of names.
 _UNNAMED = ("seed", "experiment_name", "trainer.progress_bar")
+# Params that are not part of a configuration: the seed, where the run is filed, how it
+# is shown and logged (``logger.*``), and what train.run derives from the config.
+_NOT_CONFIG = (*_UNNAMED, "model.params", "reg")
+
+
+def config_id(params: Mapping[str, str], name: str = "") -> str:
+    """``"<label> (<hash>)"`` naming a run's configuration without its seed, so runs that
+    differ only in the seed share it: the label is the run name without its seed suffix
+    (``mlp-w128-drop0.5-s2`` -> ``mlp-w128-drop0.5``), for reading, first so a narrow
+    column still shows it; the hash (8 hex digits of SHA-1) covers every param except the
+    seed and those that only say how a run is filed or logged, so two configurations with
+    the same name never share an id. Stable across processes and machines (sorted JSON
+    of the strings)."""
+    import hashlib
+    import json
+
+    kept = {
+        k: str(v) for k, v in params.items() if k not in _NOT_CONFIG and not k.startswith("logger.")
+    }
+    digest = hashlib.sha1(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:8]
+    seed = params.get("seed")
+    label = name.removesuffix(f"-s{seed}") if seed is not None else name
+    return f"{label} ({digest})" if label else digest
 
 
 def run_name(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> str:
@@ -265,11 +296,24 @@ def tracked_run(
     tags: Mapping[str, Any] | None = None,
     parent_run_id: str | None = None,
 ) -> Iterator[TrackedRun]:
-    """An MLflow run that ends FINISHED, or FAILED/KILLED with the error in a tag."""
+    """An MLflow run that ends FINISHED, or FAILED/KILLED with the error in a tag.
+
+    Every run with a seed is tagged :data:`CONFIG_ID_TAG` (:func:`config_id`) here, the
+    one place single, batched and direct runs all pass through: from ``cfg`` when given,
+    else, when it ends, from the params the caller logged (a direct run logs them itself).
+    """
     client = get_client()
     exp_id = ensure_experiment(client, experiment)
     parent_run_id = parent_run_id or os.environ.get(PARENT_ENV)
     all_tags = {k: str(v) for k, v in (tags or {}).items()}
+    params = flatten(cfg) if cfg is not None else None
+    if params is not None and "seed" in params:
+        all_tags.setdefault(CONFIG_ID_TAG, config_id(params, name))
+    if params is None:  # a direct run or a grid's parent: its lineage is tagged here (train.run
+        # and the batched runs tag theirs once they know the device)
+        from regbench.tracking.lineage import environment_tags
+
+        all_tags = {**environment_tags(), **all_tags}
     if parent_run_id:
         all_tags[PARENT_TAG] = parent_run_id
     if os.environ.get("REGBENCH_SWEEP_ID"):  # set by regbench.sweep.multirun for `train -m` grids
@@ -278,15 +322,27 @@ def tracked_run(
         run = client.create_run(exp_id, run_name=name, tags=all_tags)
     tracked = TrackedRun(client, run.info.run_id)
     try:
-        if cfg is not None:
-            log_params(client, tracked.run_id, flatten(cfg))
+        if params is not None:
+            log_params(client, tracked.run_id, params)
             tracked.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         yield tracked
     except BaseException as e:
         status = "FAILED" if isinstance(e, Exception) else "KILLED"
         with deferred_sigint():  # a second Ctrl-C still lets the run be marked
             client.set_tag(tracked.run_id, ERROR_TAG, f"{type(e).__name__}: {e}"[:5000])
+            if CONFIG_ID_TAG not in all_tags:
+                _tag_config_id(client, tracked.run_id, name)
             client.set_terminated(tracked.run_id, status)
         raise
     with deferred_sigint():
+        if CONFIG_ID_TAG not in all_tags:
+            _tag_config_id(client, tracked.run_id, name)
         client.set_terminated(tracked.run_id, "FINISHED")
+
+
+def _tag_config_id(client, run_id: str, name: str) -> None:
+    """Tag :data:`CONFIG_ID_TAG` from the params a run has logged, if they hold a seed
+    (a grid's parent run has none, and is no configuration)."""
+    params = client.get_run(run_id).data.params
+    if "seed" in params:
+        client.set_tag(run_id, CONFIG_ID_TAG, config_id(params, name))
