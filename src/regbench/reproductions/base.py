@@ -119,10 +119,12 @@ def tag_parent(experiment: str, results: Sequence[dict], name: str, scale: str) 
 
 def parent_note(name: str, scale: str) -> str:
     """The parent run's description in the MLflow UI."""
+    from regbench.tracking import GROUP_HINT
+
     return (
         f"Reproduction `{name}` at {scale} scale: one child run per grid point and seed. "
         f"Report: `regbench report {name} --scale {scale}` (artifacts under report/); "
-        f"seed-averaged table: `regbench compare {name}`."
+        f"seed-averaged table: `regbench compare {name}`. " + GROUP_HINT
     )
 
 
