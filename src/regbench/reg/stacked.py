@@ -42,7 +42,7 @@ def stackable(obj: object) -> str | None:
     """Why ``obj`` cannot run in a stacked form, or None if it can."""
     if getattr(type(obj), "stacked", None) is None:
         reason = getattr(obj, "single_reason", None) or "it defines no stacked form"
-        return f"{obj!r}: {reason}"
+        return f"{type(obj).__name__}: {reason}"
     return None
 
 
