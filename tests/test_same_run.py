@@ -11,7 +11,10 @@ label noise through the data fingerprint.
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
 
 from draws import recorded, same
 from regbench.batched.plan import EXEC_TAG
@@ -19,6 +22,16 @@ from regbench.batched.runs import run_members
 from regbench.tracking import get_client
 
 TINY3 = ["data.n_train=300", "data.n_test=100", "model.width=32", "trainer.max_epochs=3"]
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    """conftest pins torch to one thread; ``OMP_NUM_THREADS=2 pytest ...`` runs these
+    tests with two (the numerics rule: 1 and 2 threads)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    yield
+    torch.set_num_threads(before)
 
 
 def losses(run_id: str) -> list[float]:

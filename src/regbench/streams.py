@@ -24,7 +24,11 @@ explicit keys per use:
   a CUDA generator's seed is host state read at kernel launch, so the scheme is the same
   on a GPU, with its own bits). One-off sequences (the data split, label noise) take a
   fresh generator seeded from the key; host-side draws (mixup's Beta coefficient, a
-  block's batch-mode drop) a ``random.Random``.
+  block's batch-mode drop) a ``random.Random``. torch's CPU generator keeps only the low
+  32 bits of a seed, so of n counter draws in a run some two share their bits with
+  probability about n^2 / 2^33 (0.4 for 60,000: three layers over 20,000 steps): a mask
+  repeated once, harmless to training but not strictly independent. CUDA's Philox
+  generator keeps all 64 bits.
 
 Unbound objects (a layer built outside a run, as in a unit test) draw from torch's global
 generator, as torch's own layers do; :func:`bind` binds every stochastic part of a run.
@@ -66,11 +70,13 @@ def _ints(values: tuple[int, ...]) -> bytes:
 class Stream:
     """A named random stream: an immutable 64-bit key (see the module docstring)."""
 
-    __slots__ = ("key", "_prefix")
+    __slots__ = ("key", "_prefix", "_counted")
 
     def __init__(self, key: int) -> None:
         self.key = int(key) & 0xFFFF_FFFF_FFFF_FFFF
         self._prefix = self.key.to_bytes(8, "little")
+        # the hash state after (key, counter tag): a draw only adds its counter (~2x faster)
+        self._counted = hashlib.blake2b(self._prefix + b"\2", digest_size=8, person=_PERSON)
 
     @classmethod
     def of_run(cls, seed: int) -> Stream:
@@ -88,12 +94,16 @@ class Stream:
         """The 64-bit seed of this stream's draw at ``counter`` (the key itself for ())."""
         if not counter:
             return self.key
-        return _digest(self._prefix + b"\2" + _ints(counter))
+        h = self._counted.copy()
+        h.update(_ints(counter))
+        return int.from_bytes(h.digest(), "little")
 
     def generator(self, device: torch.device | str, *counter: int) -> torch.Generator:
         """The thread's generator for ``device``, reseeded for the draw at ``counter``;
         use it at once (the next draw of any stream reseeds it)."""
-        return _generator(torch.device(device)).manual_seed(self.seed(*counter))
+        if not isinstance(device, torch.device):
+            device = torch.device(device)
+        return _generator(device).manual_seed(self.seed(*counter))
 
     def fresh(self, device: torch.device | str = "cpu") -> torch.Generator:
         """A generator of its own seeded from the key: a one-off sequence of draws."""
