@@ -11,6 +11,7 @@ from regbench.config import compose
 from regbench.errors import ConfigError
 from regbench.reg import build_regularizers
 from regbench.reg.constraints import frobenius_bound_, max_norm_, unit_norms
+from regbench.reg.penalties import selected_params
 
 
 def test_max_norm_rescales_only_rows_above_c_and_whole_conv_filters():
@@ -21,7 +22,7 @@ def test_max_norm_rescales_only_rows_above_c_and_whole_conv_filters():
         conv.weight.mul_(10)
     m = nn.Sequential(lin, conv)
     before_lin, bias = lin.weight.detach().clone(), lin.bias.detach().clone()
-    max_norm_(m, 1.0)
+    max_norm_(selected_params(m, "weights"), 1.0)
     n = unit_norms(lin.weight)
     big = unit_norms(before_lin) > 1.0
     assert torch.allclose(n[big], torch.ones(int(big.sum())), atol=1e-6)
@@ -40,7 +41,7 @@ def test_frobenius_bound_scales_each_weight_as_a_whole():
     with torch.no_grad():
         m[0].weight.mul_(100)
     small = m[1].weight.detach().clone()
-    frobenius_bound_(m, 2.0)
+    frobenius_bound_(selected_params(m, "weights"), 2.0)
     assert m[0].weight.norm().item() == pytest.approx(2.0, rel=1e-6)
     assert torch.equal(m[1].weight, small)  # its norm was below 2
 

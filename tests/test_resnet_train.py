@@ -109,7 +109,9 @@ def test_resnet1d_on_mnist1d_learns_in_two_epochs(tiny, experiment):
     assert r.data.params["model.dims"] == "auto"
     loss = [m.value for m in get_client().get_metric_history(r.info.run_id, "train/loss")]
     assert len(loss) == 2 and loss[1] < loss[0]
-    assert out["train/acc"] > 0.15  # above chance (0.1) after two epochs
+    # above chance (0.1) after two epochs, by 3 binomial standard deviations on the 60
+    # validation samples (the train/acc epoch mean also averages the first, untrained steps)
+    assert out["val/acc"] > 0.1 + 3 * (0.1 * 0.9 / 60) ** 0.5
 
 
 def test_resnet1d_mnist1d_experiment_composes_and_runs_shrunk(experiment):

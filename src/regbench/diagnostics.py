@@ -1,4 +1,4 @@
-"""Diagnostics of a trained model, logged under ``diag/`` (see DESIGN.md).
+"""Diagnostics of a trained model, logged under ``diag/`` (docs/ARCHITECTURE.md, "Parts").
 
 Variance shift (Li, Chen, Hu, Yang, CVPR 2019, arXiv 1801.05134): dropout in training
 changes the variance of the features a BatchNorm layer sees, so its moving variance
@@ -44,6 +44,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from regbench.errors import in_range, positive_int
+from regbench.streams import DIAG, clock_of
 
 Prep = Callable[[Tensor], Tensor]
 #: test-time probes of a trained model: (model, test batches) -> {"diag/...": value}
@@ -74,16 +75,24 @@ def batch_norms(model: nn.Module) -> dict[str, nn.modules.batchnorm._BatchNorm]:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, data: EvalData, train_mode: bool = False) -> float:
+def accuracy(model: nn.Module, data: EvalData, train_mode: bool = False, epoch: int = 0) -> float:
     """Accuracy of ``model`` on ``data``; ``train_mode`` runs a deep copy in training mode
-    (stochastic layers on, BN on batch statistics) so the model itself is untouched."""
+    (stochastic layers on, BN on batch statistics) so the model itself is untouched. Its
+    masks come from the run's streams at ``(DIAG, epoch, batch)``: they cannot shift what
+    training draws (docs/ARCHITECTURE.md, "Randomness")."""
     if train_mode:
         model = copy.deepcopy(model).train()
+    clock = clock_of(model) if train_mode else None
     was_training = model.training
     model.train(train_mode)
     correct, n = 0, 0
-    for x, y in data:
-        correct += int((model(x).argmax(1) == y).sum())
+    for i, (x, y) in enumerate(data):
+        if clock is None:
+            logits = model(x)
+        else:
+            with clock.at(DIAG, epoch, i):
+                logits = model(x)
+        correct += int((logits.argmax(1) == y).sum())
         n += len(y)
     model.train(was_training)
     return correct / max(n, 1)
@@ -204,14 +213,15 @@ def diagnose(
     test: EvalData,
     train_batch_size: int,
     threshold: float = 1e-3,
+    epoch: int = 0,
     probes: Probes | None = None,
 ) -> dict[str, float]:
-    """All ``diag/`` metrics of ``model`` (not modified); ``train_batch_size`` is used
-    wherever BN runs on batch statistics (train-mode accuracy, re-estimation);
-    ``probes(model, test)`` adds the probes' metrics."""
+    """All ``diag/`` metrics of ``model`` (not modified) at the end of ``epoch``;
+    ``train_batch_size`` is used wherever BN runs on batch statistics (train-mode
+    accuracy, re-estimation); ``probes(model, test)`` adds the probes' metrics."""
     train_small = train.with_batch_size(train_batch_size)
     out = {f"diag/{k}": v for k, v in weight_stats(model, threshold).items()}
-    out["diag/train_acc_trainmode"] = accuracy(model, train_small, train_mode=True)
+    out["diag/train_acc_trainmode"] = accuracy(model, train_small, True, epoch)
     out["diag/train_acc_evalmode"] = accuracy(model, train)
     out["diag/test_acc"] = accuracy(model, test)
     out["diag/gen_gap"] = out["diag/train_acc_evalmode"] - out["diag/test_acc"]
@@ -277,12 +287,17 @@ class DiagnosticsCallback(pl.Callback):
         d, device, size = self.data, pl_module.device, self.eval_batch_size
         train = EvalData(d.x_train, d.y_train, size, device, d.prep)
         test = EvalData(d.x_test, d.y_test, size, device, d.prep)
-        # Own RNG stream: diagnostics must not change what training or the test draws.
-        cuda = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
-            self.last = diagnose(
-                pl_module.model, train, test, d.train_batch_size, self.threshold, self.probes
-            )
+        # The train-mode pass draws at (DIAG, epoch, batch) of the run's streams: it cannot
+        # change what training or the test draws.
+        self.last = diagnose(
+            pl_module.model,
+            train,
+            test,
+            d.train_batch_size,
+            self.threshold,
+            self._epoch,
+            self.probes,
+        )
         if trainer.logger is not None:
             trainer.logger.log_metrics(self.last, step=self._epoch)
 

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from regbench.optim import build_optimizer, build_scheduler
 from regbench.reg.bundle import Regularizers
 from regbench.reg.inference import mc_log_probs
+from regbench.streams import MC, SPLITS, TRAIN, Clock, clock_of
 
 
 class EpochMeans:
@@ -62,7 +63,7 @@ class EpochMeans:
         return out
 
 
-_PLAIN = frozenset({"_current_fx_name", "_step"})
+_PLAIN = frozenset({"_current_fx_name", "_step", "clock"})
 
 
 class RegModule(pl.LightningModule):
@@ -75,6 +76,7 @@ class RegModule(pl.LightningModule):
         reg: Regularizers | None = None,
         steps_per_call: int = 1,
         gradient_clip_val: float | None = None,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -87,6 +89,9 @@ class RegModule(pl.LightningModule):
         self.gradient_clip_val = gradient_clip_val
         self.automatic_optimization = self.steps_per_call == 1
         self._step = 0  # optimizer steps so far, the `step` of the penalty hook
+        # The counter the run's stochastic layers and transforms draw at (set per step):
+        # docs/ARCHITECTURE.md, "Randomness".
+        self.clock = clock or clock_of(model) or Clock()
 
     def __setattr__(self, name: str, value) -> None:
         # Lightning sets `_current_fx_name` around every hook call (about 40 times a
@@ -118,7 +123,11 @@ class RegModule(pl.LightningModule):
             self._constrain()
         return None
 
+    def on_train_start(self) -> None:
+        self._step = self.trainer.global_step  # a resumed run counts on from where it was
+
     def _train_loss(self, x: Tensor, y: Tensor) -> Tensor:
+        self.clock.now = (TRAIN, self._step)  # this step's masks, augmentations, pairings
         target = y
         for transform in self.reg.transforms:
             x, target = transform(x, target)
@@ -134,20 +143,24 @@ class RegModule(pl.LightningModule):
         self._stats["train"].add(len(y), loss=loss, loss_data=loss_data, acc=correct, **terms)
         return loss
 
-    def _eval_step(self, split: str, batch: tuple[Tensor, Tensor]) -> None:
+    def _eval_step(self, split: str, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, y = batch
         inf = self.reg.inference
-        # mc: log of the mean probabilities of k stochastic passes (log-probs feed the NLL).
-        mc = inf.mode == "mc"
-        logits = mc_log_probs(self.model, x, inf.samples) if mc else self.model(x)
+        # mc: log of the mean probabilities of k stochastic passes (log-probs feed the NLL),
+        # their masks at (MC, split, epoch, batch, pass) of the run's streams.
+        if inf.mode == "mc":
+            counter = (MC, SPLITS[split], self.current_epoch, batch_idx)
+            logits = mc_log_probs(self.model, x, inf.samples, counter)
+        else:
+            logits = self.model(x)
         loss = F.cross_entropy(logits, y)
         self._stats[split].add(len(y), loss=loss, acc=(logits.argmax(1) == y).float().mean())
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        self._eval_step("val", batch)
+        self._eval_step("val", batch, batch_idx)
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._eval_step("test", batch)
+        self._eval_step("test", batch, batch_idx)
 
     # --- hooks --------------------------------------------------------------------
     def optimizer_step(self, *args, **kwargs) -> None:

@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 
-from regbench import tracking
+from regbench import streams, tracking
 from regbench.data import build_data
 from regbench.data.batches import limit_batches
 from regbench.data.module import TensorDataModule
@@ -40,10 +40,15 @@ def build(cfg: DictConfig):
     cost.check_target(cfg.trainer)
     check_optim(cfg.optim)
     build_scheduler(cfg.scheduler, torch.optim.SGD([torch.zeros(1)], lr=1.0), 1)
-    pl.seed_everything(cfg.seed, workers=False, verbose=False)
+    # Every draw of the run from its own streams (docs/ARCHITECTURE.md, "Randomness"):
+    # torch's global generator is never consumed, so nothing else can shift the run.
+    root, clock = streams.Stream.of_run(cfg.seed), streams.Clock()
     splits = build_data(cfg.data, cfg.seed)
-    model = build_model(cfg.model, splits.input_shape, splits.num_classes)
+    with streams.seeded(root.child("init")):  # the layers initialise themselves
+        model = build_model(cfg.model, splits.input_shape, splits.num_classes)
+    streams.bind_model(model, root.child("layer"), clock)
     reg = build_regularizers(cfg, splits.num_classes)
+    reg.bind(root.child("reg"), clock)
     check_transforms(cfg, tuple(splits.input_shape), splits.num_classes)
     t = cfg.trainer
     steps = t.steps_per_call
@@ -54,7 +59,7 @@ def build(cfg: DictConfig):
     except ValueError as e:
         raise ConfigError(f"trainer.limit_train_batches: {e}") from None
     clip = t.gradient_clip_val
-    module = RegModule(model, cfg.optim, cfg.scheduler, t.max_epochs, reg, steps, clip)
+    module = RegModule(model, cfg.optim, cfg.scheduler, t.max_epochs, reg, steps, clip, clock)
     data = TensorDataModule(
         splits,
         cfg.data.batch_size,

@@ -1,10 +1,13 @@
-"""Many small models trained as one program (DESIGN.md, "Batched grids").
+"""Many small models trained as one program (docs/ARCHITECTURE.md, "Batching").
+
+This package executes what reg/ and nn/ define: the regularizers run as the stacked forms
+their own files define (:mod:`regbench.reg.stacked`), each model's draws from its own
+streams; nothing here names a regularizer or repeats a formula.
 
 - :mod:`~regbench.batched.signature`: which built models (MLP, residual MLP) share a program
-- :mod:`~regbench.batched.program`: built MLPs stacked along a model axis (padding, masks)
-- :mod:`~regbench.batched.optim`: per-model optimizers, schedules, penalties, constraints
+- :mod:`~regbench.batched.program`: built MLPs stacked along a model axis (padding)
+- :mod:`~regbench.batched.optim`: per-model optimizers, schedules, gradient clipping
 - :mod:`~regbench.batched.loop`: the training loop of a group
-- :mod:`~regbench.batched.transforms`: mixup and soft-target losses, per model
 - :mod:`~regbench.batched.plan`: which runs batch together (and why others do not)
 - :mod:`~regbench.batched.runs`: each model its own MLflow run; the entry point
   :func:`~regbench.batched.runs.run_members`

@@ -2,11 +2,14 @@
 
 It does per model what :class:`~regbench.module.RegModule` under Lightning does for one:
 the same mini-batches in the same order (each model's own ``TensorBatches.order``), the
-same loss (cross-entropy plus the loss terms: penalties, label smoothing), one optimizer step per
-mini-batch followed by the constraints, the epoch's scheduler step, validation every
-``check_val_every_n_epoch`` epochs, the test at the end, with the same epoch means. A
-model whose ``train/loss`` is not finite at an epoch's end fails with the message the
-module raises, and leaves the group; the others go on.
+same step counter on every model's clock (so each draws its own masks, augmentations
+and pairings at the same counters as alone: docs/ARCHITECTURE.md, "Randomness"), the same
+loss (cross-entropy plus the loss terms), one optimizer step per mini-batch followed by
+the constraints, the epoch's scheduler step, validation every
+``check_val_every_n_epoch`` epochs, the test at the end, with the same epoch means. The
+regularizers run as their stacked forms, built from each model's own objects
+(:mod:`regbench.reg.stacked`). A model whose ``train/loss`` is not finite at an epoch's
+end fails with the message the module raises, and leaves the group; the others go on.
 """
 
 from __future__ import annotations
@@ -18,19 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from regbench.batched.optim import (
-    Schedules,
-    StackedOptimizer,
-    clip_grad_norms,
-    constrain,
-    penalty_values,
-    per_model,
-)
+from regbench.batched.optim import Schedules, StackedOptimizer, clip_grad_norms
 from regbench.batched.plan import Member
 from regbench.batched.program import StackedMLP
-from regbench.batched.transforms import mixup, smoothing_gap, soft_losses
 from regbench.data.batches import TensorBatches, limit_batches
-from regbench.reg.augment1d import Augment1d
+from regbench.streams import TRAIN
 
 Report = Callable[[int, dict[str, float], int], None]  # (member index, metrics, epoch)
 Fail = Callable[[int, BaseException], None]
@@ -54,11 +49,21 @@ class Stacked:
         return Stacked(self.x[idx], self.y[idx])
 
 
-def losses(logits: Tensor, y: Tensor) -> Tensor:
-    """Per-model mean cross-entropy (S,) of logits (S, B, K) against y (S, B)."""
+@dataclass
+class Weights:
+    """The stacked parameters (S, *shape) a constraint projects, detached from autograd."""
+
+    params: list[Tensor]
+
+
+def losses(logits: Tensor, target: Tensor) -> Tensor:
+    """Per-model mean cross-entropy (S,) of logits (S, B, K) against class indices (S, B)
+    or probabilities (S, B, K) (mixup's), as ``F.cross_entropy`` computes it alone."""
     # classes on dim 1, (S, K, B): PyTorch's CPU log-softmax over a last dim of 10
     # classes runs ~4x slower than over a strided dim, vectorised along the batch
-    return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1)
+    if target.dim() == 3:
+        target = target.transpose(1, 2)
+    return F.cross_entropy(logits.transpose(1, 2), target, reduction="none").mean(1)
 
 
 def predictions(logits: Tensor) -> Tensor:
@@ -105,25 +110,34 @@ class GroupLoop:
         self.orders = [
             TensorBatches(m.splits.x_train, m.splits.y_train, 1, True, m.cfg.seed) for m in members
         ]
-        self.reg = members[0].reg_plan  # kinds equal across the group (plan.py)
-        values = members[0].reg_values(members)
-        self.values = {k: per_model(v, self.device) for k, v in values.items()}
+        self._stack_regularizers()
+        self.t = 0  # optimizer steps so far: every model's clock reads (TRAIN, t)
+
+    def _stack_regularizers(self) -> None:
+        """The stacked forms of the remaining models' regularizers (the same entries,
+        each model's own values: plan.py groups them so)."""
+        regs = [self.members[i].module.reg for i in self.alive]
+        self.clocks = [self.members[i].module.clock for i in self.alive]
+        self.penalties = {
+            name: type(p).stacked([r.penalties[name] for r in regs])
+            for name, p in regs[0].penalties.items()
+        }
+        self.constraints = [
+            type(c).stacked([r.constraints[j] for r in regs])
+            for j, c in enumerate(regs[0].constraints)
+        ]
+        self.transforms = [
+            type(t).stacked([r.transforms[j] for r in regs])
+            for j, t in enumerate(regs[0].transforms)
+        ]
 
     # --- one epoch --------------------------------------------------------------------
     def _penalties(self, logits: Tensor, target: Tensor) -> dict[str, Tensor]:
         """Per-model loss terms (S,) in config order, as ``train/reg/<name>``."""
-        out = {}
-        for name, (kind, which) in self.reg["penalties"].items():
-            if kind == "label_smoothing":  # eps * (U - CE(t)): the smoothed CE in total
-                out[f"reg/{name}"] = self.values[f"{name}.smoothing"] * smoothing_gap(
-                    logits, target
-                )
-                continue
-            ratio = self.values.get(f"{name}.l1_ratio")
-            out[f"reg/{name}"] = self.values[f"{name}.strength"] * penalty_values(
-                self.prog.params, self.prog.decay_free, kind, which, ratio
-            )
-        return out
+        return {
+            f"reg/{name}": p(self.prog, logits, target, self.t)
+            for name, p in self.penalties.items()
+        }
 
     def train_epoch(self, epoch: int) -> dict[str, Tensor]:
         bs = int(self.cfg0.data.batch_size)
@@ -133,7 +147,7 @@ class GroupLoop:
         rows = torch.arange(len(self.alive), device=self.device).unsqueeze(1)
         x_all, y_all = gather_rows(self.train.x, perm, rows), gather_rows(self.train.y, perm, rows)
         self.opt.set_lr(self.sched.lrs())
-        keys = ("loss", "loss_data", "acc", *(f"reg/{k}" for k in self.reg["penalties"]))
+        keys = ("loss", "loss_data", "acc", *(f"reg/{k}" for k in self.penalties))
         sums = torch.zeros(len(self.alive), len(keys), device=self.device)
         n = 0
         for i in range(n_batches):
@@ -144,29 +158,16 @@ class GroupLoop:
         means = sums / max(n, 1)
         return {f"train/{k}": means[:, j] for j, k in enumerate(keys)}
 
-    def _transform(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
-        """The batch transforms in config order: augment1d draws per sample (all models'
-        samples as one batch of S * B), mixup per model."""
-        target = None
-        augments = iter(t for t in self.members[0].module.reg.transforms if type(t) is Augment1d)
-        for kind in self.reg["transforms"]:
-            if kind == "augment1d":
-                S, B = y.shape
-                x = next(augments)(x.reshape(S * B, *x.shape[2:]), None)[0].view_as(x)
-            else:
-                x, target = mixup(x, y, self.values["mixup"], self.members[0].splits.num_classes)
-        return x, target
-
     def _step(self, x: Tensor, y: Tensor) -> Tensor:
         """One optimizer step of every model on its mini-batch x (S, B, ...), y (S, B);
         returns the batch's (S, k) values in the order of the epoch's keys."""
-        x, target = self._transform(x, y)
+        for clock in self.clocks:  # this step's draws, in every model's own streams
+            clock.now = (TRAIN, self.t)
+        target = y
+        for transform in self.transforms:  # x (S, B, ...), in config order
+            x, target = transform(x, target)
         logits = self.prog.forward(x, training=True)
-        if target is None:
-            target = y
-            loss_data = losses(logits, y)
-        else:  # mixup's soft targets; the accuracy stays measured against y
-            loss_data = soft_losses(logits, target)
+        loss_data = losses(logits, target)  # the accuracy stays measured against y
         terms = self._penalties(logits, target)
         loss = loss_data + sum(terms.values()) if terms else loss_data
         flat = self.prog.flat
@@ -178,10 +179,11 @@ class GroupLoop:
         if clip:
             clip_grad_norms(flat, float(clip))
         self.opt.step()
-        if self.reg["constraints"]:
-            weights = self.prog.views(flat.detach())
-            for kind, c in self.reg["constraints"]:
-                constrain(weights, self.prog.decay_free, kind, self.values[c])
+        self.t += 1
+        if self.constraints:
+            weights = Weights(self.prog.views(flat.detach()))
+            for constrain in self.constraints:
+                constrain(weights)
         acc = (predictions(logits) == y).float().mean(1)
         return torch.stack([loss, loss_data, acc, *terms.values()], 1).detach()
 
@@ -235,8 +237,8 @@ class GroupLoop:
         self.sched.select(keep)
         self.train = self.train.select(idx)
         self.val = None if self.val is None else self.val.select(idx)
-        self.values = {k: v[idx] for k, v in self.values.items()}
         self.alive = [self.alive[j] for j in keep]
+        self._stack_regularizers()
 
 
 def _diverged(loss: float, epoch: int) -> FloatingPointError:

@@ -1,4 +1,4 @@
-"""Per-model optimizers, schedules, penalties and constraints on stacked parameters.
+"""Per-model optimizers, schedules and gradient clipping on stacked parameters.
 
 Every hyperparameter that may differ between the models of a group is a tensor with one
 entry per model, broadcast over that model's slice of each stacked parameter. The update
@@ -12,6 +12,8 @@ for a leading model axis, so a model trains as it would alone:
 
 Learning rates follow each model's own scheduler, stepped on a stand-in optimizer once
 per epoch, so every schedule of :mod:`regbench.optim` gives the same rates as alone.
+tests/test_batched_optim.py checks every option the configs expose step by step against
+``torch.optim`` (penalties and constraints are their own files' stacked forms, reg/).
 """
 
 from __future__ import annotations
@@ -28,11 +30,6 @@ from regbench.optim import OPTIMIZERS, build_scheduler
 
 def per_model(values: Sequence[float], device) -> Tensor:
     return torch.tensor([float(v) for v in values], device=device)
-
-
-def _b(v: Tensor, p: Tensor) -> Tensor:
-    """(S,) -> (S, 1, ..., 1) broadcast over a stacked parameter."""
-    return v.view(-1, *([1] * (p.dim() - 1)))
 
 
 class Schedules:
@@ -126,33 +123,3 @@ def clip_grad_norms(flat: Tensor, max_norm: float) -> None:
     gradient) scaled to norm <= ``max_norm``, PyTorch's ``max / (norm + 1e-6)`` capped at 1."""
     coef = (max_norm / (flat.grad.norm(dim=1, keepdim=True) + 1e-6)).clamp_max(1.0)
     flat.grad.mul_(coef)
-
-
-def penalty_values(
-    params: list[Tensor], decay_free: list[bool], kind: str, which: str, ratio: Tensor
-) -> Tensor:
-    """Per-model penalty sums (S,) over the covered parameters (:mod:`regbench.reg.penalties`:
-    ``weights`` = ndim > 1 per model, or ``all``)."""
-    covered = [p for p, free in zip(params, decay_free, strict=True) if which == "all" or not free]
-    l1 = sum(p.abs().flatten(1).sum(1) for p in covered)
-    l2 = sum(p.square().flatten(1).sum(1) for p in covered)
-    if kind == "l1":
-        return l1
-    if kind == "l2":
-        return l2
-    return ratio * l1 + (1 - ratio) * l2  # elastic net
-
-
-@torch.no_grad()
-def constrain(params: list[Tensor], decay_free: list[bool], kind: str, c: Tensor) -> None:
-    """max_norm (per unit: a row of each weight) or frobenius_bound, per model bound c."""
-    for p, free in zip(params, decay_free, strict=True):
-        if free:
-            continue
-        if kind == "max_norm":
-            norms = p.flatten(2).norm(dim=2)  # (S, out)
-            scale = (_b(c, norms) / norms.clamp_min(1e-12)).clamp_max(1.0)
-            p.mul_(scale.view(*scale.shape, *([1] * (p.dim() - 2))))
-        else:
-            norm = p.flatten(1).norm(dim=1)  # (S,)
-            p.mul_(_b((c / norm.clamp_min(1e-12)).clamp_max(1.0), p))

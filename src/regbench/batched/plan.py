@@ -1,9 +1,12 @@
 """Which runs batch together: members, the reasons a run cannot batch, and groups.
 
 A run batches with others when everything in its config is equal except values that can
-live per model (:data:`PER_MODEL`): seed, learning rate, weight decay, momentum, dropout
-rates, label noise, penalty and constraint strengths, the schedule, the logging cadence,
-and the width (padded, see :mod:`regbench.batched.program`). Width groups are cut so that
+live per model: those of :data:`PER_MODEL` (seed, learning rate, weight decay, momentum,
+dropout rates, label noise, the schedule, the logging cadence, and the width, padded, see
+:mod:`regbench.batched.program`) and the fields each regularizer object says are its own
+(``per_model``: strengths, bounds, ``alpha``...). Whether a regularizer batches at all is
+its object's answer too (a ``stacked`` form, :mod:`regbench.reg.stacked`): this module
+knows no regularizer by name. Width groups are cut so that
 padding never costs more than a separate group would: a group's step costs about
 ``OVERHEAD + S * max_params`` (per-op overhead plus arithmetic), so a model joins the
 group of smaller models while ``S * (its params - group max) <= OVERHEAD``.
@@ -12,15 +15,16 @@ group of smaller models while ``S * (its params - group max) <= OVERHEAD``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from omegaconf import DictConfig
 from torch import nn
 
 from regbench.batched.signature import signature
+from regbench.reg.stacked import NOISE
 from regbench.tracking import flatten
 
-#: config keys that may differ inside a group (prefix match for reg.*, scheduler.*, logger.*)
+#: config keys that may differ inside a group (prefix match for scheduler.*, logger.*)
 PER_MODEL = (
     "seed",
     "data.label_noise",
@@ -39,8 +43,6 @@ PER_MODEL = (
     "logger.",
     "trainer.progress_bar",
 )
-PER_MODEL_REG = ("strength", "l1_ratio", "c", "smoothing", "alpha")
-PENALTIES, CONSTRAINTS = ("l1", "l2", "elastic_net"), ("max_norm", "frobenius_bound")
 # A step's fixed cost (~40 small ops and the autograd walk, a few tenths of a ms on one core)
 # in parameters whose arithmetic (6 * batch * params flops) takes as long: an estimate.
 OVERHEAD = 20_000
@@ -64,57 +66,50 @@ class Member:
     splits: object = None
     module: nn.Module = None
     eval_batch_size: int = 1000
-    reg_plan: dict = field(default_factory=dict)
-    values: dict = field(default_factory=dict)
     diag: object = None  # the run's DiagnosticsCallback (its settings), if enabled
     net: nn.Module | None = None  # a model built without data (planning a claim)
+    _regs: object = None
 
     @property
     def model(self) -> nn.Module:
         return self.net if self.module is None else self.module.model
 
-    @staticmethod
-    def reg_values(members: Sequence[Member]) -> dict[str, list[float]]:
-        return {k: [m.values[k] for m in members] for k in members[0].values}
+    @property
+    def regs(self):
+        """The run's regularizer bundle (built from the config when planning)."""
+        if self.module is not None:
+            return self.module.reg
+        if self._regs is None:
+            from regbench.reg import build_regularizers
+
+            heads = [m for m in self.model.modules() if isinstance(m, nn.Linear)]
+            self._regs = build_regularizers(self.cfg, heads[-1].out_features)
+        return self._regs
 
 
-def reg_plan(cfg: DictConfig) -> tuple[dict, dict] | str:
-    """(kinds, per-model values) of ``cfg.reg``, or why it cannot batch."""
-    from regbench.reg import REGULARIZERS, _register_all
+def reg_reason(m: Member) -> str | None:
+    """Why a regularizer of ``m`` cannot batch (no stacked form), or None."""
+    from regbench.diagnostics import DiagnosticsCallback
+    from regbench.reg.stacked import stackable
 
-    _register_all()  # the kinds register themselves on import
-    plan: dict = {"penalties": {}, "constraints": [], "transforms": []}
-    values: dict[str, float] = {}
-    for name, entry in (cfg.get("reg") or {}).items():
-        if entry is None:
-            continue
-        kind = REGULARIZERS.canonical(entry.get("kind", name), f"reg.{name}.kind")
-        if kind in PENALTIES:
-            plan["penalties"][name] = (kind, str(entry.get("params", "weights")))
-            values[f"{name}.strength"] = float(entry.get("strength", 0.0))
-            if kind == "elastic_net":
-                values[f"{name}.l1_ratio"] = float(entry.get("l1_ratio", 0.5))
-        elif kind in CONSTRAINTS:
-            plan["constraints"].append((kind, f"{name}.c"))
-            values[f"{name}.c"] = float(entry.c)
-        elif kind == "label_smoothing":  # a loss term, as reg/labels.py's SmoothingTerm
-            plan["penalties"][name] = (kind, "")
-            values[f"{name}.smoothing"] = float(entry.get("smoothing", 0.1))
-        elif kind == "mixup" and "mixup" not in values:
-            values["mixup"] = float(entry.get("alpha", 0.2))
-            plan["transforms"].append("mixup")
-        elif kind == "augment1d":  # same settings across a group (not per model)
-            plan["transforms"].append("augment1d")
-        else:
-            return f"reg kind {kind!r} runs one by one"
-    return plan, values
+    regs = m.regs
+    for name, objs in regs.entries.items():
+        for obj in objs:
+            why = stackable(obj)
+            if why:
+                return f"reg.{name} runs one by one: {why}"
+    listed = {id(o) for objs in regs.entries.values() for o in objs}
+    extra = [
+        type(c).__name__
+        for c in regs.callbacks
+        if id(c) not in listed and not isinstance(c, DiagnosticsCallback)
+    ]
+    return f"callbacks {extra} run one by one" if extra else None
 
 
 def unbatchable(m: Member) -> str | None:
     """Why a member must run alone, or None. Planning members (no module yet) are
-    judged on their config and model only."""
-    from regbench.diagnostics import DiagnosticsCallback
-
+    judged on their config, model and regularizers only."""
     sig = signature(m.model)
     if isinstance(sig, str):
         return sig
@@ -122,15 +117,9 @@ def unbatchable(m: Member) -> str | None:
         return "model.test_mode=mc runs one by one"
     if str(m.cfg.trainer.precision) != "32-true":
         return f"trainer.precision={m.cfg.trainer.precision} runs one by one"
-    plan = reg_plan(m.cfg)
-    if isinstance(plan, str):
-        return plan
-    if m.module is None:
-        return None
-    callbacks = m.module.reg.callbacks
-    extra = [type(c).__name__ for c in callbacks if not isinstance(c, DiagnosticsCallback)]
-    if extra:
-        return f"callbacks {extra} run one by one"
+    why = reg_reason(m)
+    if why or m.module is None:
+        return why
     if m.splits.mean is not None:
         return "image data (normalised per batch) runs one by one"
     return None
@@ -144,17 +133,16 @@ def per_model(key: str) -> bool:
 
 def group_key(m: Member) -> tuple:
     """Equal keys batch together (after width cutting)."""
+    own = {  # the fields each regularizer keeps per model
+        f"reg.{name}.{field}"
+        for name, objs in m.regs.entries.items()
+        for obj in objs
+        for field in getattr(obj, "per_model", ())
+    }
     flat = flatten(m.cfg)
-    fixed = tuple(
-        sorted(
-            (k, v)
-            for k, v in flat.items()
-            if not per_model(k)
-            and not (k.startswith("reg.") and k.rsplit(".", 1)[-1] in PER_MODEL_REG)
-        )
-    )
+    fixed = tuple(sorted((k, v) for k, v in flat.items() if not per_model(k) and k not in own))
     sig = signature(m.model)
-    coarse = tuple("d" if t == "id" or t.startswith("drop:") else t for t in sig)
+    coarse = tuple("d" if t == "id" or t.startswith(NOISE) else t for t in sig)
     return fixed, coarse
 
 

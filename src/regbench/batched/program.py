@@ -15,6 +15,11 @@ layer is ``W @ x`` with W as ``nn.Linear`` stores it, so no weight or gradient i
 transposed, and the output layer's small dimension (10 classes) is the GEMMs' row count,
 where MKL's batched GEMM is fastest (about 3.5x faster than as the column count).
 Per step this is 10-30% faster than batch-major on this CPU.
+
+Stochastic layers run as their own files define them (:mod:`regbench.reg.stacked`): a
+noise op hands its stacked form each model's single-form shape, (B, width_s), and the
+transpose that takes the noise stacked batch-major (S, B, width) to the program's
+feature-major layout; the form draws each model's noise from that model's stream.
 """
 
 from __future__ import annotations
@@ -26,8 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from regbench.batched.signature import CLOSE, OPEN, leaves, merge_signatures, signature
-from regbench.reg.depth import DropPath
-from regbench.reg.dropconnect import DropConnectLinear
+from regbench.reg.stacked import NOISE
 
 
 def _stack(tensors: Sequence[Tensor], device) -> tuple[Tensor, Tensor | None]:
@@ -55,9 +59,18 @@ class StackedMLP:
         self.decay_free: list[bool] = []  # 1-D per model: biases, norm parameters
         self.buffers: dict[tuple[int, str], Tensor] = {}
         self.ops: list[tuple[str, dict]] = []
+        # each model's feature count where an op sees its input (its single-form width)
+        widths = [
+            next(m for m in leaf if isinstance(m, nn.Linear)).in_features for leaf in per_model
+        ]
         for i, tok in enumerate(sig):
             mods = [leaf[i] for leaf in per_model]
-            self.ops.append((tok, self._op(i, tok, mods)))
+            op = self._op(i, tok, mods)
+            if tok.startswith(NOISE):
+                op["widths"] = widths
+            if tok.startswith("linear"):
+                widths = [m.out_features for m in mods]
+            self.ops.append((tok, op))
         self.n_batches = 0  # BN's num_batches_tracked (all models step together)
         self._flatten()
 
@@ -90,21 +103,21 @@ class StackedMLP:
         self.decay_free.append(tensors[0].dim() <= 1)
         return len(self._stacked) - 1
 
-    def _rates(self, mods: Sequence[nn.Module]) -> Tensor:
-        # DropPath keeps with its survival probability: its "rate" is 1 - survival.
-        rates = [
-            1.0 - m.survival_prob if isinstance(m, DropPath) else float(getattr(m, "rate", 0.0))
-            for m in mods
-        ]
-        return torch.tensor(rates, device=self.device).view(-1, 1, 1)  # (S, 1, 1)
+    @staticmethod
+    def _noise(mods: Sequence[nn.Module]):
+        """The stacked form of one noise slot (its class's ``stacked``); None when every
+        model's slot is empty."""
+        real = next((m for m in mods if not isinstance(m, nn.Identity)), None)
+        return None if real is None else type(real).stacked(mods)
 
     def _op(self, i: int, tok: str, mods: Sequence[nn.Module]) -> dict:
         m0 = mods[0]
         if tok.startswith("linear"):
             op = {"w": self._param([m.weight for m in mods])}
             op["b"] = self._param([m.bias for m in mods]) if m0.bias is not None else None
-            if isinstance(m0, DropConnectLinear):
-                op["dc"] = self._rates(mods)
+            if "+" in tok:  # weight noise (DropConnect): masks of the weights (S, out, in)
+                op["mods"], op["dc"] = list(mods), self._noise(mods)
+                op["shapes"] = [tuple(m.weight.shape) for m in mods]
             return op
         if tok.startswith(("bn", "ln", "gn")):
             affine = getattr(m0, "affine", getattr(m0, "elementwise_affine", False))
@@ -119,8 +132,8 @@ class StackedMLP:
             return op
         if tok.startswith("act:"):
             return {"mod": m0}
-        if tok.startswith("drop:"):
-            return {"rate": self._rates(mods)}
+        if tok.startswith(NOISE):
+            return {"mods": list(mods), "form": self._noise(mods)}
         return {}
 
     # --- forward ----------------------------------------------------------------------
@@ -144,16 +157,18 @@ class StackedMLP:
         p = self.params
         if tok.startswith("linear"):
             w = p[op["w"]]  # (S, out, in), as nn.Linear
-            if training and "dc" in op:  # DropConnect: a weight mask per model and pass
-                keep = 1.0 - op["dc"]
-                w = w * torch.bernoulli(keep.expand_as(w)).div_(keep)
+            if training and op.get("dc") is not None:  # a weight mask per model and pass
+                w = op["dc"](w, training, op["shapes"])
             if op["b"] is None:
                 return torch.bmm(w, x)
             return torch.baddbmm(p[op["b"]].unsqueeze(2), w, x)  # (S, out, B)
         if tok.startswith("act:"):
             return op["mod"](x)
-        if tok.startswith("drop:"):
-            return dropout(tok[5:], x, op["rate"], training)
+        if tok.startswith(NOISE):
+            if op["form"] is None:
+                return x
+            B = x.shape[2]  # each model's single form sees (B, width_s); x is (S, F, B)
+            return op["form"](x, training, [(B, w) for w in op["widths"]], _feature_major)
         if tok.startswith(("bn", "ln", "gn")):
             return self._norm(i, tok, op, x, training)
         return x
@@ -217,31 +232,16 @@ class StackedMLP:
         self.params = self.views(self.flat)
         self.buffers = {k: v[idx] for k, v in self.buffers.items()}
         for _, op in self.ops:
-            for key in ("rate", "dc"):
+            for key in ("mods", "widths", "shapes"):
                 if key in op:
-                    op[key] = op[key][idx]
+                    op[key] = [op[key][i] for i in keep]
+            if "form" in op:
+                op["form"] = self._noise(op["mods"])
+            if "dc" in op:
+                op["dc"] = self._noise(op["mods"])
         self.models = [self.models[i] for i in keep]
 
 
-def dropout(kind: str, x: Tensor, rate: Tensor, training: bool) -> Tensor:
-    """The dropout family of :mod:`regbench.reg.dropout` and DropPath
-    (:mod:`regbench.reg.depth`, ``rate`` = 1 - survival) with one rate per model
-    (``rate``: (S, 1, 1)) and independent masks per model and unit (per sample for DropPath),
-    on feature-major x (S, features, B)."""
-    if kind == "path":  # stochastic depth: a branch kept per (model, sample), no rescaling
-        keep = 1.0 - rate
-        if not training:
-            return x * keep
-        return x * torch.bernoulli(keep.expand(x.shape[0], 1, x.shape[2]))
-    if kind == "vanilla" and not training:
-        return x * (1.0 - rate)
-    if not training:
-        return x
-    if kind in ("bernoulli", "vanilla"):
-        keep = 1.0 - rate
-        mask = torch.bernoulli(keep.expand_as(x))
-        return x * (mask / keep if kind == "bernoulli" else mask)
-    if kind == "gaussian":
-        sigma = (rate / (1.0 - rate)).sqrt()
-        return x * (torch.randn_like(x) * sigma + 1.0)
-    return x + x * ((torch.rand_like(x) * 2.0 - 1.0) * rate)  # uout: r ~ U(-rate, rate)
+def _feature_major(noise: Tensor) -> Tensor:
+    """Noise stacked batch-major (S, B, F) as the program's (S, F, B)."""
+    return noise.transpose(1, 2)

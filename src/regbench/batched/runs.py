@@ -7,7 +7,7 @@ the same :class:`~regbench.tracking.epoch_logger.MlflowEpochLogger` in the order
 each epoch's val then train metrics, the diagnostics at the last epoch's step, the test
 metrics at step ``max_epochs``. A member that fails ends FAILED with its reason; the
 others finish. Members that cannot batch run through ``train.run`` one by one, tagged
-``regbench.exec=single``.
+``regbench.exec=single: <why>``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig
 
 from regbench import tracking
-from regbench.batched.plan import EXEC_TAG, Member, make_groups, reg_plan, unbatchable
+from regbench.batched.plan import EXEC_TAG, Member, make_groups, unbatchable
 from regbench.tracking import artifacts, lineage
 from regbench.tracking.cost import CostTimer, timer
 from regbench.tracking.epoch_logger import MlflowEpochLogger
@@ -42,17 +42,16 @@ def build_member(cfg: DictConfig, label: Sequence[str], tags: dict | None) -> Me
 
     splits, data, module = build(cfg)
     m = Member(cfg, list(label), dict(tags or {}), splits, module, data.eval_batch_size)
-    plan = reg_plan(cfg)
-    if not isinstance(plan, str):
-        m.reg_plan, m.values = plan
     m.diag = next((c for c in module.reg.callbacks if isinstance(c, DiagnosticsCallback)), None)
     return m
 
 
 def run_single(cfg, label, parent_run_id, tags, reason: str) -> dict:
+    """``train.run``, the run tagged ``regbench.exec=single: <reason>``."""
     from regbench.train import run
 
-    return run(cfg, label, parent_run_id=parent_run_id, tags={**(tags or {}), EXEC_TAG: "single"})
+    tags = {**(tags or {}), EXEC_TAG: f"single: {reason}"[:5000]}
+    return run(cfg, label, parent_run_id=parent_run_id, tags=tags)
 
 
 def run_members(
@@ -227,10 +226,9 @@ def _diagnoser(members: Sequence[Member], loggers, device):
         s, d = m.splits, m.diag
         train = EvalData(s.x_train, s.y_train, d.eval_batch_size, device)
         test = EvalData(s.x_test, s.y_test, d.eval_batch_size, device)
-        cuda = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
-            bs = int(m.cfg.data.batch_size)
-            values = diagnose(m.model, train, test, bs, d.threshold, d.probes)
+        # its train-mode pass draws from the member's own streams (DIAG counters)
+        bs = int(m.cfg.data.batch_size)
+        values = diagnose(m.model, train, test, bs, d.threshold, epoch, d.probes)
         loggers[i].log_metrics(values, step=epoch)
 
     return run

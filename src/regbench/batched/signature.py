@@ -4,8 +4,14 @@
 input dropout, the blocks, head dropout, head) and :class:`~regbench.nn.mlp.ResMLP`
 (input dropout, stem, residual blocks between ``res(`` and ``)res`` markers with their
 DropPath, final layers, head dropout, head). Module order is execution order in both.
-An empty slot (``nn.Identity``) merges with a dropout or DropPath of any kind at rate 0
-(survival 1), so models that differ only in such rates share one program.
+
+Torch's own layers (linear, norms, elementwise activations) get their tokens here: the
+program runs them. A layer of ours says itself how it batches: ``stack_key()`` is its
+token (None: it has no stacked form, and ``single_reason`` says why), and its class's
+``stacked(layers)`` builds the stacked form (:mod:`regbench.reg.stacked`). An empty slot
+(``nn.Identity``) merges with a noise layer (token prefix ``noise:``) at any rate, since
+that layer at rate 0 is the identity: models that differ only in such rates share one
+program.
 """
 
 from __future__ import annotations
@@ -15,26 +21,26 @@ from collections.abc import Iterator, Sequence
 from torch import nn
 
 from regbench.nn.mlp import MLP, ResidualBlock, ResMLP
-from regbench.reg.depth import DropPath
-from regbench.reg.dropconnect import DropConnectLinear
-from regbench.reg.dropout import BernoulliDropout, GaussianDropout, Uout, VanillaDropout
+from regbench.reg.stacked import NOISE
 
 OPEN, CLOSE = "res(", ")res"  # markers around a residual block (no module)
 
-
-DROP_KINDS = {
-    BernoulliDropout: "bernoulli",
-    VanillaDropout: "vanilla",
-    GaussianDropout: "gaussian",
-    Uout: "uout",
-}
 ELEMENTWISE = (nn.ReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.SiLU)
+
+
+def own_token(m: nn.Module) -> str | None:
+    """The token of a layer that defines its stacked form (``stack_key``), or None."""
+    key = getattr(m, "stack_key", None)
+    return None if key is None else key()
 
 
 def leaf_token(m: nn.Module) -> str | None:
     """What a leaf module contributes to a group's signature; None: not batchable."""
-    if type(m) is nn.Linear or type(m) is DropConnectLinear:
-        return f"linear(bias={m.bias is not None},dc={isinstance(m, DropConnectLinear)})"
+    if type(m) is nn.Linear:
+        return f"linear(bias={m.bias is not None})"
+    if isinstance(m, nn.Linear):  # with weight noise (DropConnect), if it says how
+        noise = own_token(m)
+        return None if noise is None else f"linear(bias={m.bias is not None})+{noise}"
     if type(m) is nn.BatchNorm1d:
         return f"bn(eps={m.eps},mom={m.momentum},affine={m.affine},track={m.track_running_stats})"
     if type(m) is nn.LayerNorm:
@@ -43,13 +49,9 @@ def leaf_token(m: nn.Module) -> str | None:
         return f"gn({m.num_groups},{m.num_channels},eps={m.eps},affine={m.affine})"
     if isinstance(m, ELEMENTWISE) and type(m).__module__.startswith("torch"):
         return f"act:{m!r}"  # applied as is: elementwise, so any leading axes work
-    if type(m) in DROP_KINDS:
-        return f"drop:{DROP_KINDS[type(m)]}"
-    if type(m) is DropPath:
-        return "drop:path"
     if type(m) is nn.Identity:
         return "id"
-    return None
+    return own_token(m)
 
 
 def _walk(m: nn.Module) -> Iterator[nn.Module | str]:
@@ -78,13 +80,14 @@ def signature(model: nn.Module) -> tuple[str, ...] | str:
     for m in leaves(model):
         tok = m if isinstance(m, str) else leaf_token(m)
         if tok is None:
-            return f"layer {type(m).__name__} is not batched"
+            why = getattr(m, "single_reason", None) or "it defines no stacked form"
+            return f"layer {m!r} is not batched: {why}"
         tokens.append(tok)
     return tuple(tokens)
 
 
 def merge_signatures(sigs: Sequence[tuple[str, ...]]) -> tuple[str, ...] | None:
-    """One signature for all models (``id`` merged into a dropout slot), or None."""
+    """One signature for all models (``id`` merged into a noise slot), or None."""
     if len({len(s) for s in sigs}) != 1:
         return None
     out = []
@@ -92,7 +95,7 @@ def merge_signatures(sigs: Sequence[tuple[str, ...]]) -> tuple[str, ...] | None:
         kinds = set(tokens) - {"id"}
         if len(kinds) > 1:
             return None
-        if kinds and "id" in tokens and not next(iter(kinds)).startswith("drop:"):
-            return None  # only an empty dropout/DropPath slot merges (rate 0)
+        if kinds and "id" in tokens and not next(iter(kinds)).startswith(NOISE):
+            return None  # only an empty noise slot merges (rate 0)
         out.append(kinds.pop() if kinds else "id")
     return tuple(out)

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from regbench.errors import choice, in_range, positive_int
 from regbench.registry import Registry
+from regbench.streams import Stream
 
 #: data set name -> loader(cfg.data) -> (x_train, y_train, x_test, y_test, info dict)
 DATASETS = Registry("dataset")
@@ -58,12 +59,15 @@ def build_data(cfg: DictConfig, seed: int) -> Splits:
     x, y, x_test, y_test, info = loader(cfg)
     num_classes = int(info["num_classes"])
 
-    g = torch.Generator().manual_seed(int(seed))
-    perm = torch.randperm(len(y), generator=g)
+    # The run's streams (docs/ARCHITECTURE.md, "Randomness"): the split and the label noise
+    # each their own, so changing the noise leaves the split as it is.
+    data = Stream.of_run(seed).child("data")
+    perm = torch.randperm(len(y), generator=data.child("split").fresh())
     n_val = int(round(cfg.val_fraction * len(y)))
     val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
+    noise = data.child("label_noise").fresh()
     y_train, noisy = corrupt_labels(
-        y[train_idx], cfg.label_noise, num_classes, g, cfg.label_noise_mode
+        y[train_idx], cfg.label_noise, num_classes, noise, cfg.label_noise_mode
     )
     return Splits(
         name=cfg.name,

@@ -2,7 +2,9 @@
 
 No Dataset/DataLoader/collate in the hot path: each epoch permutes the tensors once
 (one gather) and yields contiguous slices. The order of epoch ``e`` depends only on
-``(seed, e)``, so a hand-written loop and the Lightning run see the same batches.
+``(seed, e)``: the run's ``data/order`` stream at counter ``e`` (docs/ARCHITECTURE.md,
+"Randomness"), so a hand-written loop, the Lightning run and a batched group see the
+same batches.
 :class:`BatchGroups` groups consecutive mini-batches, for modules that run several optimizer
 steps per Lightning step (``trainer.steps_per_call``).
 """
@@ -13,6 +15,8 @@ from collections.abc import Iterator
 
 import torch
 from torch import Tensor
+
+from regbench.streams import Stream
 
 
 class TensorBatches:
@@ -31,6 +35,7 @@ class TensorBatches:
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.seed = int(seed)
+        self.stream = Stream.of_run(self.seed).child("data", "order")
         self.drop_last = drop_last
         self.limit = limit  # at most this many batches an epoch (Lightning's limit_*_batches)
         self.epoch = 0
@@ -45,8 +50,7 @@ class TensorBatches:
         return full if self.limit is None else min(full, self.limit)
 
     def order(self, epoch: int) -> Tensor:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(len(self.y), generator=g)
+        return torch.randperm(len(self.y), generator=self.stream.generator("cpu", epoch))
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         x, y = self.x, self.y

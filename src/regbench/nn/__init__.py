@@ -1,4 +1,4 @@
-"""Models built from layer registries and the order spec (see DESIGN.md)."""
+"""Models built from layer registries and the order spec (docs/ARCHITECTURE.md, "Parts")."""
 
 from __future__ import annotations
 

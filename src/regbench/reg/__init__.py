@@ -1,4 +1,4 @@
-"""The regularization catalogue: one small file per family (see DESIGN.md).
+"""The regularization catalogue: one small file per family (docs/ARCHITECTURE.md).
 
 ``build_regularizers(cfg, num_classes)`` turns the multi-select ``reg`` group into a
 :class:`~regbench.reg.bundle.Regularizers` bundle: loss penalties, post-step constraints,
@@ -6,7 +6,8 @@ train-batch transforms and callbacks, each behind the hook contract of
 :mod:`regbench.reg.bundle`. Each entry of ``cfg.reg`` is keyed by its config file name
 and has a ``kind`` that selects the factory in :data:`REGULARIZERS`; a factory
 ``(entry_cfg, bundle, key)`` adds itself to the bundle. A new regularizer is one file
-here (it registers itself) plus one ``conf/reg/<name>.yaml``.
+here (it registers itself) plus one ``conf/reg/<name>.yaml``; it batches in a grid if
+its file also defines its stacked form (:mod:`regbench.reg.stacked`).
 
 It also reads the test-time option of stochastic layers (``model.test_mode``,
 ``model.mc_samples``).
@@ -38,7 +39,9 @@ def _register_all() -> None:
 
 
 def build_regularizers(cfg: DictConfig, num_classes: int | None = None):
-    """The bundle of ``cfg.reg``; ``num_classes`` of the data, for those that need it."""
+    """The bundle of ``cfg.reg``; ``num_classes`` of the data, for those that need it.
+    Each entry's objects are kept under its name (``bundle.entries``); a run binds the
+    ones that draw to its streams (``bundle.bind``)."""
     from regbench.reg.bundle import Regularizers
     from regbench.reg.inference import inference_from
 
@@ -53,7 +56,9 @@ def build_regularizers(cfg: DictConfig, num_classes: int | None = None):
         kind = REGULARIZERS.canonical(entry.kind, key)
         if kind == "early_stopping":
             _check_monitor_is_logged(cfg, entry, f"reg.{name}")
+        before = {id(o) for o in bundle.parts()}
         REGULARIZERS.get(kind)(entry, bundle, f"reg.{name}")
+        bundle.entries[name] = [o for o in bundle.parts() if id(o) not in before]
     bundle.inference = inference_from(cfg.model)
     return bundle
 

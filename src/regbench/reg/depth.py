@@ -21,6 +21,12 @@ Two modes (``model.drop_path_mode``):
 - ``batch``: one draw per mini-batch, as Huang et al. do; a dropped block's branch is
   not run at all (the residual block asks :meth:`DropPath.skip` before calling it), so
   it costs no forward or backward compute: the source of their training speedup.
+
+Per sample, the keep draw is multiplicative noise (:class:`~regbench.reg.stacked.Noise`)
+of shape (B, 1, ..., 1) from the layer's stream, so a batched group draws each model's
+the same way. Batch mode has no stacked form: a dropped block's parameters get no
+gradient at all in that step (the optimizer skips them), which a stacked program that
+runs every model's branch cannot reproduce; such models train one by one.
 """
 
 from __future__ import annotations
@@ -29,25 +35,24 @@ import torch
 from torch import Tensor, nn
 
 from regbench.errors import choice, in_range, positive_int
+from regbench.reg.dropout import keep_mask
+from regbench.reg.stacked import NOISE, Noise
 
 
-def drop_path(x: Tensor, survival: float, training: bool) -> Tensor:
+def drop_path(
+    x: Tensor, survival: float, training: bool, generator: torch.Generator | None = None
+) -> Tensor:
     """The branch output ``x`` (B, ...) kept per sample with prob. ``survival`` in
     training (no rescaling), scaled by ``survival`` at test."""
     if survival >= 1.0:
         return x
-    if not training:
-        return x * survival
-    # One Bernoulli draw per sample, broadcast over the other dims: (B, 1, ..., 1).
-    shape = (x.shape[0],) + (1,) * (x.dim() - 1)
-    keep = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(survival)
-    return x * keep
+    return DropPath(survival).noised(x, training, generator)
 
 
 MODES = ("sample", "batch")
 
 
-class DropPath(nn.Module):
+class DropPath(Noise, nn.Module):
     """Module form of :func:`drop_path`; wrap a residual branch's output with it. In
     ``batch`` mode the caller asks :meth:`skip` first and runs the branch only if the
     block survives this mini-batch."""
@@ -61,17 +66,39 @@ class DropPath(nn.Module):
         self.survival_prob = float(survival_prob)
         self.mode = mode
 
+    @property
+    def param(self) -> float:
+        return self.survival_prob
+
+    @property
+    def eval_scale(self) -> float:
+        return self.survival_prob
+
+    def noise_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        # One draw per sample, broadcast over the other dims: (B, 1, ..., 1).
+        return (shape[0],) + (1,) * (len(shape) - 1)
+
+    shape_noise = staticmethod(keep_mask)  # kept or not, no rescaling
+
     def skip(self) -> bool:
         """Batch mode in training: one draw for the whole mini-batch; True means the
         block is dropped and its branch must not be computed."""
         if self.mode != "batch" or not self.training or self.survival_prob >= 1.0:
             return False
-        return bool(torch.rand(()) >= self.survival_prob)  # CPU draw: no device sync
+        return self.host().random() >= self.survival_prob  # a host draw: no device sync
 
     def forward(self, x: Tensor) -> Tensor:
         if self.mode == "batch" and self.training:
             return x  # survived this mini-batch (skip() said so): kept, not rescaled
-        return drop_path(x, self.survival_prob, self.training)
+        return self.noised(x, self.training)
+
+    def stack_key(self) -> str | None:
+        return NOISE + "drop_path" if self.mode == "sample" else None
+
+    single_reason = (
+        "model.drop_path_mode=batch: a dropped block's parameters skip the optimizer "
+        "step, which a stacked program cannot reproduce"
+    )
 
     def extra_repr(self) -> str:
         return f"survival_prob={self.survival_prob:g}, mode={self.mode}"

@@ -23,6 +23,8 @@ from regbench.reg import REGULARIZERS
 
 
 class EarlyStoppingBest(pl.Callback):
+    single_reason = "it stops a run and restores its best weights (no stacked form)"
+
     def __init__(
         self,
         monitor: str = "val/loss",

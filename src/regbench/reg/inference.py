@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from regbench.errors import choice, positive_int
+from regbench.streams import clock_of
 
 TEST_MODES = ("deterministic", "mc")
 
@@ -62,9 +63,21 @@ def stochastic_layers_on(model: nn.Module) -> Iterator[None]:
             m.eval()
 
 
-def mc_log_probs(model: nn.Module, x: Tensor, samples: int) -> Tensor:
-    """log of the mean softmax over ``samples`` stochastic passes: (B, K)."""
+def mc_log_probs(
+    model: nn.Module, x: Tensor, samples: int, counter: tuple[int, ...] = ()
+) -> Tensor:
+    """log of the mean softmax over ``samples`` stochastic passes: (B, K). Pass k draws
+    its masks at the run clock's ``(*counter, k)`` (``counter``: the module's
+    ``(MC, split, epoch, batch)``; docs/ARCHITECTURE.md, "Randomness")."""
+    clock = clock_of(model)
+
+    def one_pass(k: int) -> Tensor:
+        if clock is None:
+            return torch.log_softmax(model(x), dim=1)
+        with clock.at(*counter, k):
+            return torch.log_softmax(model(x), dim=1)
+
     with stochastic_layers_on(model):
         # logsumexp over passes of log_softmax = log of summed probabilities, stably.
-        logp = torch.stack([torch.log_softmax(model(x), dim=1) for _ in range(samples)])
+        logp = torch.stack([one_pass(k) for k in range(samples)])
         return torch.logsumexp(logp, dim=0) - math.log(samples)  # (S, B, K) -> (B, K)
