@@ -17,6 +17,7 @@ commands:
   report NAME            rebuild a reproduction's report from MLflow
   compare NAME           a sweep's runs over seeds: table, paired diffs, figures
   bench                  full stack vs a hand-written PyTorch loop
+  doctor                 check this machine's gradients against float64 (no runs)
 
 examples:
   regbench train model.width=64 trainer.max_epochs=3 seed=7
@@ -128,6 +129,10 @@ def _dispatch(cmd: str, rest: list[str]) -> None:
         from regbench.report.compare import main as compare_main
 
         compare_main(rest)
+    elif cmd == "doctor":
+        from regbench.numerics.doctor import main as doctor_main
+
+        doctor_main(rest)
     elif cmd in ("reproduce", "report"):
         from regbench.reproductions import main as repro_main
 
