@@ -49,7 +49,7 @@ def test_every_family_meets_every_transform_its_inputs_take(cases):
     assert min(c.width for c in cases if c.family == "resnet18") < 8
 
 
-@pytest.mark.parametrize("isa", ISAS, ids=lambda i: f"isa={i or _OWN_ISA}")
+@pytest.mark.parametrize("isa", ISAS, ids=lambda i: f"isa={i or 'own'}")
 @pytest.mark.parametrize("threads", [1, 2], ids=lambda t: f"threads={t}")
 def test_one_step_gradients_match_float64(cases, threads, isa):
     outcomes, env = run_cases(cases, "cpu", threads, timeout_s=90, isa=isa)
