@@ -148,3 +148,38 @@ def test_batches_reach_the_convolutions_contiguous():
     model.stem[0].register_forward_pre_hook(lambda m, a: layouts.append(a[0].is_contiguous()))
     model(torch.randn(4, 3, 8, 8).to(memory_format=torch.channels_last))
     assert layouts == [True]
+
+
+def test_doctor_prints_the_table_exits_0_and_creates_no_run(tmp_path, monkeypatch, capsys):
+    from regbench.cli import main
+
+    monkeypatch.setenv("REGBENCH_MLRUNS", str(tmp_path))  # a store no one else writes
+    main(["doctor", "--family", "cnn1d", "--device", "cpu", "--threads", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    # family, input kind, input shape, transform, width, device, threads, error, tolerance,
+    # verdict, worst parameter
+    rows = [ln.split() for ln in lines if ln.startswith("cnn1d ")]
+    assert [r[3] for r in rows] == ["none", "mixup", "augment1d", "crop_flip"]
+    assert all(r[5:7] == ["cpu", "1"] and r[9] == "ok" for r in rows)
+    assert all(float(r[7]) <= float(r[8]) for r in rows)  # error within its tolerance
+    assert lines[-1].startswith("4 checks: 4 ok, 0 WRONG, 0 CRASHED, 0 HUNG")
+    assert not any(tmp_path.iterdir())  # no MLflow store, no run
+
+
+def test_doctor_exits_1_naming_each_failed_case(monkeypatch, capsys):
+    import functools
+
+    from regbench.numerics import doctor
+
+    fake = functools.partial(run_cases, worker=[sys.executable, "-c", FAKE_WORKER])
+    monkeypatch.setattr(doctor, "run_cases", fake)
+    with pytest.raises(SystemExit) as exit_:
+        doctor.main(["--family", "cnn1d", "--device", "cpu", "--threads", "2", "--timeout", "5"])
+    assert exit_.value.code == 1
+    out, err = capsys.readouterr()
+    assert "4 checks: 2 ok, 0 WRONG, 1 CRASHED, 1 HUNG" in out
+    assert err.splitlines()[1:] == [
+        "  cnn1d 1-D mixup width=10 on cpu, 2 thread(s): hung: no result in 5 s",
+        "  cnn1d 1-D crop_flip width=10 on cpu, 2 thread(s): crashed: SIGSEGV "
+        "(Fatal Python error: Segmentation fault)",
+    ]
