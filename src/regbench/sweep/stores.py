@@ -28,11 +28,15 @@ RUN_IDS_ATTR = "mlflow_run_ids"  # trial user attr: {seed: MLflow run id}
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def runs_of_study(study_name: str, client=None) -> set[str]:
-    """Ids of the child runs in the current MLflow store tagged as the study's (in any
-    experiment; the parent run aside)."""
+def runs_of_study(study_name: str, client=None, experiment: str | None = None) -> set[str]:
+    """Ids of the child runs in the current MLflow store tagged as the study's, in
+    ``experiment`` (a sweep's runs share one) or, not given, in any; the parent aside."""
     client = client or tracking.get_client()
-    exp_ids = [e.experiment_id for e in client.search_experiments()]
+    if experiment is None:
+        exp_ids = [e.experiment_id for e in client.search_experiments()]
+    else:
+        exp = client.get_experiment_by_name(experiment)
+        exp_ids = [exp.experiment_id] if exp is not None else []
     found: set[str] = set()
     token = None
     while exp_ids:
@@ -50,10 +54,13 @@ def runs_of_study(study_name: str, client=None) -> set[str]:
 
 
 def trials_without_runs(
-    study: optuna.Study, study_name: str, present: set[str] | None = None
+    study: optuna.Study,
+    study_name: str,
+    present: set[str] | None = None,
+    experiment: str | None = None,
 ) -> list[optuna.trial.FrozenTrial]:
     """The finished trials of ``study`` whose MLflow runs are not all in the current store
-    (``present``: the study's run ids there, looked up when not given)."""
+    (``present``: the study's run ids there, else looked up in ``experiment``)."""
     finished = [
         t
         for t in study.get_trials(deepcopy=False, states=_FINISHED)
@@ -61,17 +68,17 @@ def trials_without_runs(
     ]
     if not finished:
         return []
-    present = runs_of_study(study_name) if present is None else present
+    present = runs_of_study(study_name, experiment=experiment) if present is None else present
     return [t for t in finished if not set(t.user_attrs[RUN_IDS_ATTR].values()) <= present]
 
 
 def check_agreement(
-    study: optuna.Study, study_name: str, is_grid: bool, storage_url: str, client
+    study: optuna.Study, study_name: str, is_grid: bool, storage_url: str, client, experiment: str
 ) -> tuple[set[int], list[str]]:
     """Compare the two stores before a sweep starts. Returns the numbers of the finished
     trials to treat as not done (a grid's points to train again) and notes to print;
     raises :class:`ConfigError` for an Optuna study with trials whose runs are missing."""
-    present = runs_of_study(study_name, client)
+    present = runs_of_study(study_name, client, experiment)
     stale = trials_without_runs(study, study_name, present)
     uri = tracking.tracking_uri()
     notes = []

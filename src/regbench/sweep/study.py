@@ -182,7 +182,7 @@ def _create_or_find(spec: StudySpec, name: str, url: str, experiment: str, cli: 
     study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
     client = tracking.get_client()
     # the study's finished trials must have their runs in this MLflow store (sweep.stores)
-    stale, notes = check_agreement(study, name, spec.is_grid, url, client)
+    stale, notes = check_agreement(study, name, spec.is_grid, url, client, experiment)
     exp_id = tracking.ensure_experiment(client, experiment)
     use_wal(tracking.tracking_uri())
     parent = parent_run(client, exp_id, spec, name, "grid" if spec.is_grid else "optuna")
@@ -273,7 +273,7 @@ def run_grid(
     spec = parse_spec(raw, name)
     study = run_study(spec, n_jobs=n_jobs, storage=storage, verbose=verbose)
     # results from this MLflow store's runs only: trials of another store are left out
-    stale = {t.number for t in trials_without_runs(study, name)}
+    stale = {t.number for t in trials_without_runs(study, name, experiment=experiment_name)}
     return grid_results(study, spec, grid, stale)
 
 
