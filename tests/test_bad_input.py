@@ -46,6 +46,34 @@ CASES = [
     ("train scheduler.eta_min=-1", "scheduler.eta_min=-1"),
     ("train experiment_name=", "experiment_name=''"),
     ("train seed=[", "seed=["),
+    # issue 19, found by a new user: every rate finite, devices this machine has, every
+    # job of a grid built before any trains, --cfg job like a run, hints without "+key"
+    ("train optim.lr=inf", "optim.lr=inf"),
+    ("train optim.eps=nan", "optim.eps=nan"),
+    ("train reg=[l2] reg.l2.strength=inf", "reg.l2.strength=inf"),
+    ("train trainer.accelerator=tpu", "trainer.accelerator='tpu' is not available"),
+    ("train -m model.norm=batch,banana trainer.max_epochs=1", "model.norm='banana'"),
+    ("train -m model.act=relu,banana trainer.max_epochs=1", "model.act='banana'"),
+    ("train -m model=mlp,banana", "model=banana"),
+    ("train -m model.block=[linear,act],[linear,bogus]", "model.block"),
+    ("train -m model.dropout_kind=bernoulli,bogus", "model.dropout_kind='bogus'"),
+    ("train -m model.init=kaiming,bogus", "model.init='bogus'"),
+    ("train -m reg=[l1],[bogus]", "reg=bogus"),
+    ("train -m model.widht=16,64 trainer.max_epochs=1", "did you mean model.width?"),
+    ("train -m model.dropout=0.5,1.5", "model.dropout=1.5"),
+    ("train -m seed=0,1,abc", "seed='abc'"),
+    ("train --cfg job model.dropout=1.5", "model.dropout=1.5"),
+    ("train --cfg job model.widht=64", "did you mean model.width?"),
+    ("train reg.l1.strength=0.1", "select it with reg=[l1]"),
+    ("train +reg.l1.strength=0.1", "select it with reg=[l1]"),
+    ("train reg=[l2] reg.l1.strength=0.1", "select it with reg=[l2,l1]"),
+    ("train model.widht=64", "did you mean model.width?"),
+    ("train optim.momentum=0.9", "optim=sgd"),
+    ("doctor --family banana", "--family='banana'"),
+    ("doctor --device tpu", "--device='tpu'"),
+    ("doctor --threads 0", "--threads='0'"),
+    ("doctor --timeout 0", "--timeout=0"),
+    ("doctor --bogus", "--bogus"),
     ("sweep {spec:ok} seed=abc", "seed='abc'"),
     ("sweep {spec:ok} trainer.precision=13", "trainer.precision=13"),
     ("sweep {spec:ok} reg=[crop_flip]", "reg=[crop_flip]"),
@@ -86,24 +114,27 @@ def _args(line: str, tmp_path) -> list[str]:
     return out
 
 
-def _live_runs() -> set[str]:
+def _all_runs() -> set[str]:
     client = get_client()
     ids = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(ids, "attributes.status != 'FAILED'", max_results=5000) if ids else []
-    return {r.info.run_id for r in runs if r.info.status in ("FINISHED", "RUNNING")}
+    return {r.info.run_id for r in client.search_runs(ids, max_results=5000)} if ids else set()
 
 
 @pytest.mark.parametrize(("line", "key"), CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_exit_2_before_any_run(line, key, tmp_path, capsys):
-    before = _live_runs()
+    before = _all_runs()
+    capsys.readouterr()  # MLflow's lines on creating the test store's tables, if first
     with pytest.raises(SystemExit) as exit_:
         main(_args(line, tmp_path))
     err = capsys.readouterr().err
     assert exit_.value.code == 2, err
     assert "Traceback" not in err
-    [message] = [ln for ln in err.splitlines() if ln.startswith("regbench ")]
+    assert len(err.strip().splitlines()) == 1, err
+    message = err.strip()
+    assert message.startswith("regbench ")
     assert key in message, message
-    assert _live_runs() == before  # nothing trained, nothing left FINISHED or RUNNING
+    assert "+" + key.split("=")[0] not in message  # never "add the typo as a new key"
+    assert _all_runs() == before  # no run created: not FAILED, not even a grid's parent
 
 
 def test_issue_cases_exit_2_with_one_line_from_the_installed_command(tmp_path):
@@ -145,3 +176,62 @@ def test_every_batch_transform_is_checked_against_the_input_shape():
             except ConfigError:
                 refused.append((name, shape))
     assert refused == [("crop_flip", (40,))]
+
+
+def test_issue_19_messages_in_full(capsys):
+    """The exact lines a new user gets for the issue's cases."""
+    expected = {
+        "train optim.lr=inf": "optim.lr=inf is not valid; it must be a finite number",
+        "train -m model.norm=batch,banana trainer.max_epochs=1": (
+            "model.norm='banana' is not a known norm; choose one of: batch, group, instance, "
+            "layer, none (job: model.norm=banana trainer.max_epochs=1)"
+        ),
+        "train -m model.widht=16,64 trainer.max_epochs=1": (
+            "model.widht: unknown key; did you mean model.width? "
+            "(job: model.widht=16 trainer.max_epochs=1)"
+        ),
+        "train --cfg job model.dropout=1.5": ("model.dropout=1.5 is out of range; allowed: [0, 1)"),
+        "train reg.l1.strength=0.1": (
+            "reg.l1.strength: l1 is not selected in reg; select it with reg=[l1] "
+            "(then reg.l1.strength=0.1)"
+        ),
+    }
+    for line, message in expected.items():
+        with pytest.raises(SystemExit):
+            main(line.split())
+        assert capsys.readouterr().err == f"regbench train: {message}\n", line
+
+
+def test_accelerators_offered_are_those_of_this_machine(capsys):
+    import torch
+
+    from regbench.validate import available_accelerators
+
+    offered = available_accelerators()
+    assert offered[:2] == ["auto", "cpu"]
+    assert ("cuda" in offered) == ("gpu" in offered) == torch.cuda.is_available()
+    with pytest.raises(SystemExit):
+        main(["train", "trainer.accelerator=tpu"])
+    assert capsys.readouterr().err == (
+        "regbench train: trainer.accelerator='tpu' is not available on this machine; "
+        f"choose one of: {', '.join(offered)}\n"
+    )
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit) as exit_:
+            main(["doctor", "--device", "cuda"])
+        assert exit_.value.code == 2
+        assert capsys.readouterr().err.splitlines() == [
+            "regbench doctor: --device='cuda' is not available on this machine "
+            "(torch.cuda.is_available() is False); choose from: auto, cpu"
+        ]
+
+
+def test_a_valid_grid_and_cfg_job_pass_the_checks(capsys):
+    """The validator refuses exactly the bad jobs: the valid grid and --cfg job of the
+    same keys pass (--cfg job prints the config and exits 0)."""
+    from regbench.validate import check_grid
+
+    assert check_grid(["model.norm=batch,layer", "model.dropout=0.0,0.5", "seed=0,1"]) == 8
+    main(["train", "--cfg", "job", "model.dropout=0.5"])
+    out = capsys.readouterr().out
+    assert "dropout: 0.5" in out

@@ -150,11 +150,19 @@ def test_launcher_configs_compose():
 
 
 def test_train_multirun_bad_input_stops_before_any_job_trains(experiment, tmp_path):
-    done, parent, children = _train_m(experiment, tmp_path, "model.width=16,abc")
+    """Every job is composed and built before Hydra starts the grid: a bad job is one
+    line and exit 2, and no run exists, not even the grid's parent (issue 19)."""
+    cmd = [sys.executable, "-m", "regbench.cli", "train", "-m", *TINY, "trainer=fast"]
+    done = subprocess.run(
+        [*cmd, "model.width=16,abc", f"experiment_name={experiment}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 2
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith(
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(
         "regbench train: model.width='abc' is not valid; it must be an integer (job: "
     )
-    assert "model.width=abc" in last and "Traceback" not in done.stderr
-    assert children == [] and parent.info.status == "FAILED"  # the valid job never ran
+    assert "model.width=abc" in line
+    assert runs_of(experiment) == []  # no parent run, no child

@@ -99,7 +99,7 @@ def test_penalty_logged_as_train_reg_name_and_total_is_the_sum(tiny, experiment)
     [
         (
             ["reg=[l1]", "reg.l1.strength=-1"],
-            "reg.l1.strength=-1 is out of range; allowed: [0, inf]",
+            "reg.l1.strength=-1 is out of range; allowed: [0, inf)",
         ),
         (
             ["reg=[l2]", "reg.l2.params=biases"],

@@ -18,6 +18,7 @@ commands:
   compare NAME           a sweep's runs over seeds: table, paired diffs, figures
   site [--out DIR]       a static HTML site of every report in the store (reports/site/)
   bench                  full stack vs a hand-written PyTorch loop
+  doctor                 check this machine's gradients against float64 (no runs)
 
 examples:
   regbench train model.width=64 trainer.max_epochs=3 seed=7
@@ -43,12 +44,42 @@ def _fail(cmd: str, error: Exception) -> None:
     raise SystemExit(2)
 
 
-def _plain_overrides(argv: list[str]) -> list[str] | None:
-    """The overrides of a single run, or None where Hydra's own flags (``-m``, ``--cfg``,
-    ``--help``...) make it more than that; ``hydra.*`` overrides are Hydra's business."""
-    if any(a.startswith("-") for a in argv):
-        return None
-    return [a for a in argv if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
+def _check_train_args(argv: list[str]) -> None:
+    """``regbench train``'s bad input, one line and exit 2, before Hydra starts anything:
+    a single run's overrides (types, ranges, choices; its builders check the rest before
+    its MLflow run exists), every job of a ``-m`` grid built before any trains and before
+    the grid's parent run exists, and ``--cfg`` checked as the run it prints. Help,
+    completion and other config sources are left to Hydra; ``hydra.*`` overrides too."""
+    import argparse
+
+    from hydra._internal.utils import get_args_parser
+
+    from regbench.errors import ConfigError
+    from regbench.validate import check_config, check_grid, check_job, compose_checked
+
+    def usage_error(message: str):
+        raise argparse.ArgumentError(None, message)
+
+    parser = get_args_parser()
+    parser.error = usage_error  # quietly: Hydra reports its own usage errors below
+    try:
+        args = parser.parse_args(argv)
+    except argparse.ArgumentError:
+        return
+    hydra_only = (args.help, args.hydra_help, args.shell_completion, args.info)
+    other_source = (args.config_path, args.config_name, args.config_dir, args.experimental_rerun)
+    if any(hydra_only) or any(other_source):
+        return
+    overrides = [o for o in args.overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    try:
+        if args.multirun:
+            check_grid(overrides)
+        elif args.cfg:
+            check_job(compose_checked(overrides))
+        else:  # types, ranges and choices before torch and Lightning are imported (~4 s)
+            check_config(compose_checked(overrides))
+    except ConfigError as e:
+        _fail("train", e)
 
 
 def _train(argv: list[str]) -> None:
@@ -62,14 +93,7 @@ def _train(argv: list[str]) -> None:
     from regbench.paths import CONF_DIR
 
     register_resolvers()
-    overrides = _plain_overrides(argv)
-    if overrides is not None:  # Hydra would print a composition error on several lines
-        from regbench.validate import check_config, compose_checked
-
-        try:  # types, ranges and choices before torch and Lightning are imported (~4 s)
-            check_config(compose_checked(overrides))
-        except ConfigError as e:
-            _fail("train", e)
+    _check_train_args(argv)  # Hydra would print composition errors on several lines
 
     @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
     def app(cfg: DictConfig) -> float:
@@ -129,6 +153,10 @@ def _dispatch(cmd: str, rest: list[str]) -> None:
         from regbench.report.compare import main as compare_main
 
         compare_main(rest)
+    elif cmd == "doctor":
+        from regbench.numerics.doctor import main as doctor_main
+
+        doctor_main(rest)
     elif cmd in ("reproduce", "report"):
         from regbench.reproductions import main as repro_main
 

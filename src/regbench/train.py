@@ -8,38 +8,25 @@ import time
 from collections.abc import Sequence
 
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig
 
 from regbench import streams, tracking
 from regbench.data import build_data
-from regbench.data.batches import limit_batches
 from regbench.data.module import TensorDataModule
 from regbench.diagnostics import DiagData, diagnostics_callback
-from regbench.errors import ConfigError, positive_int
 from regbench.module import RegModule
 from regbench.nn import build_model
-from regbench.optim import build_scheduler, check_optim
 from regbench.probes import probe_suite
 from regbench.progress import EpochProgressBar
 from regbench.reg import build_regularizers
 from regbench.tracking import artifacts, cost, lineage
 from regbench.tracking.epoch_logger import MlflowEpochLogger
-from regbench.validate import check_config, check_transforms
+from regbench.validate import check_settings, check_transforms
 
 
 def build(cfg: DictConfig):
     """Everything a run needs, built (and so validated) before any MLflow run exists."""
-    if cfg.get("reproduce_only"):  # an experiment whose runs are not one Lightning fit
-        raise ConfigError(
-            f"experiment={cfg.reproduce_only} configures a reproduction, not a training "
-            f"run; use: regbench reproduce {cfg.reproduce_only}"
-        )
-    check_config(cfg)
-    positive_int("trainer.max_epochs", cfg.trainer.max_epochs)
-    cost.check_target(cfg.trainer)
-    check_optim(cfg.optim)
-    build_scheduler(cfg.scheduler, torch.optim.SGD([torch.zeros(1)], lr=1.0), 1)
+    check_settings(cfg)  # the checks that need neither data nor model (regbench.validate)
     # Every draw of the run from its own streams (docs/ARCHITECTURE.md, "Randomness"):
     # torch's global generator is never consumed, so nothing else can shift the run.
     root, clock = streams.Stream.of_run(cfg.seed), streams.Clock()
@@ -52,12 +39,6 @@ def build(cfg: DictConfig):
     check_transforms(cfg, tuple(splits.input_shape), splits.num_classes)
     t = cfg.trainer
     steps = t.steps_per_call
-    positive_int("trainer.steps_per_call", steps)
-    positive_int("logger.every_n_epochs", cfg.logger.every_n_epochs)
-    try:
-        limit_batches(1, t.limit_train_batches)
-    except ValueError as e:
-        raise ConfigError(f"trainer.limit_train_batches: {e}") from None
     clip = t.gradient_clip_val
     module = RegModule(model, cfg.optim, cfg.scheduler, t.max_epochs, reg, steps, clip, clock)
     data = TensorDataModule(

@@ -17,6 +17,7 @@ that names the key, the value and what is allowed:
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from regbench.errors import ConfigError, choice, in_range, positive_int
 from regbench.paths import CONF_DIR
 
 _ANY = "any"  # a key some conf/ file leaves open (null, text, an interpolation)
+_ABSENT = object()  # OmegaConf.select's answer for a key the config does not have
 
 
 def _kind(v: Any) -> str:
@@ -73,6 +75,10 @@ def check_types(cfg: DictConfig) -> None:
     raw = OmegaConf.to_container(cfg, resolve=True)
     ref = reference_kinds()
     for key, value in _leaves(raw, ""):
+        for i, v in enumerate(value if isinstance(value, list) else [value]):
+            if isinstance(v, float) and not math.isfinite(v):  # inf or nan, any key
+                where = f"{key}[{i}]" if isinstance(value, list) else key
+                raise ConfigError(f"{where}={v!r} is not valid; it must be a finite number")
         kinds = ref.get(key)
         if not kinds or _ANY in kinds or value is None:
             continue
@@ -106,8 +112,33 @@ def _precision(key: str, value: Any) -> None:
         )
 
 
+#: Lightning's accelerator names (lightning.pytorch.accelerators)
+_ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps", "tpu", "xla", "hpu")
+
+
+def available_accelerators() -> list[str]:
+    """What this machine offers Lightning: cpu and auto always, cuda/gpu with a CUDA GPU,
+    mps on Apple silicon (torch is imported only here, when a device is asked for)."""
+    import torch
+
+    out = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        out += ["cuda", "gpu"]
+    if torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
 def _accelerator(key: str, value: Any) -> None:
-    choice(key, value, ["auto", "cpu", "cuda", "gpu", "mps", "tpu"])
+    if value in ("auto", "cpu"):
+        return
+    if value not in _ACCELERATORS:
+        choice(key, value, _ACCELERATORS)
+    offered = available_accelerators()
+    if value not in offered:
+        raise ConfigError(
+            f"{key}={value!r} is not available on this machine; choose one of: {', '.join(offered)}"
+        )
 
 
 def _devices(key: str, value: Any) -> None:
@@ -200,6 +231,105 @@ def check_config(cfg: DictConfig) -> None:
             rule(key, value)
 
 
+def check_settings(cfg: DictConfig) -> None:
+    """Every check of a run's config that needs neither its data nor its model: types,
+    ranges and choices (:func:`check_config`), then the optimizer, scheduler, cost target
+    and batch limit, read by their own builders. ``train.build`` calls it first."""
+    import torch
+
+    from regbench.data.batches import limit_batches
+    from regbench.optim import build_scheduler, check_optim
+    from regbench.tracking import cost
+
+    if cfg.get("reproduce_only"):  # an experiment whose runs are not one Lightning fit
+        raise ConfigError(
+            f"experiment={cfg.reproduce_only} configures a reproduction, not a training "
+            f"run; use: regbench reproduce {cfg.reproduce_only}"
+        )
+    check_config(cfg)
+    positive_int("trainer.max_epochs", cfg.trainer.max_epochs)
+    positive_int("trainer.steps_per_call", cfg.trainer.steps_per_call)
+    positive_int("logger.every_n_epochs", cfg.logger.every_n_epochs)
+    cost.check_target(cfg.trainer)
+    check_optim(cfg.optim)
+    build_scheduler(cfg.scheduler, torch.optim.SGD([torch.zeros(1)], lr=1.0), 1)
+    try:
+        limit_batches(1, cfg.trainer.limit_train_batches)
+    except ValueError as e:
+        raise ConfigError(f"trainer.limit_train_batches: {e}") from None
+
+
+def check_job(cfg: DictConfig, shapes: dict | None = None) -> None:
+    """Everything ``train.build`` checks, without training or an MLflow run: the
+    settings, then the model, regularizers and batch transforms built by their builders
+    for the data set's input shape, so names resolved by registries (norms, activations,
+    blocks, models, regularizer and dropout kinds, inits) are checked too. ``shapes``
+    caches the data sets' ``(input_shape, num_classes)`` across the jobs of a grid."""
+    import torch
+
+    from regbench.nn import build_model
+    from regbench.reg import build_regularizers
+
+    check_settings(cfg)
+    shape, classes = data_shape(cfg, {} if shapes is None else shapes)
+    with torch.random.fork_rng(devices=[]):  # the builders' init draws leave no trace
+        build_model(cfg.model, shape, classes)
+        build_regularizers(cfg, classes)
+        check_transforms(cfg, shape, classes)
+
+
+def data_shape(cfg: DictConfig, cache: dict) -> tuple[tuple[int, ...], int]:
+    """``(input_shape, num_classes)`` of ``cfg.data``, loaded once per data config (the
+    loader checks its own keys; MNIST-1D comes from its cache, torchvision sets from disk)."""
+    from regbench.data import build_data
+
+    key = OmegaConf.to_yaml(cfg.data)
+    if key not in cache:
+        splits = build_data(cfg.data, cfg.seed)
+        cache[key] = (tuple(splits.input_shape), splits.num_classes)
+    return cache[key]
+
+
+def grid_jobs(overrides: list[str]) -> list[list[str]]:
+    """The jobs of ``regbench train -m``: Hydra's basic sweeper's cartesian product of the
+    sweep overrides (``model.width=16,64 seed=0,1`` -> 4 jobs), in its order."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        [jobs] = BasicSweeper.split_arguments(parsed, None)
+    except Exception as e:  # Hydra's grammar errors, or a sweep kind it cannot list
+        raise ConfigError(_one_line(e, overrides)) from None
+    return jobs
+
+
+def check_grid(overrides: list[str]) -> int:
+    """Compose and check every job of a ``-m`` grid before any trains and before the
+    grid's MLflow parent run exists; a bad job raises naming itself. Jobs that differ
+    only in ``seed`` are composed and built once (the seed's own range is checked per
+    job). Returns the number of jobs."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    jobs = grid_jobs(overrides)
+    shapes: dict = {}
+    checked: set[tuple[str, ...]] = set()
+    for job in jobs:
+        rest = tuple(o for o in job if not o.startswith("seed="))
+        try:
+            if rest not in checked:
+                check_job(compose_checked(job), shapes)
+                checked.add(rest)
+            else:  # the same config but for its seed
+                for o in job:
+                    if o.startswith("seed="):
+                        _seed("seed", parser.parse_override(o).value())
+        except ConfigError as e:
+            raise ConfigError(f"{e} (job: {' '.join(job)})") from None
+    return len(jobs)
+
+
 def check_transforms(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> None:
     """Run every ``reg`` batch transform once on a dummy batch of ``input_shape``: one that
     cannot take the data set's inputs fails here, naming its ``reg`` entry."""
@@ -232,15 +362,27 @@ def check_transforms(cfg: DictConfig, input_shape: tuple[int, ...], num_classes:
 
 def compose_checked(overrides: list[str]) -> DictConfig:
     """Compose like ``regbench train`` does; Hydra's multi-line composition errors become
-    one line naming the override and what is allowed."""
+    one line naming the override and what is allowed. A ``+key=value`` that adds a key
+    the config does not have is refused the same way: nothing would read it."""
     from regbench.config import compose
 
     try:
-        return compose(overrides)
+        cfg = compose(overrides)
     except ConfigError:
         raise
     except Exception as e:  # Hydra's parse and composition errors
         raise ConfigError(_one_line(e, overrides)) from None
+    for o in overrides:
+        key = _override_key(o)
+        if o.startswith("+") and "/" not in key and "=" in o:  # not a group append
+            rest = [x for x in overrides if x is not o]
+            try:
+                known = OmegaConf.select(compose(rest), key, default=_ABSENT) is not _ABSENT
+            except Exception:
+                known = True  # the rest does not compose alone; the key is not the problem
+            if not known:
+                raise ConfigError(f"+{_unknown_key(key, rest + [o.lstrip('+')])}")
+    return cfg
 
 
 def _one_line(e: Exception, overrides: list[str]) -> str:
@@ -252,15 +394,7 @@ def _one_line(e: Exception, overrides: list[str]) -> str:
         names = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
         return f"{group}={option} is not a known option; choose one of: {', '.join(names)}"
     if m := re.search(r"Could not override '([^']+)'", msg):
-        key = m.group(1)
-        parent, _, leaf = key.rpartition(".")
-        rest = [o for o in overrides if not o.lstrip("+~").startswith(f"{key}=")]
-        try:
-            node = OmegaConf.select(compose_checked(rest), parent) if parent else None
-        except ConfigError:
-            node = None
-        known = f"; known keys of {parent}: {', '.join(sorted(node))}" if node else ""
-        return f"{key}: unknown key {leaf!r}{known} (add a new key with +{key}=...)"
+        return _unknown_key(m.group(1), overrides)
     first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
     return f"{_bad_override(overrides) or ' '.join(overrides)}: {first}"
 
@@ -277,3 +411,81 @@ def _bad_override(overrides: list[str]) -> str | None:
         except Exception:
             return o
     return None
+
+
+def _override_key(override: str) -> str:
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+def _unknown_key(key: str, overrides: list[str]) -> str:
+    """One line for an override of a key the composed config does not have: the group
+    selection that brings the key (``reg.l1.strength`` needs ``reg=[l1]``), else the
+    nearest existing key ("did you mean model.width?"), else the keys that exist there.
+    Never "add it with +key": a new key is read by nothing, so it is always a mistake."""
+    import difflib
+
+    given = next((o for o in overrides if _override_key(o) == key), f"{key}=...")
+    rest = [o for o in overrides if _override_key(o) != key]
+    try:
+        cfg = compose_checked(rest)
+    except ConfigError:
+        cfg = None
+    if hint := _selection_hint(key, given, cfg):
+        return f"{key}: {hint}"
+    raw = OmegaConf.to_container(cfg, resolve=False) if cfg is not None else {}
+    keys = [k for k, _ in _leaves(raw, "")]
+    keys += sorted({k.rsplit(".", i)[0] for k in keys for i in range(1, k.count(".") + 1)})
+    if near := difflib.get_close_matches(key, keys, n=1, cutoff=0.8):
+        return f"{key}: unknown key; did you mean {near[0]}?"
+    parent = key.rpartition(".")[0]
+    node = OmegaConf.select(cfg, parent) if cfg is not None and parent else None
+    if isinstance(node, DictConfig):
+        return f"{key}: unknown key; known keys of {parent}: {', '.join(sorted(node))}"
+    return f"{key}: unknown key"
+
+
+def _selection_hint(key: str, given: str, cfg: DictConfig | None) -> str | None:
+    """``reg=[l1]`` for ``reg.l1.strength`` (a ``reg`` entry not selected); for a key of
+    a single-select group, the options that have it (``optim.momentum``: optim=sgd)."""
+    group, _, sub = key.partition(".")
+    folder = CONF_DIR / group
+    if not sub or not folder.is_dir() or group in ("hydra", "experiment", "shared"):
+        return None
+    if group == "reg":  # the multi-select group: an entry per selected option
+        option = sub.split(".")[0]
+        if not (folder / f"{option}.yaml").exists():
+            names = sorted(p.stem for p in folder.glob("*.yaml"))
+            return f"{option!r} is not a reg option; choose from: {', '.join(names)}"
+        chosen = [*((cfg.get("reg") or {}) if cfg is not None else {}), option]
+        return (
+            f"{option} is not selected in reg; select it with reg=[{','.join(chosen)}] "
+            f"(then {given.lstrip('+~')})"
+        )
+    having = sorted(p.stem for p in folder.glob("*.yaml") if key in _option_keys(group, p.stem))
+    if not having:
+        return None
+    return (
+        f"not a key of the selected {group}; the {group} options that have it: "
+        f"{', '.join(having)} (select one, e.g. {group}={having[0]})"
+    )
+
+
+@functools.cache
+def _option_keys(group: str, option: str) -> frozenset[str]:
+    """The keys a conf/<group>/<option>.yaml sets, with those of the files its defaults
+    list pulls in (``- resnet20``, ``- /shared/model@_here_``), read without composing."""
+    path = CONF_DIR / group / f"{option}.yaml"
+    if not path.exists():
+        return frozenset()
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
+    keys = {k for k, _ in _leaves(raw, f"{group}.")}
+    for entry in raw.get("defaults", []) if isinstance(raw, dict) else []:
+        if not isinstance(entry, str) or entry == "_self_":
+            continue
+        name, _, package = entry.partition("@")
+        if name.startswith("/") and package == "_here_":  # another group's file, here
+            other_group, _, other = name[1:].rpartition("/")
+            keys |= {f"{group}.{k.split('.', 1)[1]}" for k in _option_keys(other_group, other)}
+        elif "/" not in name and not package:  # a sibling option of this group
+            keys |= _option_keys(group, name)
+    return frozenset(keys)

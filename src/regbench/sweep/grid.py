@@ -8,6 +8,7 @@ failed ones, and a grid given more values runs only the new points.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection
 from typing import Any
 
 import optuna
@@ -27,14 +28,16 @@ def _trial_point(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     return {**t.params, **t.user_attrs.get(GRID_POINT, {})}  # grid values as queued
 
 
-def enqueue_missing(study: optuna.Study, spec: StudySpec) -> int:
+def enqueue_missing(study: optuna.Study, spec: StudySpec, stale: Collection[int] = ()) -> int:
     """Queue every grid point without a COMPLETE, PRUNED, RUNNING or WAITING trial:
-    completed points are not rerun, failed ones are retried."""
+    completed points are not rerun, failed ones are retried, and so are those whose
+    trial number is in ``stale`` (finished, but their runs are not in this MLflow store:
+    :mod:`regbench.sweep.stores`)."""
     busy = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING}
     taken = {
         _point_key(spec, _trial_point(t))
         for t in study.get_trials(deepcopy=False)
-        if t.state in busy
+        if t.state in busy and t.number not in stale
     }
     n = 0
     for point in spec.grid_points():
@@ -44,10 +47,15 @@ def enqueue_missing(study: optuna.Study, spec: StudySpec) -> int:
     return n
 
 
-def grid_results(study: optuna.Study, spec: StudySpec, grid: dict[str, list]) -> list[dict]:
-    """The (point, seed) records of :func:`run_grid` from the study's trials."""
+def grid_results(
+    study: optuna.Study, spec: StudySpec, grid: dict[str, list], stale: Collection[int] = ()
+) -> list[dict]:
+    """The (point, seed) records of :func:`run_grid` from the study's trials, leaving out
+    those numbered in ``stale`` (their runs are in another MLflow store)."""
     by_point: dict[tuple, optuna.trial.FrozenTrial] = {}
     for t in study.get_trials(deepcopy=False):  # prefer COMPLETE, then the latest trial
+        if t.number in stale:
+            continue
         key = _point_key(spec, _trial_point(t))
         old = by_point.get(key)
         if old is None or old.state != TrialState.COMPLETE:

@@ -43,16 +43,17 @@ def default_storage() -> str:
 def _experiment(spec: StudySpec, study_name: str, cli_overrides: list[str]) -> str:
     """CLI ``experiment_name=`` > the study file's > the base config's (unless 'default') >
     the study name. Children and the parent run must share one experiment."""
-    from regbench.train import build
+    from regbench.validate import check_job
 
+    shapes: dict = {}  # the data sets' shapes, loaded once for every check below
     cfg = _compose_or_raise("overrides", [*spec.overrides, *cli_overrides])
-    build(cfg)  # what a trial builds, so bad values fail here, before the study or any run
+    check_job(cfg, shapes)  # what a trial builds: bad values fail before the study or a run
     for p in spec.space:  # every choice (or bound) must compose: catches typos before trials
         for v in p.examples():
             where = f"space.{p.key}={hydra_value(v)}"
             point = _compose_or_raise(where, [*spec.overrides, *cli_overrides, *p.overrides(v)])
             try:
-                build(point)  # each value once (not the product): a bad choice fails here
+                check_job(point, shapes)  # each value once (not the product)
             except ConfigError as e:
                 raise ConfigError(f"{where}: {e}") from None
     if any(o.startswith("experiment_name=") for o in cli_overrides) or not spec.experiment_name:
@@ -160,6 +161,7 @@ def _create_or_find(spec: StudySpec, name: str, url: str, experiment: str, cli: 
 
     from regbench import tracking
     from regbench.sweep.grid import enqueue_missing
+    from regbench.sweep.stores import check_agreement
     from regbench.sweep.tracking import kill_orphans, parent_run, use_wal
     from regbench.sweep.worker import open_storage
 
@@ -179,11 +181,15 @@ def _create_or_find(spec: StudySpec, name: str, url: str, experiment: str, cli: 
         )
     study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
     client = tracking.get_client()
+    # the study's finished trials must have their runs in this MLflow store (sweep.stores)
+    stale, notes = check_agreement(study, name, spec.is_grid, url, client, experiment)
     exp_id = tracking.ensure_experiment(client, experiment)
     use_wal(tracking.tracking_uri())
     parent = parent_run(client, exp_id, spec, name, "grid" if spec.is_grid else "optuna")
     kill_orphans(client, exp_id, parent, study)
-    queued = enqueue_missing(study, spec) if spec.is_grid else 0
+    queued = enqueue_missing(study, spec, stale) if spec.is_grid else 0
+    for note in notes:
+        print(f"note: {note}", flush=True)
     return study, client, exp_id, parent, queued
 
 
@@ -262,10 +268,13 @@ def run_grid(
     if experiment_name:
         raw["experiment_name"] = experiment_name
     from regbench.sweep.grid import grid_results
+    from regbench.sweep.stores import trials_without_runs
 
     spec = parse_spec(raw, name)
     study = run_study(spec, n_jobs=n_jobs, storage=storage, verbose=verbose)
-    return grid_results(study, spec, grid)
+    # results from this MLflow store's runs only: trials of another store are left out
+    stale = {t.number for t in trials_without_runs(study, name, experiment=experiment_name)}
+    return grid_results(study, spec, grid, stale)
 
 
 def main(argv: list[str]) -> None:
