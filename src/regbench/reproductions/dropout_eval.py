@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from regbench import streams
 from regbench.reg.dropout import VanillaDropout, _Dropout
 from regbench.reg.inference import stochastic_layers_on
 
@@ -59,8 +60,9 @@ def vanilla_test_factor(model: nn.Module, factor_of_p) -> Iterator[None]:
 def mask_log_probs(model: nn.Module, x: Tensor, k: int, seed: int) -> Tensor:
     """log-softmax of ``k`` passes, each with its own dropout masks: (k, N, C).
     Everything but the stochastic layers stays in eval mode."""
-    torch.manual_seed(seed)
-    with stochastic_layers_on(model):
+    # masks from a stream of its own (the global generator's state is put back after)
+    stream = streams.Stream.of_run(seed).child("mask_log_probs")
+    with streams.seeded(stream), stochastic_layers_on(model):
         return torch.stack([torch.log_softmax(model(x), dim=1) for _ in range(k)])
 
 
@@ -98,10 +100,11 @@ def exact_fit(rate: float, seed: int, steps: int, extra: list[str]):
         1.0 - rate,
         int(cfgs["bernoulli"].data.batch_size),
     )
-    torch.manual_seed(seed)
+    root = streams.Stream.of_run(seed)
     shape, ncls = splits.input_shape, splits.num_classes
-    inv = build_model(cfgs["bernoulli"].model, shape, ncls).double()
-    van, naive = (build_model(cfgs["vanilla"].model, shape, ncls).double() for _ in range(2))
+    with streams.seeded(root.child("init")):
+        inv = build_model(cfgs["bernoulli"].model, shape, ncls).double()
+        van, naive = (build_model(cfgs["vanilla"].model, shape, ncls).double() for _ in range(2))
     van.load_state_dict(inv.state_dict())
     naive.load_state_dict(inv.state_dict())
     scaled = following_linears(van)
@@ -125,12 +128,12 @@ def exact_fit(rate: float, seed: int, steps: int, extra: list[str]):
     for step in range(1, steps + 1):
         idx = torch.randint(0, len(y), (bs,), generator=g)
         for model, opt in zip((inv, van, naive), opts, strict=True):
-            torch.manual_seed(seed * 100_003 + step)  # the same masks for all three nets
-            model.train()
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            with streams.seeded(root.child("masks", step)):  # the same masks for all three
+                model.train()
+                loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
         if step % max(1, steps // 20) == 0 or step == steps:  # 20 checkpoints
             with torch.no_grad():
                 ref, *others = (m.eval()(x_test) for m in (inv, van, naive))

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from regbench import streams
 from regbench.report import history, load_runs, mean_ci, table
 from regbench.report.claims import Claim, Verdict, judge
 from regbench.report.plots import COLORS, band, new_figure, save
@@ -67,8 +68,8 @@ def forward(overrides: list[str], init: str, seed: int) -> list:
 
     cfg = compose(["experiment=he_init", f"model.init={init}", *overrides])
     d = load_mnist1d(cfg.data.n_train, cfg.data.n_test, cfg.data.generator_seed)
-    torch.manual_seed(seed)
-    model = build_model(cfg.model, (d["x"].shape[1],), 10).double()
+    with streams.seeded(streams.Stream.of_run(seed).child("init")):  # as train.build does
+        model = build_model(cfg.model, (d["x"].shape[1],), 10).double()
     qs: list[float] = []
     hooks = [
         m.register_forward_hook(lambda _m, _i, out: qs.append(float(out.square().mean())))

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from regbench import streams
 from regbench.report import RunRecord, load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge
 from regbench.report.plots import COLORS, band, new_figure, save
@@ -118,8 +119,8 @@ def geometric_mean_check(rate: float, seed: int, extra: list[str]):
         ]
     )
     splits = build_data(cfg.data, seed)
-    torch.manual_seed(seed)
-    model = build_model(cfg.model, splits.input_shape, splits.num_classes).double().eval()
+    with streams.seeded(streams.Stream.of_run(seed).child("init")):  # as train.build does
+        model = build_model(cfg.model, splits.input_shape, splits.num_classes).double().eval()
     x = splits.x_test.double()
     with torch.no_grad():
         h = model.blocks(model.flatten(x))  # (N, 12): the softmax layer's inputs

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import torch
 
+from regbench import streams
 from regbench.report import RunRecord, load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge, paired_by_seed
 from regbench.report.plots import COLORS, band, new_figure, save
@@ -175,14 +176,18 @@ def _time_arms(overrides: list[str], seed: int, steps: int, out: dict[str, float
         ("batch", ["+experiment/sd_arm=linear"]),
     ]:
         cfg = compose(["experiment=stochastic_depth", *overrides, *extra, f"seed={seed}"])
-        torch.manual_seed(seed)
-        model = build_model(cfg.model, (40,), 10).train()
+        # the run's own streams, as train.build binds them (docs/ARCHITECTURE.md, "Randomness")
+        root, clock = streams.Stream.of_run(seed), streams.Clock()
+        with streams.seeded(root.child("init")):
+            model = build_model(cfg.model, (40,), 10).train()
+        streams.bind_model(model, root.child("layer"), clock)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         t0 = time.thread_time()
         for i in range(steps):
-            opt.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(model(x[i]), y[i]).backward()
-            opt.step()
+            with clock.at(streams.TRAIN, i):
+                opt.zero_grad(set_to_none=True)
+                torch.nn.functional.cross_entropy(model(x[i]), y[i]).backward()
+                opt.step()
         out[f"time/{arm}_s"] = time.thread_time() - t0
         if arm == "none":  # expected fraction: (base + sum p_l * block) / (base + L * block)
             with FlopCounterMode(display=False) as fc:
