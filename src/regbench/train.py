@@ -22,6 +22,7 @@ from regbench.nn import build_model
 from regbench.optim import build_scheduler, check_optim
 from regbench.progress import EpochProgressBar
 from regbench.reg import build_regularizers
+from regbench.step_validation import step_validation
 from regbench.tracking import artifacts, cost, lineage
 from regbench.tracking.epoch_logger import MlflowEpochLogger
 from regbench.validate import check_config, check_transforms
@@ -65,6 +66,9 @@ def build(cfg: DictConfig):
     diag_data = DiagData(
         s.x_train, s.y_train, s.x_test, s.y_test, cfg.data.batch_size, data.normalize
     )
+    step_val = step_validation(t, s.x_val, s.y_val, data.normalize)
+    if step_val is not None:  # trainer.val_every_n_steps: before the diagnostics
+        reg.callbacks.append(step_val)
     diag = diagnostics_callback(cfg.diag, diag_data)
     if diag is not None:
         reg.callbacks.append(diag)  # last: after early stopping has restored weights
