@@ -7,6 +7,7 @@ the reproduction's analysis also runs on runs logged to a real store with known 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -67,6 +68,19 @@ def test_dropout_max_norm_tiny_end_to_end():
     assert (out / "dropout_max_norm.png").stat().st_size > 10_000
 
 
+def test_bn_learning_rate_speed_statistic_on_hand_made_curves():
+    from regbench.reproductions.bn_learning_rate import speed
+
+    none = [(0, 0.1), (10, 0.5), (20, 0.7), (30, 0.69)]  # its best, 0.7, first at step 20
+    assert speed(none, [(0, 0.1), (10, 0.75), (20, 0.8)]) == pytest.approx(1.0)  # 20 / 10
+    assert speed(none, [(0, 0.1), (10, 0.3), (20, 0.5), (30, 0.7)]) == pytest.approx(
+        math.log2(20 / 30)
+    )
+    # never reached: one cadence after the last point, 40 steps, a bound for the no-BN arm
+    assert speed(none, [(0, 0.1), (10, 0.2), (20, 0.3), (30, 0.4)]) == pytest.approx(-1.0)
+    assert speed([(0, 0.3), (10, 0.2)], [(0, 0.1), (10, 0.5)]) is None  # best at step 0
+
+
 def test_bn_learning_rate_tiny_end_to_end():
     from regbench.reproductions.bn_learning_rate import RATES
 
@@ -76,8 +90,19 @@ def test_bn_learning_rate_tiny_end_to_end():
     assert (cfg.optim.momentum, cfg.data.batch_size, cfg.trainer.max_epochs) == (0.0, 60, 20)
     repro, md, out, v = _reproduce("bn_learning_rate", seeds=6)
     children = [r for r in runs_of(repro.experiment_name("tiny")) if "seed" in r.data.params]
-    assert len(children) == 2 * 2 * 6  # arms x rates x seeds
-    # 2 epochs of 10 steps train neither arm at any rate (final loss above ln(10)/2), so
+    grid = [r for r in children if r.data.params["trainer.val_every_n_steps"] == "0"]
+    fast = [r for r in children if r.data.params["trainer.val_every_n_steps"] == "10"]
+    assert len(grid) == 2 * 2 * 6  # arms x rates x seeds
+    # each arm's best rate again, validated every 10 steps, one by one (a callback)
+    assert sorted((r.data.params["model.norm"], r.data.params["seed"]) for r in fast) == sorted(
+        (a, str(s)) for a in ("batch", "none") for s in range(6)
+    )
+    assert {r.data.tags["regbench.exec"].split(":")[0] for r in fast} == {"single"}
+    from regbench.report import history
+
+    # 540 train samples / 60 = 9 steps an epoch, 18 in all: validated before steps 1 and 11
+    assert [s for s, _ in history(fast[0].info.run_id, "val_step/acc")] == [0, 10]
+    # 2 epochs of 9 steps train neither arm at any rate (final loss above ln(10)/2), so
     # both sit one step below the grid and the log3 ratio is 0 for every seed: 0 of 6 in
     # the window, REFUTED by the sign test (p = 1/64) but not family-wise (>= 0.025/2)
     m = v["max_lr"]
@@ -86,6 +111,7 @@ def test_bn_learning_rate_tiny_end_to_end():
     assert (m["status"], m["family_status"]) == ("REFUTED", "INCONCLUSIVE")
     assert m["p_value"] == pytest.approx(1 / 64) and m["holm_level"] == pytest.approx(0.0125)
     assert "| sign test on the seeds in the window" in md
+    assert v["speed"]["kind"] == "paired" and v["speed"]["threshold"] == 0.0
     assert (out / "bn_learning_rate.png").stat().st_size > 10_000
 
 
