@@ -257,10 +257,16 @@ def test_cnn1d_matches_the_notebook_architecture():
     import torch
 
     from regbench.nn import build_model
+    from regbench.reproductions.cnn_double_descent import CHANNELS, PAPER_CHANNELS
 
     cfg = compose(["experiment=cnn_double_descent", "model.width=18"])
     assert (cfg.data.n_train, cfg.data.n_test, cfg.data.val_fraction) == (4000, 12000, 0.0)
     assert (cfg.optim.lr, cfg.optim.momentum, cfg.data.batch_size) == (0.01, 0.9, 100)
+    assert (cfg.data.label_noise, cfg.data.label_noise_mode) == (0.15, "resample")
+    paper = compose(["experiment=cnn_double_descent_paper"])
+    assert (cfg.trainer.max_epochs, paper.trainer.max_epochs) == (300, 500)
+    assert paper.data.label_noise_mode == "resample" and paper.model.name == "cnn1d"
+    assert len(PAPER_CHANNELS) == 29 and set(CHANNELS) < set(PAPER_CHANNELS)
     model = build_model(cfg.model, (40,), 10)
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d)]
     assert [
@@ -274,35 +280,49 @@ def test_cnn_double_descent_tiny_end_to_end():
     repro, md, out, v = _reproduce("cnn_double_descent")
     children = [r for r in runs_of(repro.experiment_name("tiny")) if "seed" in r.data.params]
     assert sorted(int(r.data.params["model.width"]) for r in children) == [10, 10, 18, 18, 60, 60]
-    # 2 epochs: the error differences between widths are a point or two either way (no
-    # strong effect); the verdicts are reached on known values below
-    assert v["peak"]["related"] == ["descent"] and v["peak"]["kind"] == "paired"
+    assert {r.data.params["data.label_noise_mode"] for r in children} == {"resample"}
+    # 2 epochs interpolate nothing: no transition, so no claim has a value on any seed
+    for key in ("threshold", "rise", "descent"):
+        assert v[key]["values"] == [] and v[key]["status"] == "INCONCLUSIVE", key
+    assert v["threshold"]["kind"] == "position" and v["rise"]["related"] == ["threshold", "descent"]
+    assert "Interpolation transition per seed" in md
     assert (out / "cnn_double_descent.png").stat().st_size > 10_000
 
 
 def test_cnn_double_descent_verdicts_on_logged_runs(experiment, tmp_path):
-    """The notebook's shape on logged runs: c = 18 about 14 points above c = 10 and 4
-    above c = 60 in every seed (both SUPPORTED, family-wise too); then c = 60 no better
-    than c = 18 (descent REFUTED)."""
+    """The notebook's curve on logged runs (6 seeds, small offsets): the peak (c = 18) in
+    the transition [14, 24], the rise and the fall above half the notebook's (SUPPORTED,
+    family-wise too); then a peak before the transition: REFUTED by the sign test; then no
+    width interpolating: no values."""
     from regbench.report.family import holm
-    from regbench.reproductions.cnn_double_descent import CnnDoubleDescent
+    from regbench.reproductions.cnn_double_descent import (
+        CHANNELS,
+        PUBLISHED,
+        PUBLISHED_TRAIN,
+        CnnDoubleDescent,
+    )
 
-    def log(test_err: dict[int, float], seeds=range(4)):
-        for s in seeds:
-            for c, err in test_err.items():
+    def log(test: dict[int, float], train: dict[int, float]) -> dict:
+        for s in range(6):
+            for c in CHANNELS:
+                bump = 0.002 * s * (c == 18)
                 _log_run(experiment, {"model.width": c, "seed": s},
-                         {"test/acc": 1 - err - 0.002 * s * (c == 18),
-                          "diag/train_acc_evalmode": 0.9})  # fmt: skip
+                         {"test/acc": 1 - test[c] - bump,
+                          "diag/train_acc_evalmode": 1 - train[c]})  # fmt: skip
+        claims = CnnDoubleDescent().analyse(experiment, "cpu", tmp_path).claims
+        return {x.claim.key: x for x in holm(claims)}
 
-    log({10: 0.196, 18: 0.338, 60: 0.300})
-    fam = {
-        x.claim.key: x for x in holm(CnnDoubleDescent().analyse(experiment, "cpu", tmp_path).claims)
-    }
+    test = {c: PUBLISHED[c] / 100 for c in CHANNELS}
+    train = {c: PUBLISHED_TRAIN[c] / 100 for c in CHANNELS}
+    fam = log(test, train)
     assert {k: (x.status, x.family_status) for k, x in fam.items()} == {
-        "peak": ("SUPPORTED", "SUPPORTED"),
+        "threshold": ("SUPPORTED", "SUPPORTED"),  # 6 of 6: p = 1/64
+        "rise": ("SUPPORTED", "SUPPORTED"),
         "descent": ("SUPPORTED", "SUPPORTED"),
     }
-    assert fam["peak"].summary.mean == pytest.approx(0.142 + 0.003)
-    log({60: 0.36})  # newer runs of c = 60 win: now worse than c = 18
-    claims = CnnDoubleDescent().analyse(experiment, "cpu", tmp_path).claims
-    assert {x.claim.key: x.status for x in claims} == {"peak": "SUPPORTED", "descent": "REFUTED"}
+    assert fam["rise"].summary.mean == pytest.approx(0.3380 - 0.1964 + 0.005)
+    assert fam["threshold"].values[0] == pytest.approx(0.4663, abs=1e-4)
+    early = dict(test) | {8: 0.60}  # the largest rise now at c = 8, before the transition
+    assert log(early, train)["threshold"].status == "REFUTED"  # newer runs win
+    never = log(test, dict.fromkeys(CHANNELS, 0.2))  # nothing interpolates
+    assert never["rise"].values == () and "undefined in 6 of 6 seeds" in never["rise"].note
