@@ -38,6 +38,7 @@ seeds to judge (INCONCLUSIVE by construction).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 from regbench.report import RunRecord, history, load_runs, mean_ci, table
@@ -192,10 +193,16 @@ class BnLearningRate(Reproduction):
             if curves["none"][s] and curves["batch"][s]
             if (v := speed(curves["none"][s], curves["batch"][s])) is not None
         }
-        verdicts = [
-            judge(CLAIMS["max_lr"], [log_ratio[s] for s in seeds]),
-            judge(CLAIMS["speed"], [ratio[s] for s in sorted(ratio)]),
-        ]
+        speed_verdict = judge(CLAIMS["speed"], [ratio[s] for s in sorted(ratio)])
+        if missing := [s for s in seeds if s not in ratio]:
+            why = (
+                f"no value for seeds {missing}: a speed run missing (diverged or not run), or "
+                "the no-BN arm's best accuracy already at step 0 (it did not learn)"
+            )
+            speed_verdict = replace(
+                speed_verdict, note="; ".join(filter(None, [speed_verdict.note, why]))
+            )
+        verdicts = [judge(CLAIMS["max_lr"], [log_ratio[s] for s in seeds]), speed_verdict]
         md = [self._table(experiment, by, rates, seeds, max_lr, best, curves, ratio)]
         for a in ARMS:
             if any(v < rates[0] for v in max_lr[a].values()):
