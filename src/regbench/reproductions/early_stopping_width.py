@@ -111,8 +111,8 @@ def slope(xs: list[float], ys: list[float]) -> float:
 class EarlyStoppingWidth(Reproduction):
     name = "early_stopping_width"
     title = (
-        "Caruana et al. NIPS 2001: with early stopping, the widest net does as well as "
-        "the best width; with label noise, a fixed long budget does worse."
+        "Caruana et al. NIPS 2001: stopped on validation error, the widest net does as well "
+        "as the width chosen on validation; with label noise, a fixed long budget does worse."
     )
     default_seeds = {"tiny": 2, "cpu": 5}
     objective = "test/acc"
