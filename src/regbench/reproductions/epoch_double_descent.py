@@ -120,13 +120,15 @@ def claims(model: str, steps: int = 50_000) -> dict[str, Claim]:
     dd = "per draw: depth of the deepest bump risen to and fallen from (second_descent)"
     equal, reduced = f"{model}: equal steps", f"{model}: fast step reduced"
     check = {"role": "check", "role_reason": CONSTRUCTED} if model == "two_layer" else {}
+    part = {"linear": "fast features", "authors": "first layer",
+            "two_layer": "fast (output) layer"}[model]  # fmt: skip
     source = {"linear": "Pezeshki et al. 2022 / Heckel & Yilmaz 2021", "authors": HY_AUTHORS,
               "two_layer": "Heckel & Yilmaz 2021"}[model]  # fmt: skip
     out = {
-        "dd": _claim(f"{model}_dd", f"{name}, equal steps: test error descends twice",
+        "dd": _claim(f"{model}_dd", f"{name}, one step size: test error descends twice",
                      dd, "above", FLAT, f"{source} claim the shape, not a size; {TOL}",
                      curves=(equal,), **check),
-        "headline": _claim(f"{model}_headline", f"{name}: reducing the fast part's step "
+        "headline": _claim(f"{model}_headline", f"{name}: reducing the {part}'s step "
                            "lowers the early-stopping risk", "per draw: min_t err (reduced) - "
                            "min_t err (equal), paired", "below", 0.0, HY, kind="paired",
                            curves=(equal, reduced), **check),
