@@ -7,6 +7,7 @@ the reproduction's analysis also runs on runs logged to a real store with known 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -67,6 +68,19 @@ def test_dropout_max_norm_tiny_end_to_end():
     assert (out / "dropout_max_norm.png").stat().st_size > 10_000
 
 
+def test_bn_learning_rate_speed_statistic_on_hand_made_curves():
+    from regbench.reproductions.bn_learning_rate import speed
+
+    none = [(0, 0.1), (10, 0.5), (20, 0.7), (30, 0.69)]  # its best, 0.7, first at step 20
+    assert speed(none, [(0, 0.1), (10, 0.75), (20, 0.8)]) == pytest.approx(1.0)  # 20 / 10
+    assert speed(none, [(0, 0.1), (10, 0.3), (20, 0.5), (30, 0.7)]) == pytest.approx(
+        math.log2(20 / 30)
+    )
+    # never reached: one cadence after the last point, 40 steps, a bound for the no-BN arm
+    assert speed(none, [(0, 0.1), (10, 0.2), (20, 0.3), (30, 0.4)]) == pytest.approx(-1.0)
+    assert speed([(0, 0.3), (10, 0.2)], [(0, 0.1), (10, 0.5)]) is None  # best at step 0
+
+
 def test_bn_learning_rate_tiny_end_to_end():
     from regbench.reproductions.bn_learning_rate import RATES
 
@@ -76,8 +90,19 @@ def test_bn_learning_rate_tiny_end_to_end():
     assert (cfg.optim.momentum, cfg.data.batch_size, cfg.trainer.max_epochs) == (0.0, 60, 20)
     repro, md, out, v = _reproduce("bn_learning_rate", seeds=6)
     children = [r for r in runs_of(repro.experiment_name("tiny")) if "seed" in r.data.params]
-    assert len(children) == 2 * 2 * 6  # arms x rates x seeds
-    # 2 epochs of 10 steps train neither arm at any rate (final loss above ln(10)/2), so
+    grid = [r for r in children if r.data.params["trainer.val_every_n_steps"] == "0"]
+    fast = [r for r in children if r.data.params["trainer.val_every_n_steps"] == "10"]
+    assert len(grid) == 2 * 2 * 6  # arms x rates x seeds
+    # each arm's best rate again, validated every 10 steps, one by one (a callback)
+    assert sorted((r.data.params["model.norm"], r.data.params["seed"]) for r in fast) == sorted(
+        (a, str(s)) for a in ("batch", "none") for s in range(6)
+    )
+    assert {r.data.tags["regbench.exec"].split(":")[0] for r in fast} == {"single"}
+    from regbench.report import history
+
+    # 540 train samples / 60 = 9 steps an epoch, 18 in all: validated before steps 1 and 11
+    assert [s for s, _ in history(fast[0].info.run_id, "val_step/acc")] == [0, 10]
+    # 2 epochs of 9 steps train neither arm at any rate (final loss above ln(10)/2), so
     # both sit one step below the grid and the log3 ratio is 0 for every seed: 0 of 6 in
     # the window, REFUTED by the sign test (p = 1/64) but not family-wise (>= 0.025/2)
     m = v["max_lr"]
@@ -86,6 +111,7 @@ def test_bn_learning_rate_tiny_end_to_end():
     assert (m["status"], m["family_status"]) == ("REFUTED", "INCONCLUSIVE")
     assert m["p_value"] == pytest.approx(1 / 64) and m["holm_level"] == pytest.approx(0.0125)
     assert "| sign test on the seeds in the window" in md
+    assert v["speed"]["kind"] == "paired" and v["speed"]["threshold"] == 0.0
     assert (out / "bn_learning_rate.png").stat().st_size > 10_000
 
 
@@ -109,23 +135,53 @@ def test_gn_vs_bn_batch_scales_the_rate_and_runs_tiny():
 
 
 def test_early_stopping_width_tiny_end_to_end():
-    from regbench.reproductions.early_stopping_width import slope
+    from regbench.reproductions.early_stopping_width import chosen_width, slope
 
     assert abs(slope([0.0, 1.0, 2.0], [0.3, 0.2, 0.1]) + 0.1) < 1e-12
+    val = {16: {0: 0.70}, 64: {0: 0.72}, 256: {0: 0.72}}
+    assert chosen_width(val, [16, 64, 256], 0) == 64  # ties go to the narrower width
     early = compose(["experiment=early_stopping_width", "+experiment/esw_arm=early"])
     assert (early.model.depth, early.data.label_noise, early.trainer.max_epochs) == (1, 0.15, 500)
-    assert early.reg.early_stopping.patience == 20
+    es = early.reg.early_stopping
+    assert (es.monitor, es.mode, es.patience) == ("val/acc", "max", 100)  # validation error
     repro, md, out, v = _reproduce("early_stopping_width")
     children = [r for r in runs_of(repro.experiment_name("tiny")) if "seed" in r.data.params]
     assert len(children) == 2 * 2 * 2  # arms x widths x seeds
-    es = [r for r in children if r.data.params["esw_arm"] == "early"]
-    assert all("diag/best_epoch" in r.data.metrics for r in es)
-    # 3 epochs never exhaust a patience of 20, so early stopping never stops and restores
-    # the last epoch: the two arms are the same runs and es_helps is exactly 0 per seed
-    assert v["es_helps"]["values"] == [0.0, 0.0]
-    assert v["es_helps"]["status"] == "INCONCLUSIVE"
-    assert "on the threshold: no number of seeds decides it" in v["es_helps"]["note"]
+    es_runs = [r for r in children if r.data.params["esw_arm"] == "early"]
+    # 3 epochs never exhaust a patience of 100: the best of the 3 validation accuracies is
+    # restored, at least the last epoch's
+    for r in es_runs:
+        m = r.data.metrics
+        assert m["diag/stopped_epoch"] == 2 and m["diag/best_value"] >= m["val/acc"]
+    assert v["widest"]["kind"] == "mean" and v["es_helps"]["kind"] == "paired"
     assert (out / "early_stopping_width.png").stat().st_size > 10_000
+
+
+def test_early_stopping_width_verdicts_on_logged_runs(experiment, tmp_path):
+    """The widest net 0.3 points worse than the width validation picks (256) on every seed:
+    within the 1-point margin (SUPPORTED); then 3 points worse: REFUTED, the claim can
+    fail (a minimum over widths, the earlier statistic, was >= 0 by construction)."""
+    from regbench.reproductions.early_stopping_width import EarlyStoppingWidth
+
+    def log(gap: float) -> dict:
+        for s in range(5):
+            e = 0.001 * s
+            for w, err in {4: 0.40, 16: 0.33, 64: 0.31, 256: 0.30, 1024: 0.30 + gap}.items():
+                best = 0.70 + 0.02 * (w == 256)  # validation picks 256 on every seed
+                _log_run(experiment, {"esw_arm": "early", "model.width": w, "seed": s},
+                         {"test/acc": 1 - err - e * (w == 1024), "diag/best_epoch": 30,
+                          "diag/best_value": best})  # fmt: skip
+                _log_run(experiment, {"esw_arm": "fixed", "model.width": w, "seed": s},
+                         {"test/acc": 1 - err - 0.05})  # fmt: skip
+        claims = EarlyStoppingWidth().analyse(experiment, "cpu", tmp_path).claims
+        return {x.claim.key: x for x in claims}
+
+    within = log(0.003)
+    assert within["widest"].summary.mean == pytest.approx(0.003 + 0.002)
+    assert within["widest"].status == "SUPPORTED" and within["es_helps"].status == "SUPPORTED"
+    beyond = log(0.03)  # newer runs win
+    assert beyond["widest"].summary.mean == pytest.approx(0.03 + 0.002)
+    assert beyond["widest"].status == "REFUTED"
 
 
 def test_stochastic_depth_arms_and_tiny_end_to_end():
@@ -201,10 +257,16 @@ def test_cnn1d_matches_the_notebook_architecture():
     import torch
 
     from regbench.nn import build_model
+    from regbench.reproductions.cnn_double_descent import CHANNELS, PAPER_CHANNELS
 
     cfg = compose(["experiment=cnn_double_descent", "model.width=18"])
     assert (cfg.data.n_train, cfg.data.n_test, cfg.data.val_fraction) == (4000, 12000, 0.0)
     assert (cfg.optim.lr, cfg.optim.momentum, cfg.data.batch_size) == (0.01, 0.9, 100)
+    assert (cfg.data.label_noise, cfg.data.label_noise_mode) == (0.15, "resample")
+    paper = compose(["experiment=cnn_double_descent_paper"])
+    assert (cfg.trainer.max_epochs, paper.trainer.max_epochs) == (300, 500)
+    assert paper.data.label_noise_mode == "resample" and paper.model.name == "cnn1d"
+    assert len(PAPER_CHANNELS) == 29 and set(CHANNELS) < set(PAPER_CHANNELS)
     model = build_model(cfg.model, (40,), 10)
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d)]
     assert [
@@ -218,35 +280,49 @@ def test_cnn_double_descent_tiny_end_to_end():
     repro, md, out, v = _reproduce("cnn_double_descent")
     children = [r for r in runs_of(repro.experiment_name("tiny")) if "seed" in r.data.params]
     assert sorted(int(r.data.params["model.width"]) for r in children) == [10, 10, 18, 18, 60, 60]
-    # 2 epochs: the error differences between widths are a point or two either way (no
-    # strong effect); the verdicts are reached on known values below
-    assert v["peak"]["related"] == ["descent"] and v["peak"]["kind"] == "paired"
+    assert {r.data.params["data.label_noise_mode"] for r in children} == {"resample"}
+    # 2 epochs interpolate nothing: no transition, so no claim has a value on any seed
+    for key in ("threshold", "rise", "descent"):
+        assert v[key]["values"] == [] and v[key]["status"] == "INCONCLUSIVE", key
+    assert v["threshold"]["kind"] == "position" and v["rise"]["related"] == ["threshold", "descent"]
+    assert "Interpolation transition per seed" in md
     assert (out / "cnn_double_descent.png").stat().st_size > 10_000
 
 
 def test_cnn_double_descent_verdicts_on_logged_runs(experiment, tmp_path):
-    """The notebook's shape on logged runs: c = 18 about 14 points above c = 10 and 4
-    above c = 60 in every seed (both SUPPORTED, family-wise too); then c = 60 no better
-    than c = 18 (descent REFUTED)."""
+    """The notebook's curve on logged runs (6 seeds, small offsets): the peak (c = 18) in
+    the transition [14, 24], the rise and the fall above half the notebook's (SUPPORTED,
+    family-wise too); then a peak before the transition: REFUTED by the sign test; then no
+    width interpolating: no values."""
     from regbench.report.family import holm
-    from regbench.reproductions.cnn_double_descent import CnnDoubleDescent
+    from regbench.reproductions.cnn_double_descent import (
+        CHANNELS,
+        PUBLISHED,
+        PUBLISHED_TRAIN,
+        CnnDoubleDescent,
+    )
 
-    def log(test_err: dict[int, float], seeds=range(4)):
-        for s in seeds:
-            for c, err in test_err.items():
+    def log(test: dict[int, float], train: dict[int, float]) -> dict:
+        for s in range(6):
+            for c in CHANNELS:
+                bump = 0.002 * s * (c == 18)
                 _log_run(experiment, {"model.width": c, "seed": s},
-                         {"test/acc": 1 - err - 0.002 * s * (c == 18),
-                          "diag/train_acc_evalmode": 0.9})  # fmt: skip
+                         {"test/acc": 1 - test[c] - bump,
+                          "diag/train_acc_evalmode": 1 - train[c]})  # fmt: skip
+        claims = CnnDoubleDescent().analyse(experiment, "cpu", tmp_path).claims
+        return {x.claim.key: x for x in holm(claims)}
 
-    log({10: 0.196, 18: 0.338, 60: 0.300})
-    fam = {
-        x.claim.key: x for x in holm(CnnDoubleDescent().analyse(experiment, "cpu", tmp_path).claims)
-    }
+    test = {c: PUBLISHED[c] / 100 for c in CHANNELS}
+    train = {c: PUBLISHED_TRAIN[c] / 100 for c in CHANNELS}
+    fam = log(test, train)
     assert {k: (x.status, x.family_status) for k, x in fam.items()} == {
-        "peak": ("SUPPORTED", "SUPPORTED"),
+        "threshold": ("SUPPORTED", "SUPPORTED"),  # 6 of 6: p = 1/64
+        "rise": ("SUPPORTED", "SUPPORTED"),
         "descent": ("SUPPORTED", "SUPPORTED"),
     }
-    assert fam["peak"].summary.mean == pytest.approx(0.142 + 0.003)
-    log({60: 0.36})  # newer runs of c = 60 win: now worse than c = 18
-    claims = CnnDoubleDescent().analyse(experiment, "cpu", tmp_path).claims
-    assert {x.claim.key: x.status for x in claims} == {"peak": "SUPPORTED", "descent": "REFUTED"}
+    assert fam["rise"].summary.mean == pytest.approx(0.3380 - 0.1964 + 0.005)
+    assert fam["threshold"].values[0] == pytest.approx(0.4663, abs=1e-4)
+    early = dict(test) | {8: 0.60}  # the largest rise now at c = 8, before the transition
+    assert log(early, train)["threshold"].status == "REFUTED"  # newer runs win
+    never = log(test, dict.fromkeys(CHANNELS, 0.2))  # nothing interpolates
+    assert never["rise"].values == () and "undefined in 6 of 6 seeds" in never["rise"].note

@@ -17,6 +17,8 @@ REG_CONFIGS = sorted(p.stem for p in (CONF_DIR / "reg").glob("*.yaml"))
 #: configs that need image batches (B, C, H, W): run on tiny CIFAR-10 files with a ResNet
 IMAGE_ONLY = {"crop_flip"}
 FAST = ["trainer=fast", "trainer.max_epochs=1"]
+#: configs that need another choice: proximal L1 a fixed step size
+NEEDS = {"l1_prox": ["scheduler=constant"]}
 
 
 def test_the_catalogue_has_every_family():
@@ -36,7 +38,7 @@ def test_the_catalogue_has_every_family():
 
 @pytest.mark.parametrize("name", REG_CONFIGS)
 def test_every_reg_config_trains_one_short_epoch(name, tiny, experiment, tmp_path, monkeypatch):
-    overrides = [f"reg=[{name}]", *FAST]
+    overrides = [f"reg=[{name}]", *FAST, *NEEDS.get(name, [])]
     if name in IMAGE_ONLY:
         from test_resnet_train import write_tiny_cifar10
 

@@ -39,8 +39,9 @@ SMALL = [
 ]
 
 
-# Options that only make sense with other choices: crop + flip needs images.
-NEEDS = {"crop_flip": ["data=cifar10"]}
+# Options that only make sense with other choices: crop + flip needs images, proximal L1
+# a constant step size.
+NEEDS = {"crop_flip": ["data=cifar10"], "l1_prox": ["scheduler=constant"]}
 
 
 def options(group: str) -> list[str]:

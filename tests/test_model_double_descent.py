@@ -119,3 +119,28 @@ def test_tiny_scale_end_to_end_positions_by_the_sign_test_and_no_rise(capsys):
     assert data["counts"]["finding"][rise["family_status"]] >= 1
     assert "| 36 |" in text and "52.80" in text  # measured next to the published value
     assert "model_double_descent.png" in text
+
+
+def test_paper_scale_windows_hold_the_released_resnet_curve():
+    """Nakkiran et al.'s released fig. 1 numbers (clean-test-label error at the paper grid's
+    widths) put the minimum at k = 4 and the peak at k = 10, inside the paper windows, with
+    the rise twice the threshold; six seeds with small offsets support the positions."""
+    from regbench.report.family import holm
+
+    setup = mdd.SETUPS["paper"]
+    assert mdd.clean_test_error(0.15 + 0.2 * (1 - 0.15 * 8 / 9)) == pytest.approx(0.2)
+    ws = mdd.PAPER_WIDTHS
+    err = [setup.published[0.15][k] / 100 for k in ws]
+    assert mdd.peak_stats(ws, err) == {"peak": ws.index(10), "min": ws.index(4),
+                                        "height": pytest.approx(0.0842)}  # fmt: skip
+    assert mdd.window_rise(ws, err, setup) == pytest.approx(2 * setup.rise, abs=1e-3)
+    train = [0.5 if k <= 8 else {10: 0.083, 12: 0.03, 14: 0.0127}.get(k, 0.005) for k in ws]
+    curves = {
+        0.15: {s: (ws, [e + 0.001 * s * (k == 10) for k, e in zip(ws, err, strict=True)], train)
+               for s in range(6)},
+        0.0: {s: (ws, [0.2 - 0.001 * i - 0.0005 * s for i in range(len(ws))], [0.0] * len(ws))
+              for s in range(6)},
+    }  # fmt: skip
+    out = {v.claim.key: v for v in holm(mdd.verdicts(curves, 6, setup))}
+    assert {k: v.status for k, v in out.items()} == dict.fromkeys(mdd.CLAIMS, SUPPORTED)
+    assert "k=10" in out["peak"].claim.rationale and out["rise"].claim.threshold == 0.042

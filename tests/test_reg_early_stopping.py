@@ -73,6 +73,7 @@ def test_early_stopping_on_a_max_metric_and_bad_settings(tiny, experiment):
     # stopped one epoch (patience=1) after the last improvement, or at max_epochs
     best = max(range(len(acc)), key=lambda i: (acc[i], -i))
     assert out["diag/best_epoch"] == best
+    assert out["diag/best_value"] == pytest.approx(acc[best])  # the monitored value there
     assert out["diag/stopped_epoch"] == len(acc) - 1 == min(best + 1, 5)
     for overrides, message in [
         (["reg.early_stopping.patience=0"], "reg.early_stopping.patience=0 is not valid"),

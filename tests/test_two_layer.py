@@ -101,3 +101,26 @@ def test_train_records_per_draw_metrics_at_log_spaced_steps():
     errs = [last[f"draw/{b}/test_err"] for b in range(SMALL["draws"])]
     assert last["test/err"] == pytest.approx(sum(errs) / len(errs))
     assert records[-1][1]["draw/0/train_mse"] < records[0][1]["draw/0/train_mse"]
+
+
+def test_authors_network_steps_like_autograd_on_the_summed_squared_error():
+    """Heckel & Yilmaz's own setting: Linear-ReLU-Linear with biases, full-batch GD on
+    sum (f - y)^2 with one step for the first layer and one for the output layer."""
+    data = tl.make_authors_draws(3, 12, 5, 8, (1.0, 4.0), 1.0, 0.01, 7, seed=6)
+    assert data["v0"].abs().max() <= 0.01 / math.sqrt(8)  # kaiming_uniform(a=sqrt 5) x 0.01
+    assert data["b0"].abs().max() <= 1 / math.sqrt(5)  # PyTorch's default bias bound
+    module = tl.AuthorsTwoLayer(data, lr_first=1e-3, lr_out=2e-3)
+    module.gd_step()
+    for b in range(3):
+        w, bb, v, c = (data[k][b].clone().requires_grad_(True) for k in ("w0", "b0", "v0", "c0"))
+        f = torch.relu(data["x"][b] @ w.T + bb) @ v + c
+        grads = torch.autograd.grad((f - data["y"][b]).square().sum(), (w, bb, v, c))
+        for got, p, g, lr in zip((module.w, module.b, module.v, module.c), (w, bb, v, c),
+                                 grads, (1e-3, 1e-3, 2e-3, 2e-3), strict=True):  # fmt: skip
+            assert torch.allclose(got[b], p - lr * g, rtol=0, atol=1e-12)
+    # the risk is relative to the zero predictor's: a net that outputs 0 scores exactly 1
+    module.w.zero_(), module.b.zero_(), module.v.zero_(), module.c.zero_()
+    assert torch.allclose(module.test_error(), torch.ones(3, dtype=torch.float64))
+    # inputs have sd geometric from 1 to 4 over the features
+    x = tl.make_authors_draws(1, 20_000, 5, 8, (1.0, 4.0), 1.0, 0.01, 1, seed=7)["x"][0]
+    assert x.std(0).tolist() == pytest.approx([1, 2**0.5, 2, 2**1.5, 4], rel=0.03)

@@ -19,6 +19,7 @@ from regbench.nn import build_model
 from regbench.probes import probe_suite
 from regbench.progress import EpochProgressBar
 from regbench.reg import build_regularizers
+from regbench.step_validation import step_validation
 from regbench.tracking import artifacts, cost, lineage
 from regbench.tracking.epoch_logger import MlflowEpochLogger
 from regbench.validate import check_settings, check_transforms
@@ -52,6 +53,9 @@ def build(cfg: DictConfig):
     diag_data = DiagData(
         s.x_train, s.y_train, s.x_test, s.y_test, cfg.data.batch_size, data.normalize
     )
+    step_val = step_validation(t, s.x_val, s.y_val, data.normalize)
+    if step_val is not None:  # trainer.val_every_n_steps: before the diagnostics
+        reg.callbacks.append(step_val)
     diag = diagnostics_callback(cfg.diag, diag_data, probe_suite(cfg.get("diag"), cfg.seed))
     if diag is not None:
         reg.callbacks.append(diag)  # last: after early stopping has restored weights

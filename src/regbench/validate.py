@@ -204,6 +204,8 @@ RULES: dict[str, Callable[[str, Any], None]] = {
     "trainer.gradient_clip_val": _optional(_interval(0, None)),
     "trainer.steps_per_call": _int_at_least(1),
     "trainer.progress_bar": _bool,
+    "trainer.val_every_n_steps": _int_at_least(0),
+    "trainer.val_step_samples": _int_at_least(0),
     "data.batch_size": _int_at_least(1),
     "data.n_train": _int_at_least(1),
     "data.n_test": _int_at_least(1),

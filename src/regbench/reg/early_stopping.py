@@ -8,7 +8,8 @@ after t steps acts like an L2 penalty of strength about 1/(lr * t) (Bishop 1995,
 "Regularization and complexity control in feed-forward networks"; Goodfellow et al.
 2016, section 7.8).
 
-Logged: ``diag/best_epoch`` and ``diag/stopped_epoch`` (both 0-based).
+Logged: ``diag/best_epoch`` and ``diag/stopped_epoch`` (both 0-based) and
+``diag/best_value``, the monitored metric at the best epoch.
 """
 
 from __future__ import annotations
@@ -69,9 +70,10 @@ class EarlyStoppingBest(pl.Callback):
             pl_module.load_state_dict(self.best_state)
         if trainer.logger is not None:
             last = max(trainer.current_epoch - 1, 0)
-            trainer.logger.log_metrics(
-                {"diag/best_epoch": self.best_epoch, "diag/stopped_epoch": last}, step=last
-            )
+            metrics = {"diag/best_epoch": self.best_epoch, "diag/stopped_epoch": last}
+            if math.isfinite(self.best):  # the monitored value at the best epoch
+                metrics["diag/best_value"] = self.best
+            trainer.logger.log_metrics(metrics, step=last)
 
 
 @REGULARIZERS.register("early_stopping", "earlystopping")

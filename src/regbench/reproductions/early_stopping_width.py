@@ -9,15 +9,19 @@ large nets fit the noise.
 CPU scale (conf/experiment/early_stopping_width.yaml, esw_arm/*.yaml): MNIST-1D, one
 hidden ReLU layer of width 4, 16, 64, 256, 1024, 15% of the train labels replaced by
 another class (validation and test labels clean), SGD lr 0.01 momentum 0.9, batch 100;
-arms: a fixed budget of 500 epochs vs early stopping on the validation loss (patience
-20, best weights restored), the same seeds in both.
+arms: a fixed budget of 500 epochs vs early stopping on the validation *error* (as
+Caruana et al.: ``val/acc``, mode max; patience 100 epochs, the best epoch's weights
+restored), the same 5 seeds in both.
 
 Claims (declared before the run; per seed):
 
-- ``widest``: the early-stopped test error of the widest net minus the best early-stopped
-  error over all widths is below 1 point (this project's tolerance, fixed in commit
-  378fa96). The minimum is over the grid, so the statistic is >= 0 by construction: a
-  search the tolerance pays for.
+- ``widest``: the early-stopped test error of the widest net minus that of the width a
+  practitioner would keep, the one with the best early-stopped *validation* accuracy
+  (``diag/best_value``; ties go to the narrower width), is below 1 point. The width is
+  chosen on validation and judged on test, so the difference can take either sign: the
+  claim can fail. Caruana et al. state it qualitatively (this project found no numeric
+  margin in the paper to take); the 1-point tolerance is this project's, fixed in commit
+  378fa96.
 - ``no_rise``: the least-squares slope of the early-stopped test error on log4(width)
   over the wider half of the grid (64, 256, 1024) is below 0.5 points per x4 step, i.e.
   less than 1 point over the two steps, the same tolerance as ``widest``.
@@ -51,14 +55,16 @@ ES = "early-stopped test error over width"
 CLAIMS = {
     "widest": Claim(
         key="widest",
-        text="early-stopped: the widest net is within 1 point of the best width",
-        statistic="err_ES(widest) - min over widths err_ES, per seed",
+        text="early-stopped: the widest net is within 1 point of the width chosen on validation",
+        statistic="err_ES(widest) - err_ES(width with the best ES validation accuracy), "
+        "per seed (test error; the width chosen on validation)",
         direction="below",
         threshold=0.01,
         rationale="Caruana et al. 2001: large nets with early stopping generalize as well "
-        "as the best size; the 1-point tolerance is this project's, fixed in commit 378fa96 "
-        "(docs/REPRODUCTIONS.md section 15; one binomial s.e. of a 30% error on 1,000 test "
-        "samples is 1.45 points)",
+        "as the best size, a qualitative statement (no numeric margin found to take); the "
+        "1-point tolerance is this "
+        "project's, fixed in commit 378fa96 (docs/REPRODUCTIONS.md section 15; one binomial "
+        "s.e. of a 30% error on 1,000 test samples is 1.45 points)",
         curves=(ES,),
         **PTS,
     ),
@@ -88,6 +94,12 @@ CLAIMS = {
 }
 
 
+def chosen_width(val: dict[int, dict[int, float]], widths: list[int], seed: int) -> int:
+    """The width with the best early-stopped validation accuracy for ``seed``; ties go to
+    the narrower width (the smaller model a practitioner would keep)."""
+    return max(widths, key=lambda w: (val[w][seed], -w))
+
+
 def slope(xs: list[float], ys: list[float]) -> float:
     """Least-squares slope of ys on xs."""
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
@@ -99,10 +111,10 @@ def slope(xs: list[float], ys: list[float]) -> float:
 class EarlyStoppingWidth(Reproduction):
     name = "early_stopping_width"
     title = (
-        "Caruana et al. NIPS 2001: with early stopping, the widest net does as well as "
-        "the best width; with label noise, a fixed long budget does worse."
+        "Caruana et al. NIPS 2001: stopped on validation error, the widest net does as well "
+        "as the width chosen on validation; with label noise, a fixed long budget does worse."
     )
-    default_seeds = {"tiny": 2, "cpu": 3}
+    default_seeds = {"tiny": 2, "cpu": 5}
     objective = "test/acc"
 
     def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
@@ -116,18 +128,22 @@ class EarlyStoppingWidth(Reproduction):
         )
         self.require_runs(runs, experiment)
         err: dict[tuple[str, int], dict[int, float]] = {}
+        val: dict[int, dict[int, float]] = {}  # width -> seed -> best ES validation acc
         stop: dict[int, list[float]] = {}
         for r in runs:
             w = r.p("model.width", int)
             err.setdefault((r.p("esw_arm"), w), {})[r.seed] = 1 - r.metrics["test/acc"]
             if "diag/best_epoch" in r.metrics:
                 stop.setdefault(w, []).append(r.metrics["diag/best_epoch"] + 1)
+                val.setdefault(w, {})[r.seed] = r.metrics["diag/best_value"]
         widths = sorted({w for _, w in err})
         wide = [w for w in widths if w >= 64] or widths[-1:]
         es = {w: err.get(("early", w), {}) for w in widths}
-        seeds = sorted(set.intersection(*(set(v) for v in es.values())))
+        seeds = sorted(
+            set.intersection(*(set(v) for v in es.values()), *(set(v) for v in val.values()))
+        )
         top = widths[-1]
-        widest = [es[top][s] - min(es[w][s] for w in widths) for s in seeds]
+        widest = [es[top][s] - es[chosen_width(val, widths, s)][s] for s in seeds]
         no_rise = [
             slope([math.log(w, 4) for w in wide], [es[w][s] for w in wide])
             for s in seeds
@@ -160,7 +176,7 @@ class EarlyStoppingWidth(Reproduction):
     @staticmethod
     def _figure(err, widths: list[int], out_dir: Path) -> Path:
         fig, (ax,) = new_figure(1, width=5.5, height=3.8)
-        labels = {"fixed": "fixed 500 epochs", "early": "early stopping (val loss)"}
+        labels = {"fixed": "fixed 500 epochs", "early": "early stopping (val error)"}
         for i, a in enumerate(ARMS):
             ws = [w for w in widths if err.get((a, w))]
             band(

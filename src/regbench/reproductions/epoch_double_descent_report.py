@@ -27,6 +27,24 @@ def linear_text(r: RunRecord | None) -> str:
     )
 
 
+def authors_text(r: RunRecord | None) -> str:
+    """Heckel & Yilmaz's own two-layer setting, from its same-step run ("" without one)."""
+    if r is None:
+        return ""
+    return (
+        "Two-layer ReLU net in Heckel & Yilmaz's own setting (their notebook "
+        "early_stopping_two-layer-nn_double_descent.ipynb): Linear(d, k) - ReLU - "
+        f"Linear(k, 1) with biases, n={r.p('n')}, d={r.p('d')}, k={r.p('hidden')}, inputs "
+        f"with sd geometric over {r.p('s_range')}, noise-free linear teacher; PyTorch's "
+        f"init with the weights scaled by {r.p('w_scale', float):g} and "
+        f"{r.p('v_scale', float):g}; full-batch GD on the summed squared error, step "
+        f"{r.p('lr', float):g} for every parameter, the scaled arm's first layer "
+        f"{r.p('lr_first_scaled', float):g}; {r.p('steps')} steps, {r.p('draws')} draws per "
+        f"seed; test risk = mean absolute error on {r.p('n_test')} fresh inputs over the "
+        "zero predictor's (1 = predicting 0)."
+    )
+
+
 def two_layer_text(r: RunRecord | None) -> str:
     """The two-layer setup, from its equal-step run ("" without one)."""
     if r is None:

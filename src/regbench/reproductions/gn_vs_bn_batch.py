@@ -9,6 +9,23 @@ CPU scale (conf/experiment/gn_vs_bn_batch.yaml, gnbn_batch/*.yaml): MNIST-1D, ML
 10 epochs at every batch size; both norms on the same seeds. Test error in eval mode
 (BN on its running statistics, as at deployment).
 
+The learning-rate rule against Wu & He (sec. 4.1): they train on 8 GPUs with N images per
+GPU and scale the rate linearly with the batch (Goyal et al. 2017, arXiv 1706.02677),
+0.1 at N = 32 and 0.1 N / 32 otherwise, i.e. 0.1 per 256 images of the total batch 8N.
+Here the rule has their form, linear in the batch with equal epochs, and its own base,
+0.1 at B = 64 (0.05 at 32, 0.003125 at 2), this project's choice for the MLP. Where the
+MLP analogue departs from their setup:
+
+- per-GPU batch: their BN statistics come from the N images of one GPU while the gradient
+  averages all 8N (16 images at N = 2); here one device, so B is both the BN batch and the
+  gradient batch: at B = 2 the gradient is also 8x noisier than theirs;
+- groups of 4 features: 32 groups of a 128-wide layer hold 4 scalars per sample, where a
+  conv layer's group holds C/32 channels times every spatial position (e.g. 2 channels x
+  56 x 56 = 6,272 values in ResNet-50's first stage), so GN's own statistics are far
+  noisier here;
+- the rest: an MLP on MNIST-1D for 10 epochs (cosine), not ResNet-50 on ImageNet for 100
+  epochs (step decay); the published columns show the pattern, not a target.
+
 Claims (declared before the run; all paired per seed):
 
 - ``bn_small``: BN's test error at batch 2 minus at batch 32 is above 0 (Wu & He: +11.1
