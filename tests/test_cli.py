@@ -66,7 +66,7 @@ def test_bad_norm_exits_nonzero_before_training_naming_key_and_choices(tmp_path)
     assert "Epoch" not in proc.stderr + proc.stdout  # nothing trained
     os.environ["REGBENCH_MLRUNS"], old = str(tmp_path), os.environ["REGBENCH_MLRUNS"]
     try:
-        assert runs_of("default") == []
+        assert runs_of("train") == []
     finally:
         os.environ["REGBENCH_MLRUNS"] = old
 

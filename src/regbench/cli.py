@@ -8,21 +8,44 @@ from __future__ import annotations
 
 import sys
 
-USAGE = """usage: regbench <command> [args]
+USAGE = """usage: regbench <command> [args]   (regbench <command> --help for each)
+
+Regularization experiments: train, sweep and compare runs tracked in MLflow, and
+reproduce published results with a verdict per claim.
 
 commands:
-  train [overrides]      one run (Hydra overrides; -m for a multirun grid)
-  sweep SPEC.yaml        an Optuna study from sweeps/
-  reproduce NAME         a published result: grid, then report
-  report NAME            rebuild a reproduction's report from MLflow
-  compare NAME           a sweep's runs over seeds: table, paired diffs, figures
-  bench                  full stack vs a hand-written PyTorch loop
+  train [overrides]      one run (Hydra overrides; -m for a grid, --cfg job to print)
+  sweep SPEC.yaml        an Optuna study (or grid) from sweeps/, resumable
+  compare NAME           a grid's or sweep's runs over seeds: table, paired diffs, figures
+  reproduce NAME         a published result: its grid, then a report with verdicts
+  report NAME            rebuild a reproduction's report from MLflow, no training
+  bench                  full stack vs a hand-written PyTorch loop (timing)
 
 examples:
   regbench train model.width=64 trainer.max_epochs=3 seed=7
-  regbench train -m model.width=16,64 seed=0,1,2
-  regbench compare multirun-20260101-120000-abc123 --baseline model.width=16
+  regbench train -m 'reg=[l1],[l2],[]' seed=0,1,2 trainer.max_epochs=3
+  regbench compare multirun-20260101-120000-abc123 --baseline 'reg=[]'
+  regbench reproduce variance_shift --scale tiny
 """
+
+#: config groups a user composes (conf/<group>/*.yaml; `shared` and the experiment
+#: subfolders are building blocks of other files, not choices)
+PUBLIC_GROUPS = ("data", "model", "optim", "scheduler", "trainer", "logger", "reg", "experiment")
+#: keys people set most, shown with their defaults in `regbench train --help`
+COMMON_KEYS = (
+    "seed",
+    "experiment_name",
+    "trainer.max_epochs",
+    "data.batch_size",
+    "data.label_noise",
+    "model.width",
+    "model.depth",
+    "model.norm",
+    "model.dropout",
+    "model.block",
+    "optim.lr",
+    "optim.weight_decay",
+)
 
 
 def ui_link(run_id: str) -> str:
@@ -50,50 +73,137 @@ def _plain_overrides(argv: list[str]) -> list[str] | None:
     return [a for a in argv if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
 
 
-def _train(argv: list[str]) -> None:
-    import hydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import DictConfig
+def train_help() -> str:
+    """``regbench train --help``: the config groups with their choices and defaults, the
+    common keys with theirs, the flags, examples. Read from conf/, so it cannot go stale."""
+    import textwrap
 
+    from omegaconf import OmegaConf
+
+    from regbench.config import compose
+    from regbench.paths import CONF_DIR
+
+    cfg = compose([])
+    chosen: dict[str, str] = {}
+    for entry in OmegaConf.to_container(OmegaConf.load(CONF_DIR / "train.yaml"))["defaults"]:
+        if isinstance(entry, dict):
+            (group, choice), *_ = entry.items()
+            chosen[group] = "none" if choice is None else str(choice)
+    lines = []
+    for group in PUBLIC_GROUPS:
+        names = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+        default = chosen.get(group, "none")
+        text = ", ".join(f"{n}*" if n == default else n for n in names)
+        if group == "reg":
+            text = f"(a list, default []: reg=[l1,max_norm]) {text}"
+        elif default == "none":
+            text = f"(default: none) {text}"
+        lines += textwrap.wrap(
+            text, 88, initial_indent=f"  {group:<11}", subsequent_indent=" " * 13
+        )
+    keys = []
+    for key in COMMON_KEYS:
+        value = OmegaConf.select(cfg, key)
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value)
+        keys.append(f"{key}={value}".replace("'", "").replace(", ", ","))
+    key_lines = textwrap.wrap(", ".join(keys), 86, initial_indent="  ", subsequent_indent="  ")
+    return "\n".join(
+        [
+            "usage: regbench train [KEY=VALUE | GROUP=CHOICE ...]",
+            "       regbench train -m KEY=A,B [...]      a grid: every combination, batched",
+            "       regbench train --cfg job [...]       print the composed config, train nothing",
+            "",
+            "Train one model with PyTorch Lightning, log it to MLflow (mlruns/mlflow.db, or",
+            "$MLFLOW_TRACKING_URI) and print its test accuracy, run id and UI link. A bad key,",
+            "value or choice stops before training with one line and exit status 2.",
+            "",
+            "config groups (GROUP=CHOICE; * marks the default):",
+            *lines,
+            "",
+            "common keys, with their defaults (every key: regbench train --cfg job):",
+            *key_lines,
+            "",
+            "options:",
+            "  -m, --multirun   a grid over the comma-separated values, one MLflow parent run;",
+            "                   trains batched groups in this process (hydra/launcher=local:",
+            "                   parallel processes, hydra/launcher=slurm: a SLURM cluster)",
+            "  --cfg job        print the composed config (add --resolve) and exit",
+            "  --hydra-help     Hydra's own flags",
+            "",
+            "examples:",
+            "  regbench train model.width=64 trainer.max_epochs=3 seed=7",
+            "  regbench train model.norm=batch model.dropout=0.5 "
+            "model.block=[linear,dropout,norm,act]",
+            "  regbench train optim=sgd optim.lr=0.05 scheduler=step reg=[l2]",
+            "  regbench train -m 'reg=[l1],[l2],[]' seed=0,1,2 trainer.max_epochs=3",
+        ]
+    )
+
+
+def _train(argv: list[str]) -> None:
     from regbench import runtime
     from regbench.config import register_resolvers
     from regbench.errors import ConfigError
-    from regbench.paths import CONF_DIR
 
+    if "--help" in argv or "-h" in argv:  # Hydra's --help lists internal groups
+        print(train_help())
+        return
     register_resolvers()
     overrides = _plain_overrides(argv)
     if overrides is not None:  # Hydra would print a composition error on several lines
         from regbench.validate import check_config, compose_checked
 
         try:  # types, ranges and choices before torch and Lightning are imported (~4 s)
-            check_config(compose_checked(overrides))
+            cfg = compose_checked(overrides)
+            check_config(cfg)
         except ConfigError as e:
             _fail("train", e)
+        if len(overrides) == len(argv):
+            # One run, composed and checked: Hydra's app would compose it twice more and
+            # make an (empty) output folder per run; nothing else here needs it.
+            runtime.setup()
+            _run_one(cfg, overrides)
+            return
+
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import DictConfig
+
+    from regbench.paths import CONF_DIR
 
     @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
     def app(cfg: DictConfig) -> float:
-        from regbench.train import run
-
         runtime.setup()  # here too: multirun launchers run this in fresh processes
-        overrides = list(HydraConfig.get().overrides.task)
-        try:
-            metrics = run(cfg, overrides)
-        except ConfigError as e:  # raised before any MLflow run exists
-            _fail("train", e)
-        print(
-            f"\nrun {metrics['run_id']} finished: test/acc={metrics['test/acc']:.4f} "
-            f"test/loss={metrics['test/loss']:.4f}\n"
-            f"open it in MLflow: make ui, then {ui_link(metrics['run_id'])}"
-        )
-        return metrics["test/acc"]
+        return _run_one(cfg, list(HydraConfig.get().overrides.task))
 
     sys.argv = ["regbench train", *argv]
     app()
 
 
+def _run_one(cfg, overrides: list[str]) -> float:
+    """Train ``cfg``; print its result and where to see it; return its test accuracy."""
+    from regbench.errors import ConfigError
+    from regbench.train import run
+
+    try:
+        metrics = run(cfg, overrides)
+    except ConfigError as e:  # raised before any MLflow run exists
+        _fail("train", e)
+    print(
+        f"\nrun {metrics['run_id']} finished: test/acc={metrics['test/acc']:.4f} "
+        f"test/loss={metrics['test/loss']:.4f}\n"
+        f"open it in MLflow: make ui, then {ui_link(metrics['run_id'])}"
+    )
+    return metrics["test/acc"]
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    if not argv:  # a command is required: usage on stderr, exit 2 (as argparse does)
+        print(USAGE, file=sys.stderr)
+        raise SystemExit(2)
+    if argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return
     cmd, rest = argv[0], argv[1:]

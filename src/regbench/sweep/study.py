@@ -41,8 +41,10 @@ def default_storage() -> str:
 
 
 def _experiment(spec: StudySpec, study_name: str, cli_overrides: list[str]) -> str:
-    """CLI ``experiment_name=`` > the study file's > the base config's (unless 'default') >
-    the study name. Children and the parent run must share one experiment."""
+    """CLI ``experiment_name=`` > the study file's > the base config's (unless it is the
+    default, ``train``) > the study name. Children and the parent run must share one
+    experiment."""
+    from regbench.config import DEFAULT_EXPERIMENT
     from regbench.train import build
 
     cfg = _compose_or_raise("overrides", [*spec.overrides, *cli_overrides])
@@ -56,7 +58,8 @@ def _experiment(spec: StudySpec, study_name: str, cli_overrides: list[str]) -> s
             except ConfigError as e:
                 raise ConfigError(f"{where}: {e}") from None
     if any(o.startswith("experiment_name=") for o in cli_overrides) or not spec.experiment_name:
-        return str(cfg.experiment_name) if cfg.experiment_name != "default" else study_name
+        named = cfg.experiment_name != DEFAULT_EXPERIMENT
+        return str(cfg.experiment_name) if named else study_name
     return spec.experiment_name
 
 
@@ -244,7 +247,7 @@ def run_grid(
       later seeds of that point (they come back ``FAIL`` with the same error).
     - ``n_jobs`` worker processes, each with ``cores // n_jobs`` torch threads.
     - MLflow: one parent run (tags ``sweep.study=name``, ``sweep.role=parent``) in
-      ``experiment_name`` (default: the base config's experiment_name unless 'default',
+      ``experiment_name`` (default: the base config's experiment_name unless ``train``,
       else ``name``); one child run per point and seed (tags ``sweep.study``,
       ``sweep.trial``, ``sweep.seed``).
     - ``storage``: Optuna storage URL, default ``sqlite:///<mlruns>/optuna.db``.
