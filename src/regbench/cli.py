@@ -236,8 +236,9 @@ def _dispatch(cmd: str, rest: list[str]) -> None:
         sweep_main(rest)
     elif cmd == "compare":
         from regbench.report.compare import main as compare_main
+        from regbench.reproductions import compare_source
 
-        compare_main(rest)
+        compare_main(rest, resolve=compare_source)
     elif cmd in ("reproduce", "report"):
         from regbench.reproductions import main as repro_main
 

@@ -79,6 +79,7 @@ def band(
     marker: str | None = None,
     ls=None,
     dodge: float | None = None,
+    alpha: float = 0.15,
 ) -> None:
     """Mean line with its 95% CI as a shaded band (no band for one seed).
 
@@ -105,7 +106,7 @@ def band(
     plot(ax, x, mean, dodge or 0.0, marker=marker, ms=3, ls=ls, color=color, label=label)
     if spread:
         tr = dodged(ax, dodge or 0.0)
-        ax.fill_between(x, lo, hi, color=color, alpha=0.15, linewidth=0, transform=tr)
+        ax.fill_between(x, lo, hi, color=color, alpha=alpha, linewidth=0, transform=tr)
         if dodge:
             include(ax, x + x, lo + hi)
 
@@ -155,7 +156,8 @@ def clip_to(ax, lo: float | None = None, hi: float | None = None, axis: str = "y
 def save(fig, path: Path) -> Path:
     """Save deterministically (no timestamp in the PNG metadata) and close."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # constrained layout (legend below) lays out itself
+        fig.tight_layout()
     fig.savefig(path, dpi=120, metadata={"Software": None})
     plt.close(fig)
     return path

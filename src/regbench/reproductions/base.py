@@ -15,6 +15,7 @@ from pathlib import Path
 from regbench.errors import ConfigError
 from regbench.report import REPRO_TAG, find_parent, report_dir
 from regbench.report.claims import Verdict, claims_table
+from regbench.report.groups import Arms
 from regbench.report.writer import write_report
 
 #: tiny: seconds, same code path (make test asserts its verdicts); cpu: minutes on 2 cores;
@@ -38,6 +39,9 @@ class Reproduction:
     title: str = ""  # paper and claim, one line
     default_seeds: dict[str, int] = {"cpu": 2, "paper": 1}  # its keys: the scales it has
     objective: str = "val/acc"  # the grid's (unused) Optuna objective; must be logged
+    #: how ``regbench compare NAME`` labels this reproduction's configurations and which
+    #: is its baseline (None: by every varied setting, baseline the first, as any sweep)
+    arms: Arms | None = None
 
     def experiment_name(self, scale: str) -> str:
         return f"reproduce-{self.name}" + ("" if scale == "cpu" else f"-{scale}")
@@ -70,6 +74,20 @@ class Reproduction:
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         raise NotImplementedError
+
+    def compare_parents(self, scale: str) -> list:
+        """The parent runs ``regbench compare NAME`` reads, newest first: every grid this
+        reproduction trained at ``scale`` (each tagged by :func:`tag_parent` or
+        ``direct.parent_run``), so an arm trained as a grid of its own is not left out."""
+        from regbench.tracking import get_client
+
+        client = get_client()
+        exp = client.get_experiment_by_name(self.experiment_name(scale))
+        if exp is None:
+            return []
+        query = f"tags.`{REPRO_TAG}` = '{self.name}'"
+        runs = client.search_runs([exp.experiment_id], query, max_results=1000)
+        return sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id), reverse=True)
 
     def require_runs(self, runs: Sequence, experiment: str) -> None:
         """Stop with one line when the store holds no finished runs to report on."""

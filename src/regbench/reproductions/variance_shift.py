@@ -41,6 +41,7 @@ from pathlib import Path
 from regbench.report import RunRecord, load_runs, table
 from regbench.report.axes import group_by_axes, per_seed, summarize_seeds
 from regbench.report.claims import Claim, Verdict, judge
+from regbench.report.groups import Arms
 from regbench.report.plots import (
     COLORS,
     DODGE_PT,
@@ -185,6 +186,7 @@ class VarianceShift(Reproduction):
         "dropout only after the last BN, or re-estimating BN statistics, removes the shift."
     )
     default_seeds = {"tiny": 2, "cpu": 3, "paper": 3}
+    arms = Arms("vs_placement", LABELS, baseline="none")
 
     def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
         """Every placement x rate; :meth:`train` runs ``none`` at one rate only."""

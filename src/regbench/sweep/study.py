@@ -274,17 +274,38 @@ def run_grid(
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(
         prog="regbench sweep",
-        description="Run or resume an Optuna study from sweeps/*.yaml.",
-        epilog="Rerunning the same command resumes the study. Several machines can share a "
-        "study: --storage postgresql://user:pass@host/db on each.",
+        description=(
+            "Run or resume an Optuna study (or a grid) from a study file in sweeps/.\n\n"
+            "Each trial trains every seed of its point; the study is one MLflow parent run\n"
+            "with a child run per trial and seed. Rerunning the same command resumes it."
+        ),
+        epilog=(
+            "examples:\n"
+            "  regbench sweep sweeps/mlp_tpe.yaml --n-jobs 2\n"
+            "  regbench sweep sweeps/dropout_placement_grid.yaml\n"
+            "  regbench sweep sweeps/mlp_tpe.yaml --study quick trainer.max_epochs=5\n"
+            "  # several machines, the same command on each:\n"
+            "  regbench sweep sweeps/mlp_tpe.yaml --storage "
+            "postgresql+psycopg2://user:pass@host/db\n\n"
+            "Study file format and options: docs/SWEEPS.md"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("spec", help="study file, e.g. sweeps/mlp_tpe.yaml")
     p.add_argument("overrides", nargs="*", help="Hydra overrides applied to every trial")
-    p.add_argument("--n-jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--n-jobs", type=int, default=1, help="worker processes (default: 1)")
     p.add_argument("--n-trials", type=int, help="total trials (default: the study file's)")
-    p.add_argument("--timeout", type=float, help="seconds before workers stop starting trials")
-    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///<mlruns>/optuna.db)")
-    p.add_argument("--study", help="study name (default: the file's name or stem)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds before workers stop starting trials (default: the study file's, or none)",
+    )
+    p.add_argument(
+        "--storage",
+        help="Optuna storage URL (default: sqlite:///<mlruns>/optuna.db; several machines: "
+        "postgresql+psycopg2://user:pass@host/db, pip install 'regbench[postgres]')",
+    )
+    p.add_argument("--study", help="study name (default: the file's name, else its stem)")
     args = p.parse_intermixed_args(argv)
     try:
         spec = load_spec(args.spec)
