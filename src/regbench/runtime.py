@@ -35,6 +35,8 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    # the closed-form reproductions (teacher_student, two_layer) step their own parameters
+    warnings.filterwarnings("ignore", message=".*returned `None`, this fit will run with no opt")
 
 
 def plain_cuda_check() -> None:

@@ -105,12 +105,22 @@ def metric_vs_axis(groups: Sequence[Group], metrics: Sequence[str]):
     axis' categories, one point each. A numeric setting gets a line with a band; a
     categorical one evenly spaced ticks with error bars (no line between categories)."""
     named = any(g.name for g in groups)
+    inner = list(groups[0].within) if named and groups else []
     key = None if named else x_axis(groups)
     fig, axes = _panels(len(metrics))
-    if named:
+    if named and len(inner) == 1:  # arms over a setting that varies within them (a width)
+        key = inner[0]
+        values = list(dict.fromkeys(g.within[key] for g in groups))
+        order = sorted(values, key=_number) if _all_numeric(values, key) else values
+        at_of = {id(g): g.within[key] for g in groups}
+        series: dict[str, list[Group]] = defaultdict(list)
+        for g in groups:
+            series[g.arm].append(g)
+        named = False
+    elif named:  # the arms themselves are the categories
         order = [g.label for g in groups]
         at_of = {id(g): g.label for g in groups}
-        series: dict[str, list[Group]] = {"": list(groups)}
+        series = {"": list(groups)}
     else:
         values = list(dict.fromkeys(g.settings[key] for g in groups)) if key else ["(all runs)"]
         order = sorted(values, key=_number) if _all_numeric(values, key) else values
@@ -133,7 +143,10 @@ def metric_vs_axis(groups: Sequence[Group], metrics: Sequence[str]):
             else:
                 _errorbar(ax, [order.index(v) for v in at], sums, label or "mean", i, shift)
         if numeric:
-            ax.set_xticks([_number(v) for v in order], order)
+            xs = [_number(v) for v in order]
+            if min(xs) > 0 and max(xs) / min(xs) >= 20:  # widths 4 .. 1024, rates 1e-4 .. 1e-1
+                ax.set_xscale("log")
+            ax.set_xticks(xs, order)
             ax.minorticks_off()
         else:
             ax.set_xticks(range(len(order)), order, rotation=20 if len(order) > 3 else 0,

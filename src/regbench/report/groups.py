@@ -39,6 +39,8 @@ class Group:
     settings: dict[str, str]
     runs: dict[int, RunRecord] = field(default_factory=dict)
     name: str = ""
+    arm: str = ""  # a reproduction's arm label, and the settings that vary within arms
+    within: dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -83,10 +85,25 @@ def name_arms(groups: Sequence[Group], arms: Arms) -> list[Group]:
         )
     ]
     for g in groups:
-        rest = [f"{k.rsplit('.', 1)[-1]}={g.settings[k]}" for k in within]
-        g.name = ", ".join([arms.label(g.settings[arms.key]), *rest])
+        g.arm = arms.label(g.settings[arms.key])
+        g.within = {k: g.settings[k] for k in within}
+        rest = [f"{k.rsplit('.', 1)[-1]}={v}" for k, v in g.within.items()]
+        g.name = ", ".join([g.arm, *rest])
     rank = {v: i for i, v in enumerate(arms.labels)}
-    return sorted(groups, key=lambda g: rank.get(g.settings[arms.key], len(rank)))
+
+    def order(g: Group) -> tuple:
+        inner = [g.settings[k] for k in within]
+        return rank.get(g.settings[arms.key], len(rank)), [_numeric(v) for v in inner]
+
+    return sorted(groups, key=order)
+
+
+def _numeric(v: str) -> tuple:
+    """Sort key: numbers by value (4 < 16 < 256), then text."""
+    try:
+        return (0, float(v), "")
+    except ValueError:
+        return (1, 0.0, v)
 
 
 def arm_baseline(groups: Sequence[Group], arms: Arms) -> int:

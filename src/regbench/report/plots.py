@@ -113,7 +113,7 @@ def band(
 
 def log_ticks(ax, values) -> None:
     """A log x axis labelled at exactly ``values`` (widths, batch sizes), no minor ticks."""
-    ax.set(xscale="log", xticks=list(values), xticklabels=[str(v) for v in values])
+    ax.set(xscale="log", xticks=list(values), xticklabels=[f"{v:g}" for v in values])
     ax.minorticks_off()
 
 

@@ -76,9 +76,10 @@ class Reproduction:
         raise NotImplementedError
 
     def compare_parents(self, scale: str) -> list:
-        """The parent runs ``regbench compare NAME`` reads, newest first: every grid this
-        reproduction trained at ``scale`` (each tagged by :func:`tag_parent` or
-        ``direct.parent_run``), so an arm trained as a grid of its own is not left out."""
+        """The parent runs ``regbench compare NAME`` reads, newest first: every training
+        grid this reproduction ran at ``scale`` (tagged by :func:`tag_parent`), so an arm
+        trained as a grid of its own is not left out. Runs outside the grids (timings,
+        closed forms: ``direct.parent_run``) are compared only where there is no grid."""
         from regbench.tracking import get_client
 
         client = get_client()
@@ -87,7 +88,8 @@ class Reproduction:
             return []
         query = f"tags.`{REPRO_TAG}` = '{self.name}'"
         runs = client.search_runs([exp.experiment_id], query, max_results=1000)
-        return sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id), reverse=True)
+        grids = [r for r in runs if r.data.tags.get("sweep.study")] or runs
+        return sorted(grids, key=lambda r: (r.info.start_time or 0, r.info.run_id), reverse=True)
 
     def require_runs(self, runs: Sequence, experiment: str) -> None:
         """Stop with one line when the store holds no finished runs to report on."""

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from regbench.report import RunRecord, history, load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge, paired_by_seed
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.plots import COLORS, band, log_labels, log_ticks, new_figure, save, style
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction, grid
 
@@ -201,6 +201,9 @@ class BnLearningRate(Reproduction):
                         [(e + 1) * steps_per_epoch(r) for e, _ in h],
                         [100 * v for _, v in h],
                         color=COLORS[i],
+                        ls=style(i)["ls"],
+                        marker=style(i)["marker"] if len(h) <= 12 else "",
+                        ms=3,
                         lw=1,
                         label=f"norm={a}, lr={best[a]:g}" if s == seeds[0] else None,
                     )
@@ -212,6 +215,8 @@ class BnLearningRate(Reproduction):
             ylabel="final train loss",
             title="Final train loss over the rate grid",
         )
+        log_ticks(ax, rates)
+        log_labels(ax)
         ax.legend(fontsize=7)
         ax2.set(
             xlabel="SGD steps",

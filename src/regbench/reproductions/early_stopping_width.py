@@ -35,6 +35,7 @@ from pathlib import Path
 
 from regbench.report import load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge
+from regbench.report.groups import Arms
 from regbench.report.plots import COLORS, band, log_ticks, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
@@ -95,6 +96,7 @@ class EarlyStoppingWidth(Reproduction):
         "the best width; with label noise, a fixed long budget does worse."
     )
     default_seeds = {"tiny": 2, "cpu": 3}
+    arms = Arms("esw_arm", {"fixed": "fixed budget", "early": "early stopping"}, baseline="fixed")
     objective = "test/acc"
 
     def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:

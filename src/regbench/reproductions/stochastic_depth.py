@@ -44,6 +44,7 @@ import torch
 
 from regbench.report import RunRecord, load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge, paired_by_seed
+from regbench.report.groups import Arms
 from regbench.report.plots import COLORS, band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
@@ -188,6 +189,11 @@ class StochasticDepth(Reproduction):
         "error; skipping whole blocks per mini-batch cuts training time to the expected depth."
     )
     default_seeds = {"tiny": 2, "cpu": 4}
+    arms = Arms(
+        "sd_arm",
+        {"none": "no stochastic depth", "uniform": "uniform survival", "linear": "linear decay"},
+        baseline="none",
+    )
 
     def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
         base = ["experiment=stochastic_depth"] + (TINY if scale == "tiny" else [])
