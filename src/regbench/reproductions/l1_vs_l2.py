@@ -293,7 +293,7 @@ class L1VsL2(Reproduction):
             xticklabels=labels,
             ylim=(0, 100),
             ylabel="% |w| < 0.01 RMS(w)",
-            title="at the chosen strength, per seed",
+            title="at the chosen strength: seeds (dots), mean (bar)",
         )
         for a in (ax, ax2):  # linear below 1%, where the Gaussian level sits; log above
             a.set_yscale("symlog", linthresh=1.0)

@@ -279,8 +279,15 @@ class VarianceShift(Reproduction):
             if pl == "none":  # no dropout: one run stands for every rate
                 at, rs = dict.fromkeys(rates, rs[0]), rates
             shift = (i - 1.5) * DODGE_PT  # arms side by side where they share a rate
-            band(ax1, rs, [S["shift_bn1"][pl, at[r]] for r in rs], LABELS[pl], COLORS[i],
-                 dodge=shift)  # fmt: skip
+            band(
+                ax1,
+                rs,
+                [S["shift_bn1"][pl, at[r]] for r in rs],
+                LABELS[pl],
+                COLORS[i],
+                ls="-",
+                dodge=shift,
+            )  # fmt: skip  (solid: measured; dotted: formula)
             plot(ax1, rs, [S["pred_bn1"][pl, at[r]].mean for r in rs], shift, ls=":",
                  marker="x", ms=6, color=COLORS[i])  # fmt: skip
             band(ax2, rs, [S["test"][pl, at[r]] for r in rs], LABELS[pl], COLORS[i], scale=100,
