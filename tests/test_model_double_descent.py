@@ -8,6 +8,7 @@ import math
 import pytest
 
 from regbench.config import compose
+from regbench.report import report_dir
 from regbench.report.claims import SUPPORTED
 from regbench.reproductions import model_double_descent as mdd
 
@@ -67,7 +68,11 @@ def test_tiny_scale_one_seed_every_claim_inconclusive(capsys):
     from regbench.reproductions import main
 
     main("reproduce", ["model_double_descent", "--scale", "tiny", "--seeds", "1", "--n-jobs", "1"])
-    text = capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "model_double_descent (tiny scale): 0 SUPPORTED, 0 REFUTED, 5 INCONCLUSIVE" in out
+    path = report_dir("model_double_descent", "tiny") / "report.md"
+    assert f"report: {path} " in out and "| 36 |" not in out  # the path, not the markdown
+    text = path.read_text()
     assert "## Claims: 0 SUPPORTED, 0 REFUTED, 5 INCONCLUSIVE" in text
     rows = [line for line in text.splitlines() if "**INCONCLUSIVE**" in line]
     assert len(rows) == 5

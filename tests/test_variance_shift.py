@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from regbench.report import load_runs
+from regbench.report import load_runs, report_dir
 from regbench.report.axes import group_by_axes
 from regbench.report.claims import INCONCLUSIVE, REFUTED, SUPPORTED
 from regbench.reproductions import variance_shift as vs
@@ -77,7 +77,15 @@ def test_tiny_scale_end_to_end(capsys):
     from regbench.reproductions import main
 
     main("reproduce", ["variance_shift", "--scale", "tiny", "--n-jobs", "1"])
-    text = capsys.readouterr().out
+    out = capsys.readouterr().out
+    # the terminal: the verdicts and where the report is, not the report's markdown
+    assert "variance_shift (tiny scale): 0 SUPPORTED, 0 REFUTED, 7 INCONCLUSIVE" in out
+    lines = [line for line in out.splitlines() if line.startswith(f"  {INCONCLUSIVE}")]
+    assert len(lines) == 7 and all("2 seeds, needs 3" in r for r in lines)
+    assert "| no dropout |" not in out and "![" not in out
+    path = report_dir("variance_shift", "tiny") / "report.md"
+    assert f"report: {path} " in out
+    text = path.read_text()
     assert "## Claims: 0 SUPPORTED, 0 REFUTED, 7 INCONCLUSIVE" in text
     rows = [line for line in text.splitlines() if f"**{INCONCLUSIVE}**" in line]
     assert len(rows) == 7 and all("2 seeds, needs 3" in r for r in rows)

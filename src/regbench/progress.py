@@ -48,6 +48,7 @@ class EpochProgressBar(ProgressBar):
                 file=sys.stderr,
                 dynamic_ncols=True,
                 leave=True,
+                mininterval=0,  # an epoch is a rare event: draw every one
             )
 
     def _draw(self, trainer: pl.Trainer, done: int) -> None:
@@ -93,6 +94,7 @@ class GroupEpochBar:
             file=sys.stderr,
             dynamic_ncols=True,
             leave=True,
+            mininterval=0,  # an epoch is a rare event: draw every one
         )
         self._sums: dict[str, list[float]] = {}
         self._drawn = 0

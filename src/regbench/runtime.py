@@ -29,9 +29,14 @@ LIGHTNING_LOGGERS = (
 )
 
 
+#: MLflow's and Alembic's info lines when a fresh store creates its tables ("Creating
+#: initial MLflow database tables...", one line per migration): a first run's noise
+STORE_LOGGERS = ("mlflow.store.db.utils", "alembic.runtime.migration")
+
+
 def quiet_lightning() -> None:
     """Lightning's info lines (GPU available, tips, "100% of batches") are noise in sweeps."""
-    for name in LIGHTNING_LOGGERS:
+    for name in (*LIGHTNING_LOGGERS, *STORE_LOGGERS):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")

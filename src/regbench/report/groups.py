@@ -84,10 +84,16 @@ def name_arms(groups: Sequence[Group], arms: Arms) -> list[Group]:
             for v in {g.settings[arms.key] for g in groups}
         )
     ]
+
+    def varies(k: str, arm: str) -> bool:
+        return len({g.settings[k] for g in groups if g.settings[arms.key] == arm}) > 1
+
     for g in groups:
         g.arm = arms.label(g.settings[arms.key])
         g.within = {k: g.settings[k] for k in within}
-        rest = [f"{k.rsplit('.', 1)[-1]}={v}" for k, v in g.within.items()]
+        # a setting is named where it varies within this arm (no dropout has no rate)
+        rest = [f"{k.rsplit('.', 1)[-1]}={v}" for k, v in g.within.items()
+                if varies(k, g.settings[arms.key])]  # fmt: skip
         g.name = ", ".join([g.arm, *rest])
     rank = {v: i for i, v in enumerate(arms.labels)}
 

@@ -129,17 +129,21 @@ def _check_arguments(
             raise ConfigError("--n-trials does not apply to a grid: it runs every point")
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 point``, ``3 points``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _announce(
     spec: StudySpec, name: str, url: str, n_jobs: int, n_trials: int | None, queued: int
 ) -> None:
     """One line on what is about to run: a grid's points still to run, a study's budget."""
+    seeds = _count(len(spec.seeds), "seed")
     if spec.is_grid:
-        line = f"grid {name}: {spec.n_trials} points x {len(spec.seeds)} seeds, {queued} to run"
+        line = f"grid {name}: {_count(spec.n_trials, 'point')} x {seeds}, {queued} to run"
     else:
-        line = (
-            f"study {name}: {n_trials or spec.n_trials} trials x {len(spec.seeds)} seeds, "
-            f"{n_jobs} worker(s); storage {url}"
-        )
+        trials = _count(n_trials or spec.n_trials, "trial")
+        line = f"study {name}: {trials} x {seeds}, {_count(n_jobs, 'worker')}; storage {url}"
     print(line, flush=True)
 
 
