@@ -132,3 +132,21 @@ def test_a_plain_or_refused_train_leaves_no_hydra_output_folder(experiment):
 
 
 TINY_ARGS = ["data.n_train=600", "data.n_test=200", "model.width=32", "trainer.progress_bar=false"]
+
+
+def test_a_refused_value_answers_before_lightning_is_imported():
+    """trainer.precision's check imports Lightning (most of a cold start): it runs last,
+    so a bad value anywhere else is refused without that import."""
+    code = (
+        "import sys\n"
+        "from regbench.cli import main\n"
+        "try:\n"
+        "    main(['train', 'data.batch_size=0'])\n"
+        "except SystemExit as e:\n"
+        "    print(e.code, 'lightning_fabric' in sys.modules, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["2", "False", "False"], done.stderr[-2000:]
+    assert done.stderr.strip().endswith(
+        "data.batch_size=0 is not valid; it must be an integer >= 1"
+    )
