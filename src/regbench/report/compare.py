@@ -203,10 +203,10 @@ def compare(
     val = [m for m in every if m.startswith("val/")]
     from regbench.report.compare_plots import learning_curves, metric_vs_axis
 
-    figures = {"metrics_vs_setting.png": metric_vs_axis(groups, main[:4])}
+    figures = {"metrics_vs_setting.png": metric_vs_axis(groups, main[:4], groups[base])}
     if val:
         hist = _histories(client, groups, val)
-        figures["val_curves.png"] = learning_curves(groups, hist, val)
+        figures["val_curves.png"] = learning_curves(groups, hist, val, groups[base])
     for fname, fig in figures.items():
         client.log_figure(pid, fig, f"{ARTIFACT_DIR}/{fname}")
         save(fig, out_dir / fname)

@@ -99,11 +99,12 @@ def _errorbar(ax, pos, sums, label: str, i: int, dodge: float) -> None:
     include(ax, pos * 3, mean + lo + hi)
 
 
-def metric_vs_axis(groups: Sequence[Group], metrics: Sequence[str]):
+def metric_vs_axis(groups: Sequence[Group], metrics: Sequence[str], base: Group | None = None):
     """One panel per metric: its final value against the x-axis setting, one series per
     combination of the other settings. Named groups (a reproduction's arms) are the x
     axis' categories, one point each. A numeric setting gets a line with a band; a
-    categorical one evenly spaced ticks with error bars (no line between categories)."""
+    categorical one evenly spaced ticks with error bars (no line between categories).
+    ``base``: the baseline, marked on its tick where a tick is one configuration."""
     named = any(g.name for g in groups)
     inner = list(groups[0].within) if named and groups else []
     key = None if named else x_axis(groups)
@@ -149,7 +150,10 @@ def metric_vs_axis(groups: Sequence[Group], metrics: Sequence[str]):
             ax.set_xticks(xs, order)
             ax.minorticks_off()
         else:
-            ax.set_xticks(range(len(order)), order, rotation=20 if len(order) > 3 else 0,
+            one = len(series) == 1  # a tick is one configuration: the baseline can be marked
+            ticks = [f"{v}\n(baseline)" if one and base is not None and at_of.get(id(base)) == v
+                     else v for v in order]  # fmt: skip
+            ax.set_xticks(range(len(order)), ticks, rotation=20 if len(order) > 3 else 0,
                           ha="right" if len(order) > 3 else "center", fontsize=7)  # fmt: skip
             ax.set_xlim(-0.5, len(order) - 0.5)
         clip_to(ax, *metric_range(metric))
@@ -176,7 +180,12 @@ def curve_summaries(histories: dict[int, list[tuple[int, float]]]):
     return steps, [mean_ci(by_step[s]) for s in steps]
 
 
-def learning_curves(groups: Sequence[Group], histories: dict[str, dict], metrics: Sequence[str]):
+def learning_curves(
+    groups: Sequence[Group],
+    histories: dict[str, dict],
+    metrics: Sequence[str],
+    base: Group | None = None,
+):
     """One panel per ``val/`` metric, one line per configuration with its band.
     ``histories[run_id][metric]`` is ``[(step, value), ...]``. Training runs (``train.run``
     and batched groups, which log ``time/epoch_s``; their step is the epoch index) are
@@ -195,7 +204,8 @@ def learning_curves(groups: Sequence[Group], histories: dict[str, dict], metrics
                 x = [s + 1 for s in steps] if epochs else steps
                 marker = "" if len(x) > 12 else None
                 color = COLORS[i % len(COLORS)]
-                band(ax, x, sums, g.label, color, marker=marker, alpha=alpha)
+                label = f"{g.label} (baseline)" if g is base else g.label
+                band(ax, x, sums, label, color, marker=marker, alpha=alpha)
         clip_to(ax, *metric_range(metric))
         ax.set_xlabel("epoch" if epochs else "step")
         ax.set_ylabel(metric)
