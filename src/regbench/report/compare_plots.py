@@ -157,7 +157,7 @@ def metric_vs_axis(groups: Sequence[Group], metrics: Sequence[str], base: Group 
                           ha="right" if len(order) > 3 else "center", fontsize=7)  # fmt: skip
             ax.set_xlim(-0.5, len(order) - 0.5)
         clip_to(ax, *metric_range(metric))
-        ax.set_xlabel(key or ("" if named else ""))
+        ax.set_xlabel(key or "")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
     if len(series) > 1:
