@@ -66,7 +66,7 @@ def test_bad_norm_exits_nonzero_before_training_naming_key_and_choices(tmp_path)
     assert "Epoch" not in proc.stderr + proc.stdout  # nothing trained
     os.environ["REGBENCH_MLRUNS"], old = str(tmp_path), os.environ["REGBENCH_MLRUNS"]
     try:
-        assert runs_of("default") == []
+        assert runs_of("train") == []
     finally:
         os.environ["REGBENCH_MLRUNS"] = old
 
@@ -91,3 +91,62 @@ def test_bench_prints_a_ratio_line_per_width(capsys):
     runs = runs_of("bench")
     assert len(runs) == before + 2
     assert all(r.info.status == "FINISHED" for r in runs[:2])
+
+
+def test_no_command_is_usage_and_exit_2_and_help_is_usage_and_exit_0(capsys):
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: regbench <command> [args]") and "examples:" in err
+    main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: regbench <command> [args]")
+
+
+def test_train_help_lists_the_groups_users_compose_with_defaults_and_examples(capsys):
+    main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: regbench train [KEY=VALUE | GROUP=CHOICE ...]")
+    assert "powered by Hydra" not in out
+    groups = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and
+              line.split()[0] in ("data", "model", "optim", "scheduler", "trainer", "logger",
+                                  "reg", "experiment", "shared")]  # fmt: skip
+    assert groups == ["data", "model", "optim", "scheduler", "trainer", "logger", "reg",
+                      "experiment"]  # fmt: skip
+    assert "mnist1d*" in out and "mlp*" in out and "adam*" in out  # the defaults, marked
+    assert "dmn_arm" not in out and "vs_placement" not in out  # internal subgroups
+    assert "trainer.max_epochs=60" in out and "examples:" in out
+
+
+def test_a_plain_or_refused_train_leaves_no_hydra_output_folder(experiment):
+    from regbench.paths import ROOT
+
+    runs = ROOT / "mlruns" / "hydra" / "runs"
+    before = set(runs.iterdir()) if runs.is_dir() else set()
+    main(["train", *TINY_ARGS, "trainer.max_epochs=1", f"experiment_name={experiment}"])
+    with pytest.raises(SystemExit):
+        main(["train", "model.dropout=2", f"experiment_name={experiment}"])
+    after = set(runs.iterdir()) if runs.is_dir() else set()
+    assert after == before
+    assert [r.info.status for r in runs_of(experiment)] == ["FINISHED"]
+
+
+TINY_ARGS = ["data.n_train=600", "data.n_test=200", "model.width=32", "trainer.progress_bar=false"]
+
+
+def test_a_refused_value_answers_before_lightning_is_imported():
+    """trainer.precision's check imports Lightning (most of a cold start): it runs last,
+    so a bad value anywhere else is refused without that import."""
+    code = (
+        "import sys\n"
+        "from regbench.cli import main\n"
+        "try:\n"
+        "    main(['train', 'data.batch_size=0'])\n"
+        "except SystemExit as e:\n"
+        "    print(e.code, 'lightning_fabric' in sys.modules, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["2", "False", "False"], done.stderr[-2000:]
+    assert done.stderr.strip().endswith(
+        "data.batch_size=0 is not valid; it must be an integer >= 1"
+    )

@@ -202,3 +202,36 @@ def test_batched_time_shares_are_shown_without_intervals_and_say_why(experiment,
     fit_rows = [r for r in rows if r["metric"] == "time/fit_s"]
     assert all(r["shared_in_batched_group"] and r["ci95_lo"] is None for r in fit_rows)
     assert not any(r["shared_in_batched_group"] for r in rows if r["metric"] == "test/acc")
+
+
+def test_a_reproduction_is_compared_over_all_its_grids_by_its_declared_arms(
+    capsys, monkeypatch, tmp_path
+):
+    """variance_shift trains "no dropout" as a grid of its own: `compare variance_shift`
+    reads both grids, labels each configuration by its arm (plus the rate, which varies
+    within arms) and compares with the declared baseline, "no dropout"."""
+    from regbench.report import REPRO_TAG
+    from regbench.reproductions import compare_source
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'fresh.db'}")
+    experiment = "reproduce-variance_shift-tiny"
+    acc = {("none", "0.1"): 0.50, ("before_bn", "0.1"): 0.45, ("before_bn", "0.5"): 0.40}
+    blocks = {"none": "[linear, norm, act]", "before_bn": "[linear, dropout, norm, act]"}
+    for grid, placements in (("none", ["none"]), ("main", ["before_bn"])):
+        tags = {REPRO_TAG: "variance_shift", "regbench.scale": "tiny", "sweep.study": grid}
+        with tracked_run(experiment, f"grid-{grid}", tags=tags) as parent:
+            for (pl, rate), a in acc.items():
+                if pl not in placements:
+                    continue
+                for seed in range(2):
+                    with tracked_run(experiment, "c", parent_run_id=parent.run_id) as c:
+                        params = {"seed": str(seed), "vs_placement": pl, "vs_rate": rate,
+                                  "model.block": blocks[pl]}  # fmt: skip
+                        log_params(c.client, c.run_id, params)
+                        c.log_metrics({"test/acc": a + 0.01 * seed, "test/loss": 1 - a})
+    text, _ = compare("variance_shift", source=compare_source("variance_shift", None))
+    assert "3 configurations, 6 runs from the parent runs grid-main (" in text
+    assert "| **baseline** no dropout | 2 | 0.5050 ± 0.0635 |" in text
+    assert "| dropout before BN, vs_rate=0.1 | 2 | 0.4550" in text
+    assert "| dropout before BN, vs_rate=0.5 | -0.1000 [-0.1000, -0.1000] |" in text
+    assert "model.block" not in text  # follows from the arm: not part of the label

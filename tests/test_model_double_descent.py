@@ -10,6 +10,7 @@ import math
 import pytest
 
 from regbench.config import compose
+from regbench.report import report_dir
 from regbench.report.claims import INCONCLUSIVE, REFUTED, SUPPORTED
 from regbench.reproductions import model_double_descent as mdd
 
@@ -100,11 +101,14 @@ def test_tiny_scale_end_to_end_positions_by_the_sign_test_and_no_rise(capsys):
     samples make no double descent. The error rises by a test sample or two from h = 12
     to h = 36, far below the 3-point claim: REFUTED per claim (the strong effect tiny
     scale has). The positions are judged by the sign test, whose rule the row shows."""
-    from regbench.report.writer import report_dir
     from regbench.reproductions import main
 
     main("reproduce", ["model_double_descent", "--scale", "tiny", "--seeds", "3", "--n-jobs", "1"])
-    text = capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.count("model_double_descent (tiny scale): findings ") == 1
+    path = report_dir("model_double_descent", "tiny") / "report.md"
+    assert f"report: {path} " in out and "| 36 |" not in out  # the path, not the markdown
+    text = path.read_text()
     rows = {r.split("`")[1]: r for r in text.splitlines() if r.startswith("| `")}
     assert len(rows) == 5
     assert "| sign test on the seeds in the window" in rows["min"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 
@@ -166,3 +167,23 @@ def test_train_multirun_bad_input_stops_before_any_job_trains(experiment, tmp_pa
     )
     assert "model.width=abc" in line
     assert runs_of(experiment) == []  # no parent run, no child
+
+
+def test_train_multirun_names_its_bars_and_prints_the_compare_command(experiment, tmp_path):
+    """The grid's batched bar names its group and shows metrics; the printed parent name is
+    the one `regbench compare` takes, and the last lines are that exact command."""
+    from regbench.report.compare import compare
+
+    done, parent, children = _train_m(experiment, tmp_path, "seed=0,1", "trainer.progress_bar=true")
+    assert done.returncode == 0, done.stderr[-3000:]
+    name = parent.info.run_name
+    assert name.startswith("multirun-") and len(children) == 2
+    assert done.stdout.startswith(f"{name}: MLflow parent run {parent.info.run_id}")
+    assert done.stdout.strip().splitlines()[-1] == f"  regbench compare {name}"
+    assert parent.data.tags["mlflow.note.content"].count(f"`regbench compare {name}`") == 1
+    bar = [f for f in re.split(r"[\r\n]", done.stderr) if " 1/1 " in f]
+    # named as the runs are (mlp-...-w32-trainerfast-s0 and -s1), less the seed's part
+    assert bar and re.match(r"mlp-\S*w32\S*-s0,1 \(2 models, batched, means\): 100%", bar[-1])
+    assert "tr_loss=" in bar[-1] and "va_acc=" in bar[-1]
+    text, _ = compare(name)  # what the printed command runs
+    assert f"parent run {parent.info.run_id}: 1 configurations, 2 runs" in text

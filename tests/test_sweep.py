@@ -255,3 +255,12 @@ def test_sigkilled_sweep_resumes_to_n_complete_trials(experiment, tmp_path, monk
     parent, children = family(experiment)
     assert parent.info.status == "FINISHED"
     assert sorted(c.info.status for c in children) == ["FINISHED"] * 4 + ["KILLED"]
+
+
+def test_trial_tables_show_keys_as_people_read_them():
+    from regbench.sweep.study import _count
+    from regbench.sweep.tracking import shown_key
+
+    assert shown_key("+experiment/vs_placement") == "vs_placement"
+    assert shown_key("model.width") == "model.width" and shown_key("optim") == "optim"
+    assert (_count(1, "point"), _count(3, "point")) == ("1 point", "3 points")

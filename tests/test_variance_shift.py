@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from regbench.report import load_runs
+from regbench.report import load_runs, report_dir
 from regbench.report.axes import group_by_axes
 from regbench.report.claims import INCONCLUSIVE, REFUTED, SUPPORTED
 from regbench.reproductions import variance_shift as vs
@@ -80,11 +80,18 @@ def test_tiny_scale_end_to_end(capsys):
     effects are decided, family-wise too. Random claims near a threshold are not pinned."""
     import json
 
-    from regbench.report.writer import report_dir
     from regbench.reproductions import main
 
     main("reproduce", ["variance_shift", "--scale", "tiny", "--seeds", "3", "--n-jobs", "1"])
-    text = capsys.readouterr().out
+    out = capsys.readouterr().out
+    # the terminal: the verdicts by role and where the report is, not the report's markdown
+    assert out.count("variance_shift (tiny scale): findings ") == 1 and "checks " in out
+    lines = [line for line in out.splitlines() if line.startswith("  ")]
+    assert len(lines) == 7 and sum("[check]" in line for line in lines) == 3
+    assert "| no dropout |" not in out and "![" not in out
+    path = report_dir("variance_shift", "tiny") / "report.md"
+    assert f"report: {path} " in out
+    text = path.read_text()
     assert "## Claims" in text and "### Checks" in text
     assert "| no dropout | - |" in text and "| dropout before BN | 0.5 |" in text
     data = json.loads((report_dir("variance_shift", "tiny") / "claims.json").read_text())

@@ -8,22 +8,26 @@ from __future__ import annotations
 
 import sys
 
-USAGE = """usage: regbench <command> [args]
+USAGE = """usage: regbench <command> [args]   (regbench <command> --help for each)
+
+Regularization experiments: train, sweep and compare runs tracked in MLflow, and
+reproduce published results with a verdict per claim.
 
 commands:
-  train [overrides]      one run (Hydra overrides; -m for a multirun grid)
-  sweep SPEC.yaml        an Optuna study from sweeps/
-  reproduce NAME         a published result: grid, then report
-  report NAME            rebuild a reproduction's report from MLflow
-  compare NAME           a sweep's runs over seeds: table, paired diffs, figures
+  train [overrides]      one run (Hydra overrides; -m for a grid, --cfg job to print)
+  sweep SPEC.yaml        an Optuna study (or grid) from sweeps/, resumable
+  compare NAME           a grid's or sweep's runs over seeds: table, paired diffs, figures
+  reproduce NAME         a published result: its grid, then a report with verdicts
+  report NAME            rebuild a reproduction's report from MLflow, no training
   site [--out DIR]       a static HTML site of every report in the store (reports/site/)
-  bench                  full stack vs a hand-written PyTorch loop
+  bench                  full stack vs a hand-written PyTorch loop (timing)
   doctor                 check this machine's gradients against float64 (no runs)
 
 examples:
   regbench train model.width=64 trainer.max_epochs=3 seed=7
-  regbench train -m model.width=16,64 seed=0,1,2
-  regbench compare multirun-20260101-120000-abc123 --baseline model.width=16
+  regbench train -m 'reg=[l1],[l2],[]' seed=0,1,2 trainer.max_epochs=3
+  regbench compare multirun-20260101-120000-abc123 --baseline 'reg=[]'
+  regbench reproduce variance_shift --scale tiny
 """
 
 
@@ -44,12 +48,14 @@ def _fail(cmd: str, error: Exception) -> None:
     raise SystemExit(2)
 
 
-def _check_train_args(argv: list[str]) -> None:
+def _check_train_args(argv: list[str]):
     """``regbench train``'s bad input, one line and exit 2, before Hydra starts anything:
     a single run's overrides (types, ranges, choices; its builders check the rest before
     its MLflow run exists), every job of a ``-m`` grid built before any trains and before
     the grid's parent run exists, and ``--cfg`` checked as the run it prints. Help,
-    completion and other config sources are left to Hydra; ``hydra.*`` overrides too."""
+    completion and other config sources are left to Hydra; ``hydra.*`` overrides too.
+    Returns ``(cfg, overrides)`` for one plain run (no flags, no ``hydra.*`` overrides),
+    which needs no Hydra app; else None."""
     import argparse
 
     from hydra._internal.utils import get_args_parser
@@ -77,48 +83,71 @@ def _check_train_args(argv: list[str]) -> None:
         elif args.cfg:
             check_job(compose_checked(overrides))
         else:  # types, ranges and choices before torch and Lightning are imported (~4 s)
-            check_config(compose_checked(overrides))
+            cfg = compose_checked(overrides)
+            check_config(cfg)
+            if len(overrides) == len(argv):
+                return cfg, overrides
     except ConfigError as e:
         _fail("train", e)
+    return None
 
 
 def _train(argv: list[str]) -> None:
+    from regbench import runtime
+    from regbench.config import register_resolvers
+
+    if "--help" in argv or "-h" in argv:  # Hydra's --help lists internal groups
+        from regbench.train_help import train_help
+
+        print(train_help())
+        return
+    register_resolvers()
+    plain = _check_train_args(argv)  # Hydra would print composition errors on several lines
+    if plain is not None:
+        # One run, composed and checked: Hydra's app would compose it twice more and make
+        # an (empty) output folder per run; nothing else here needs it.
+        runtime.setup()
+        _run_one(*plain)
+        return
+
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
-    from regbench import runtime
-    from regbench.config import register_resolvers
-    from regbench.errors import ConfigError
     from regbench.paths import CONF_DIR
-
-    register_resolvers()
-    _check_train_args(argv)  # Hydra would print composition errors on several lines
 
     @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
     def app(cfg: DictConfig) -> float:
-        from regbench.train import run
-
         runtime.setup()  # here too: multirun launchers run this in fresh processes
-        overrides = list(HydraConfig.get().overrides.task)
-        try:
-            metrics = run(cfg, overrides)
-        except ConfigError as e:  # raised before any MLflow run exists
-            _fail("train", e)
-        print(
-            f"\nrun {metrics['run_id']} finished: test/acc={metrics['test/acc']:.4f} "
-            f"test/loss={metrics['test/loss']:.4f}\n"
-            f"open it in MLflow: make ui, then {ui_link(metrics['run_id'])}"
-        )
-        return metrics["test/acc"]
+        return _run_one(cfg, list(HydraConfig.get().overrides.task))
 
     sys.argv = ["regbench train", *argv]
     app()
 
 
+def _run_one(cfg, overrides: list[str]) -> float:
+    """Train ``cfg``; print its result and where to see it; return its test accuracy."""
+    from regbench.errors import ConfigError
+    from regbench.train import run
+
+    try:
+        metrics = run(cfg, overrides)
+    except ConfigError as e:  # raised before any MLflow run exists
+        _fail("train", e)
+    print(
+        f"\nrun {metrics['run_id']} finished: test/acc={metrics['test/acc']:.4f} "
+        f"test/loss={metrics['test/loss']:.4f}\n"
+        f"open it in MLflow: make ui, then {ui_link(metrics['run_id'])}"
+    )
+    return metrics["test/acc"]
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    if not argv:  # a command is required: usage on stderr, exit 2 (as argparse does)
+        print(USAGE, file=sys.stderr)
+        raise SystemExit(2)
+    if argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return
     cmd, rest = argv[0], argv[1:]
@@ -151,8 +180,9 @@ def _dispatch(cmd: str, rest: list[str]) -> None:
         sweep_main(rest)
     elif cmd == "compare":
         from regbench.report.compare import main as compare_main
+        from regbench.reproductions import compare_source
 
-        compare_main(rest)
+        compare_main(rest, resolve=compare_source)
     elif cmd == "doctor":
         from regbench.numerics.doctor import main as doctor_main
 

@@ -11,6 +11,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from regbench.paths import CONF_DIR, ROOT
 
+#: conf/train.yaml's ``experiment_name``: where runs go that name no experiment
+DEFAULT_EXPERIMENT = "train"
+
 
 def register_resolvers() -> None:
     """``${rb_root:}`` (the repository root) in conf/; idempotent, called before composing."""

@@ -11,13 +11,37 @@ import logging
 import os
 import warnings
 
+#: Lightning's package loggers, and the loggers its info lines come from: rank_zero_info
+#: ("GPU available", "TPU available", the tips advertising other services, "`Trainer.fit`
+#: stopped") and the CUDA accelerator's "LOCAL_RANK" line. ``import pytorch_lightning``
+#: sets its package logger back to INFO, and setup() usually runs before that import
+#: (imports are lazy), so the emitting child loggers, which Lightning never sets, get the
+#: level too.
+LIGHTNING_LOGGERS = (
+    "pytorch_lightning",
+    "lightning.pytorch",
+    "lightning_fabric",
+    "pytorch_lightning.utilities.rank_zero",
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning_fabric.utilities.rank_zero",
+    "pytorch_lightning.accelerators.cuda",
+    "lightning.pytorch.accelerators.cuda",
+)
+
+
+#: MLflow's and Alembic's info lines when a fresh store creates its tables ("Creating
+#: initial MLflow database tables...", one line per migration): a first run's noise
+STORE_LOGGERS = ("mlflow.store.db.utils", "alembic.runtime.migration")
+
 
 def quiet_lightning() -> None:
     """Lightning's info lines (GPU available, tips, "100% of batches") are noise in sweeps."""
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+    for name in (*LIGHTNING_LOGGERS, *STORE_LOGGERS):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    # the closed-form reproductions (teacher_student, two_layer) step their own parameters
+    warnings.filterwarnings("ignore", message=".*returned `None`, this fit will run with no opt")
 
 
 def plain_cuda_check() -> None:

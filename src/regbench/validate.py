@@ -227,7 +227,9 @@ RULES: dict[str, Callable[[str, Any], None]] = {
 def check_config(cfg: DictConfig) -> None:
     """Types, then ranges and choices; call before building anything."""
     check_types(cfg)
-    for key, rule in RULES.items():
+    # trainer.precision asks Lightning for its values, which imports it (most of a cold
+    # start): checked last, so a mistake anywhere else answers before that import
+    for key, rule in sorted(RULES.items(), key=lambda kv: kv[0] == "trainer.precision"):
         value = OmegaConf.select(cfg, key, default="???missing")
         if value != "???missing":
             rule(key, value)

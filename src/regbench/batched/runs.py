@@ -12,7 +12,6 @@ others finish. Members that cannot batch run through ``train.run`` one by one, t
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 
@@ -108,8 +107,10 @@ def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Resu
             if metrics:
                 loggers[i].log_metrics({**metrics, "epoch": epoch}, step=epoch)
                 timers[i].seen(metrics, epoch, time.perf_counter() - t0, len(loop.alive))
-                if bar is not None and i == loop.alive[0] and "train/loss" in metrics:
-                    bar.update(1)
+                if bar is not None:  # an epoch ends with the last model's train/ metrics
+                    bar.seen(metrics)
+                    if i == loop.alive[-1] and "train/loss" in metrics:
+                        bar.epoch_done(epoch + 1)
 
         def fail(i: int, error: BaseException) -> None:
             error.run_id = loggers[i].run.run_id  # the sweep records the failed run
@@ -119,9 +120,11 @@ def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Resu
 
         diagnose = _diagnoser(members, loggers, device)
         diag_every = members[0].diag.every_n_epochs if members[0].diag else 0
-        loop.fit(report, fail, diag_every, diagnose)
-        if bar is not None:
-            bar.close()
+        try:
+            loop.fit(report, fail, diag_every, diagnose)
+        finally:  # also on Ctrl-C: what is printed next starts on a fresh line
+            if bar is not None:
+                bar.close()
         fit_s, n = time.perf_counter() - t0, len(loop.alive)
         for i, test in loop.finish(diagnose).items():
             loggers[i].finalize("success")  # Lightning finalizes after fit, then tests
@@ -149,18 +152,19 @@ def run_group(members: Sequence[Member], parent_run_id: str | None) -> list[Resu
 
 
 def _epoch_bar(members: Sequence[Member]):
-    """The epoch bar a single run shows (``trainer.progress_bar``), once for the group."""
+    """The epoch bar a single run shows (``trainer.progress_bar``), once for the group:
+    named by what its models' run names share, with the seeds, and the models' means."""
     if not any(m.cfg.trainer.get("progress_bar", False) for m in members):
         return None
-    from tqdm.auto import tqdm
+    from regbench.progress import GroupEpochBar
 
-    return tqdm(
-        total=int(members[0].cfg.trainer.max_epochs),
-        desc=f"epochs ({len(members)} models, batched)",
-        unit="ep",
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
+    names = [tracking.run_name(m.cfg, m.label).split("-") for m in members]
+    shared = [t for t in names[0][:-1] if all(t in n for n in names[1:])]  # [-1]: the seed
+    seeds = sorted({int(m.cfg.seed) for m in members})
+    span = seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2
+    seed_text = f"s{seeds[0]}-{seeds[-1]}" if span else "s" + ",".join(map(str, seeds))
+    name = "-".join([*shared, seed_text])
+    return GroupEpochBar(name, len(members), int(members[0].cfg.trainer.max_epochs))
 
 
 def _open_run(m: Member, parent_run_id, device, opened: list, loggers: list) -> None:

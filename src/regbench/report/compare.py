@@ -22,13 +22,16 @@ import re
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from regbench.errors import ConfigError
 from regbench.report.groups import (
     MAIN_METRICS,
     SHARED_NOTE,
+    Arms,
     Group,
+    arm_baseline,
     common_metrics,
     find_parent_run,
     finished_children,
@@ -36,6 +39,7 @@ from regbench.report.groups import (
     fmt_summary,
     group_runs,
     interval_shown,
+    name_arms,
     paired_diff,
     pick_baseline,
     shared_metric,
@@ -44,6 +48,17 @@ from regbench.report.groups import (
 from regbench.report.markdown import table
 
 ARTIFACT_DIR = "compare"
+
+
+@dataclass
+class Source:
+    """What ``regbench compare NAME`` reads when NAME is a reproduction: every parent run
+    of its grids (newest first; the comparison is logged on the first), and the arms it
+    declares (labels, baseline). Built by :func:`regbench.reproductions.compare_source`."""
+
+    name: str
+    parents: list = field(default_factory=list)
+    arms: Arms | None = None
 
 
 def summary_rows(groups: Sequence[Group], base: int, metrics: Sequence[str]) -> list[dict]:
@@ -155,16 +170,26 @@ def compare(
     baseline: str | None = None,
     experiment: str | None = None,
     metrics: Sequence[str] = (),
+    source: Source | None = None,
 ) -> tuple[str, Path]:
-    """Build the comparison; returns (stdout markdown, report folder)."""
+    """Build the comparison; returns (stdout markdown, report folder). ``source``: the
+    parents and arms of a reproduction (else NAME is looked up as one parent run)."""
     from regbench.report.plots import save
     from regbench.report.writer import report_dir
     from regbench.tracking import get_client
 
     client = get_client()
-    parent = find_parent_run(client, name, experiment)
-    groups = group_runs(finished_children(client, parent))
-    base = pick_baseline(groups, baseline)
+    parents = source.parents if source else [find_parent_run(client, name, experiment)]
+    parent = parents[0]
+    records = [rec for p in parents for rec in finished_children(client, p)]
+    groups = group_runs(sorted(records, key=lambda rec: (rec.start_time, rec.run_id)))
+    arms = source.arms if source else None
+    if arms is not None:
+        groups = name_arms(groups, arms)
+    if baseline or arms is None:
+        base = pick_baseline(groups, baseline)
+    else:
+        base = arm_baseline(groups, arms)
     every = common_metrics(groups)
     missing = [m for m in metrics if m not in every]
     if missing:
@@ -176,6 +201,13 @@ def compare(
     pid, pname = parent.info.run_id, parent.info.run_name
     n_runs = sum(len(g.runs) for g in groups)
     title = f"# compare {pname}\n\nparent run {pid}: {len(groups)} configurations, {n_runs} runs"
+    if source is not None:
+        pname = source.name
+        grids = ", ".join(f"{p.info.run_name} ({p.info.run_id})" for p in parents)
+        title = (
+            f"# compare {pname}\n\n{len(groups)} configurations, {n_runs} runs from the "
+            f"parent runs {grids}"
+        )
     brief = markdown_tables(groups, base, main)
     full = long_table(groups, base, every) if every != main else ""
     out_dir = report_dir(f"compare/{_slug(pname)}")
@@ -185,12 +217,11 @@ def compare(
     val = [m for m in every if m.startswith("val/")]
     from regbench.report.compare_plots import learning_curves, metric_vs_axis
 
-    figures = {"metrics_vs_setting.png": metric_vs_axis(groups, main[:4])}
+    figures = {"metrics_vs_setting.png": metric_vs_axis(groups, main[:4], groups[base])}
     if val:
         hist = _histories(client, groups, val)
-        figures["val_curves.png"] = learning_curves(groups, hist, val)
+        figures["val_curves.png"] = learning_curves(groups, hist, val, groups[base])
     for fname, fig in figures.items():
-        fig.tight_layout()
         client.log_figure(pid, fig, f"{ARTIFACT_DIR}/{fname}")
         save(fig, out_dir / fname)
     body = [title, brief]
@@ -209,19 +240,61 @@ def compare(
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="regbench compare",
-        description="Summarize a sweep's child runs over seeds and compare with a baseline.",
+        description=(
+            "Compare a grid's or sweep's configurations over seeds, with a baseline.\n\n"
+            "Groups the parent run's finished child runs by the settings that vary, prints\n"
+            "the mean and 95% t-interval of each final metric per configuration and the\n"
+            "paired per-seed difference from the baseline, and writes reports/compare/NAME/\n"
+            "(report.md, summary.json, figures), also logged on the parent run. For a\n"
+            "reproduction, every grid it trained, with the arms and baseline it declares.\n"
+            "Nothing is trained."
+        ),
+        epilog=(
+            "examples:\n"
+            "  regbench compare multirun-20260101-120000-abc123      # printed by train -m\n"
+            "  regbench compare multirun-20260101-120000-abc123 --baseline 'reg=[]'\n"
+            "  regbench compare mlp_tpe --metric test/acc            # an Optuna study\n"
+            "  regbench compare variance_shift --scale tiny          # a reproduction"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("name", help="parent run: id, name, sweep id, study or reproduction name")
-    p.add_argument("--baseline", help="key=value (join several with &); default: the first")
-    p.add_argument("--experiment", help="look for NAME only in this experiment")
-    p.add_argument("--metric", action="append", default=[], help="final metric (repeatable)")
+    p.add_argument(
+        "name",
+        help="parent run: run id, run name (multirun-...), sweep id, study or reproduction name",
+    )
+    p.add_argument(
+        "--baseline",
+        help="the configuration others are compared with, key=value (join several with &); "
+        "default: the reproduction's declared baseline, else the first configuration",
+    )
+    p.add_argument("--experiment", help="look for NAME only in this experiment (default: all)")
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        help="final metric to show, repeatable (default: test/acc, test/loss, val/acc, "
+        "val/loss, time/fit_s where logged)",
+    )
+    p.add_argument(
+        "--scale",
+        help="a reproduction's scale, tiny | cpu | paper (default: the one with runs, cpu if "
+        "several)",
+    )
     return p
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], resolve=None) -> None:
+    """``resolve(name, scale)``: the :class:`Source` of a reproduction named ``name``, or
+    None when it is not one (the CLI passes :func:`regbench.reproductions.compare_source`;
+    this package sits below the reproductions)."""
     args = _parser().parse_args(argv)
     try:
-        text, out_dir = compare(args.name, args.baseline, args.experiment, args.metric)
+        source = resolve(args.name, args.scale) if resolve and not args.experiment else None
+        if args.scale and source is None:
+            raise ConfigError(
+                f"regbench compare: --scale is for reproductions; {args.name!r} is not one"
+            )
+        text, out_dir = compare(args.name, args.baseline, args.experiment, args.metric, source)
     except ConfigError as e:
         print(str(e).splitlines()[0], file=sys.stderr)
         raise SystemExit(2) from None

@@ -44,13 +44,19 @@ _SEARCH_TAGS = ("sweep.id", "sweep.study", "regbench.reproduction")
 
 @dataclass
 class Group:
-    """One configuration: its varied settings and one run per seed."""
+    """One configuration: its varied settings and one run per seed; ``name`` (when set,
+    e.g. an arm's label) replaces the settings in tables and legends."""
 
     settings: dict[str, str]
     runs: dict[int, RunRecord] = field(default_factory=dict)
+    name: str = ""
+    arm: str = ""  # a reproduction's arm label, and the settings that vary within arms
+    within: dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
+        if self.name:
+            return self.name
         return ", ".join(f"{k}={v}" for k, v in self.settings.items()) or "(all runs)"
 
     def values(self, metric: str) -> dict[int, float]:
@@ -58,6 +64,71 @@ class Group:
         count shown beside the summary then says so."""
         out = {s: r.metrics.get(metric, math.nan) for s, r in self.runs.items()}
         return {s: v for s, v in out.items() if math.isfinite(v)}
+
+
+@dataclass(frozen=True)
+class Arms:
+    """A reproduction's arms, as it declares them for ``regbench compare``: the param
+    whose value names an arm (``vs_placement``), a short label per value, and the
+    baseline arm's value. Settings that follow from the arm (its layer order, dropout
+    kind...) leave the labels; settings that vary within an arm (a rate) stay."""
+
+    key: str
+    labels: dict[str, str] = field(default_factory=dict)
+    baseline: str | None = None
+
+    def label(self, value: str) -> str:
+        return self.labels.get(value, f"{self.key}={value}")
+
+
+def name_arms(groups: Sequence[Group], arms: Arms) -> list[Group]:
+    """The groups in the arms' declared order, each named by its arm plus the settings
+    that vary within an arm."""
+    if not groups or arms.key not in groups[0].settings:
+        return list(groups)
+    within = [
+        k
+        for k in groups[0].settings
+        if k != arms.key
+        and any(
+            len({g.settings[k] for g in groups if g.settings[arms.key] == v}) > 1
+            for v in {g.settings[arms.key] for g in groups}
+        )
+    ]
+
+    def varies(k: str, arm: str) -> bool:
+        return len({g.settings[k] for g in groups if g.settings[arms.key] == arm}) > 1
+
+    for g in groups:
+        g.arm = arms.label(g.settings[arms.key])
+        g.within = {k: g.settings[k] for k in within}
+        # a setting is named where it varies within this arm (no dropout has no rate)
+        rest = [f"{k.rsplit('.', 1)[-1]}={v}" for k, v in g.within.items()
+                if varies(k, g.settings[arms.key])]  # fmt: skip
+        g.name = ", ".join([g.arm, *rest])
+    rank = {v: i for i, v in enumerate(arms.labels)}
+
+    def order(g: Group) -> tuple:
+        inner = [g.settings[k] for k in within]
+        return rank.get(g.settings[arms.key], len(rank)), [_numeric(v) for v in inner]
+
+    return sorted(groups, key=order)
+
+
+def _numeric(v: str) -> tuple:
+    """Sort key: numbers by value (4 < 16 < 256), then text."""
+    try:
+        return (0, float(v), "")
+    except ValueError:
+        return (1, 0.0, v)
+
+
+def arm_baseline(groups: Sequence[Group], arms: Arms) -> int:
+    """Index of the first group of the baseline arm (0 when it has none)."""
+    for i, g in enumerate(groups):
+        if arms.baseline is not None and g.settings.get(arms.key) == arms.baseline:
+            return i
+    return 0
 
 
 def _search(client, exp_ids: list[str], query: str) -> list:

@@ -16,6 +16,7 @@ from regbench.errors import ConfigError
 from regbench.report import REPRO_TAG, find_parent, report_dir
 from regbench.report.claims import Verdict
 from regbench.report.family import counts, holm
+from regbench.report.groups import Arms
 from regbench.report.markdown import claims_section
 from regbench.report.writer import write_report
 
@@ -40,6 +41,9 @@ class Reproduction:
     title: str = ""  # paper and claim, one line
     default_seeds: dict[str, int] = {"cpu": 2, "paper": 1}  # its keys: the scales it has
     objective: str = "val/acc"  # the grid's (unused) Optuna objective; must be logged
+    #: how ``regbench compare NAME`` labels this reproduction's configurations and which
+    #: is its baseline (None: by every varied setting, baseline the first, as any sweep)
+    arms: Arms | None = None
 
     def experiment_name(self, scale: str) -> str:
         return f"reproduce-{self.name}" + ("" if scale == "cpu" else f"-{scale}")
@@ -72,6 +76,22 @@ class Reproduction:
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         raise NotImplementedError
+
+    def compare_parents(self, scale: str) -> list:
+        """The parent runs ``regbench compare NAME`` reads, newest first: every training
+        grid this reproduction ran at ``scale`` (tagged by :func:`tag_parent`), so an arm
+        trained as a grid of its own is not left out. Runs outside the grids (timings,
+        closed forms: ``direct.parent_run``) are compared only where there is no grid."""
+        from regbench.tracking import get_client
+
+        client = get_client()
+        exp = client.get_experiment_by_name(self.experiment_name(scale))
+        if exp is None:
+            return []
+        query = f"tags.`{REPRO_TAG}` = '{self.name}'"
+        runs = client.search_runs([exp.experiment_id], query, max_results=1000)
+        grids = [r for r in runs if r.data.tags.get("sweep.study")] or runs
+        return sorted(grids, key=lambda r: (r.info.start_time or 0, r.info.run_id), reverse=True)
 
     def require_runs(self, runs: Sequence, experiment: str) -> None:
         """Stop with one line when the store holds no finished runs to report on."""

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from regbench.report import RunRecord, history, load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.plots import COLORS, band, log_labels, log_ticks, new_figure, save, style
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction, grid
 
@@ -267,6 +267,9 @@ class BnLearningRate(Reproduction):
                         [step for step, _ in h],
                         [100 * v for _, v in h],
                         color=COLORS[i],
+                        ls=style(i)["ls"],
+                        marker=style(i)["marker"] if len(h) <= 12 else "",
+                        ms=3,
                         lw=1,
                         label=f"norm={a}, lr={best[a]:g}" if s == min(curves[a]) else None,
                     )
@@ -278,6 +281,8 @@ class BnLearningRate(Reproduction):
             ylabel="final train loss",
             title="Final train loss over the rate grid",
         )
+        log_ticks(ax, rates)
+        log_labels(ax)
         ax.legend(fontsize=7)
         ax2.set(
             xlabel="SGD steps",

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from regbench.report import load_runs, mean_ci, table
 from regbench.report.claims import Claim, Verdict, judge
-from regbench.report.plots import COLORS, band, log_ticks, new_figure, save
+from regbench.report.plots import COLORS, band, clip_to, log_ticks, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 from regbench.reproductions.model_double_descent import (
@@ -231,12 +231,14 @@ class CnnDoubleDescent(Reproduction):
             scale=100,
         )
         pub = [c for c in cs if c in PUBLISHED]
-        ax.plot(pub, [PUBLISHED[c] for c in pub], "k--", lw=1, label="notebook test (500 ep.)")
+        ax.plot(pub, [PUBLISHED[c] for c in pub], color="k", ls=":", marker="x", lw=1,
+                label="notebook test (500 ep.)")  # fmt: skip
         ax.set(
             xlabel="channels c",
             ylabel="error (%)",
             title="CNN double descent, 15% label noise (MNIST-1D)",
         )
         log_ticks(ax, cs)
+        clip_to(ax, 0, 100)
         ax.legend(fontsize=7)
         return save(fig, out_dir / "cnn_double_descent.png")

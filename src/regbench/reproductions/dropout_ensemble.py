@@ -35,7 +35,16 @@ import torch
 
 from regbench.report import load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge, readings
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.plots import (
+    COLORS,
+    DODGE_PT,
+    band,
+    log_labels,
+    new_figure,
+    plot,
+    save,
+    value_ticks,
+)
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction, grid
 from regbench.reproductions.dropout_eval import load_trained, mask_log_probs
@@ -242,19 +251,16 @@ class DropoutEnsemble(Reproduction):
             label = "measured on test" if key == "meas" else "V/k + (k-1)/k C, V and C from val"
             band(ax0, ks, curve, label, COLORS[i], marker="")
         ax0.set(xscale="log", xlabel="masks averaged k", ylabel="test Brier error")
+        log_labels(ax0, "x")
         ax0.legend(fontsize=7)
         seeds = sorted(stats)
-        ax1.plot(
-            seeds, [stats[s]["rho"] for s in seeds], "o", color=COLORS[0], label="masks, one net"
-        )
-        ax1.plot(
-            sorted(ind),
-            [ind[s] for s in sorted(ind)],
-            "s",
-            color=COLORS[2],
-            label="masks, other nets",
-        )
+        plot(ax1, seeds, [stats[s]["rho"] for s in seeds], -DODGE_PT / 2, ls="", marker="o",
+             color=COLORS[0], label="masks, one net")  # fmt: skip
+        plot(ax1, sorted(ind), [ind[s] for s in sorted(ind)], DODGE_PT / 2, ls="", marker="s",
+             color=COLORS[2], label="masks, other nets")  # fmt: skip
         ax1.axhline(RHO_PRIMER, color="gray", ls=":", label="primer claim: below this")
         ax1.set(xlabel="net (seed)", ylabel="rho = C / V", ylim=(0, 1.05))
+        value_ticks(ax1, seeds)
+        ax1.set_xlim(min(seeds) - 0.5, max(seeds) + 0.5)
         ax1.legend(fontsize=7)
         return save(fig, out_dir / "dropout_ensemble.png")

@@ -21,11 +21,13 @@ from pathlib import Path
 
 from regbench.report import RunRecord, load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge, paired_by_seed
-from regbench.report.plots import COLORS, new_figure, save
+from regbench.report.groups import Arms
+from regbench.report.plots import COLORS, clip_to, new_figure, save, style
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 
 ARMS = ["plain", "dropout", "dropout_max_norm"]
+NAMES = {"plain": "plain", "dropout": "dropout", "dropout_max_norm": "dropout + max-norm"}
 ARM_KEY = "+experiment/dmn_arm"
 TINY = [
     "data.n_train=600",
@@ -75,6 +77,7 @@ class DropoutMaxNorm(Reproduction):
         "max-norm, paired per seed."
     )
     default_seeds = {"tiny": 2, "cpu": 5}
+    arms = Arms("dmn_arm", NAMES, baseline="plain")
 
     def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
         base = ["experiment=dropout_max_norm"] + (TINY if scale == "tiny" else [])
@@ -106,6 +109,8 @@ class DropoutMaxNorm(Reproduction):
 
     @staticmethod
     def _figure(err: dict[str, dict[int, float]], runs: list[RunRecord], out_dir: Path) -> Path:
+        from matplotlib.ticker import MaxNLocator
+
         from regbench.report import history
 
         fig, (ax, ax2) = new_figure(2, width=5.0, height=3.8)
@@ -128,7 +133,7 @@ class DropoutMaxNorm(Reproduction):
                 )
         ax.set(
             xticks=range(3),
-            xticklabels=["plain", "dropout", "dropout\n+max-norm"],
+            xticklabels=[NAMES[a].replace(" + ", "\n+ ") for a in ARMS],
             ylabel="test error (%)",
             title="Test error per seed (lines pair seeds)",
         )
@@ -138,7 +143,11 @@ class DropoutMaxNorm(Reproduction):
             if curves:
                 n = min(len(c) for c in curves)
                 mean = [100 * (1 - sum(c[k][1] for c in curves) / len(curves)) for k in range(n)]
-                ax2.plot(range(1, n + 1), mean, color=COLORS[i], label=a)
+                st = style(i)  # dashes: an arm under another stays visible
+                ax2.plot(range(1, n + 1), mean, color=st["color"], ls=st["ls"],
+                         marker=st["marker"] if n <= 12 else "", ms=3, label=NAMES[a])  # fmt: skip
         ax2.set(xlabel="epoch", ylabel="validation error (%)", title="Mean validation error")
+        ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
+        clip_to(ax, 0, 100)
         ax2.legend(fontsize=7)
         return save(fig, out_dir / "dropout_max_norm.png")

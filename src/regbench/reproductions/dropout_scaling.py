@@ -44,7 +44,7 @@ import torch
 
 from regbench.report import RunRecord, history, load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge, paired_by_seed, readings
-from regbench.report.plots import COLORS, new_figure, save
+from regbench.report.plots import COLORS, log_labels, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction, grid
 from regbench.reproductions.direct import parent_run, run_once
@@ -201,6 +201,8 @@ class DropoutScaling(Reproduction):
 
     @staticmethod
     def _figure(exact: list[RunRecord], factors: dict, out_dir: Path) -> Path:
+        from matplotlib.ticker import MaxNLocator
+
         fig, (ax0, ax1) = new_figure(2, width=5.0, height=3.8)
         for r in exact:
             color = COLORS[EXACT_RATES.index(float(r.params["rate"]))]
@@ -217,11 +219,14 @@ class DropoutScaling(Reproduction):
             0.02, 0.02, "bit-identical (0) drawn at 1e-18", transform=ax0.transAxes, fontsize=7
         )
         ax0.set(yscale="log", xlabel="SGD step", ylabel="max |dlogit| / max |logit|")
+        ax0.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax0.set_title("vanilla vs inverted, shared masks", fontsize=9)
         ax0.legend(fontsize=7)
         names = list(FACTORS)
-        for f in factors.values():
-            ax1.plot(names, [f[n][0] for n in names], "o-", color="gray", alpha=0.5, ms=3)
+        for j, f in enumerate(factors.values()):
+            label = "one seed each" if j == 0 else None
+            ax1.plot(names, [f[n][0] for n in names], "o-", color="gray", alpha=0.5, ms=3,
+                     label=label)  # fmt: skip
         ax1.plot(
             names,
             [mean_ci([f[n][0] for f in factors.values()]).mean for n in names],
@@ -231,6 +236,7 @@ class DropoutScaling(Reproduction):
             label="mean over seeds",
         )
         ax1.set(yscale="log", xlabel="test-time factor on vanilla dropout", ylabel="test NLL")
+        log_labels(ax1)
         ax1.set_title("vanilla dropout nets: test-time factor", fontsize=9)
         ax1.legend(fontsize=7)
         return save(fig, out_dir / "dropout_scaling.png")

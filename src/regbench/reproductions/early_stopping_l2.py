@@ -30,7 +30,7 @@ import torch
 
 from regbench.report import load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.plots import COLORS, band, log_labels, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 from regbench.reproductions.direct import finished, parent_run, run_once
@@ -253,6 +253,7 @@ class EarlyStoppingL2(Reproduction):
                 ylabel="prediction risk",
                 title=f"n = 200, p = {p} (mean ± CI over draws)",
             )
+            log_labels(ax)
             ax.legend(fontsize=8)
             ratio = [
                 [

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from regbench.report import RunRecord, mean_ci, table
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.plots import COLORS, band, clip_to, log_labels, new_figure, save
 
 
 def linear_text(r: RunRecord | None) -> str:
@@ -82,5 +82,7 @@ def curve_figure(panels, out_dir: Path) -> Path:
             band(ax, steps, mean, labels[arm], COLORS[k], marker=".")
         ax.set(xscale="log", xlabel="gradient step t", ylabel="test error (MSE)",
                title=f"Epoch-wise double descent: {title}")  # fmt: skip
+        log_labels(ax, "x")
+        clip_to(ax, 0, None)  # an MSE: two draws' t-interval must not make the axis read -1
         ax.legend(fontsize=7)
     return save(fig, out_dir / "epoch_double_descent.png")

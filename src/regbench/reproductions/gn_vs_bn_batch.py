@@ -47,7 +47,7 @@ from pathlib import Path
 
 from regbench.report import load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge, paired_by_seed
-from regbench.report.plots import COLORS, band, log_ticks, new_figure, save
+from regbench.report.plots import COLORS, band, clip_to, log_ticks, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 
@@ -166,6 +166,7 @@ class GnVsBnBatch(Reproduction):
                 scale=100,
             )
         log_ticks(ax, batches)
+        clip_to(ax, 0, 100)
         ax.set(
             xlabel="batch size (rate scaled with it)",
             ylabel="test error (%)",

@@ -276,6 +276,8 @@ class HeInit(Reproduction):
 
     @staticmethod
     def _figure(fwd, trn, out_dir: Path) -> Path:
+        from matplotlib.ticker import MaxNLocator
+
         fig, (ax, ax2) = new_figure(2, width=5.2, height=3.8)
         for k, i in enumerate(INITS):
             hs = [[v for _, v in history(r.run_id, "log2_q_ratio")] for r in fwd[i].values()]
@@ -299,6 +301,7 @@ class HeInit(Reproduction):
             title="pre-activation mean square at init",
         )
         ax2.set(xlabel="epoch (0: at init)", ylabel="train loss", title="training, SGD")
+        ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
         ax2.legend(fontsize=8)
         return save(fig, out_dir / "he_init.png")

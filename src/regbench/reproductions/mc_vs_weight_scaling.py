@@ -40,7 +40,7 @@ import torch
 from regbench import streams
 from regbench.report import RunRecord, load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.plots import COLORS, band, clip_to, log_ticks, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction, grid
 from regbench.reproductions.direct import parent_run, run_once
@@ -252,6 +252,8 @@ class McVsWeightScaling(Reproduction):
             if ws.n > 1:
                 ax.axhspan(ws.lo * scale, ws.hi * scale, color=COLORS[1], alpha=0.15, lw=0)
             ax.set(xscale="log", xlabel="masks averaged k", ylabel=name)
+            log_ticks(ax, KS)
+            clip_to(ax, 0, 100 if scale == 100 else None)  # an accuracy, an NLL: never below 0
             ax.legend(fontsize=7)
         axes[0].set_title("MNIST-1D MLP, dropout 0.2 inputs / 0.5 hidden", fontsize=9)
         return save(fig, out_dir / "mc_vs_weight_scaling.png")

@@ -48,7 +48,16 @@ import numpy as np
 from regbench.report import load_runs, table
 from regbench.report.axes import group_by_axes, per_seed, summarize_seeds
 from regbench.report.claims import Claim, Verdict, judge, paired_by_seed
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.plots import (
+    COLORS,
+    DODGE_PT,
+    band,
+    clip_to,
+    log_labels,
+    new_figure,
+    plot,
+    save,
+)
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 
@@ -357,11 +366,15 @@ class ModelDoubleDescent(Reproduction):
                 f"test, {noise:.0%} noise",
                 COLORS[i],
                 scale=100,
+                ls="-",  # solid: test; dotted: train; crosses: published
+                dodge=(i - 0.5) * DODGE_PT,  # equal curves stay two visible lines
             )
-            ax.plot(
+            plot(
+                ax,
                 ws,
                 [train[noise, w].mean * 100 for w in ws],
-                ls="--",
+                (i - 0.5) * DODGE_PT,
+                ls=":",
                 color=COLORS[i],
                 label=f"train (noisy labels), {noise:.0%} noise",
             )
@@ -382,5 +395,7 @@ class ModelDoubleDescent(Reproduction):
             ylabel="error (%)",
             title="Model-wise double descent (grey: claim windows)",
         )
+        log_labels(ax, "x")
+        clip_to(ax, 0, 100)
         ax.legend(fontsize=6)
         return save(fig, out_dir / "model_double_descent.png")

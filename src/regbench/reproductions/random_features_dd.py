@@ -28,7 +28,7 @@ import torch
 
 from regbench.report import load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.plots import COLORS, band, clip_to, log_labels, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 from regbench.reproductions.direct import finished, parent_run, run_once
@@ -267,10 +267,12 @@ class RandomFeaturesDD(Reproduction):
         xs = [s / n for s in sizes]
         band(ax, xs, summ["test/err"], "test", COLORS[0], scale=100)
         band(ax, xs, summ["train/err"], "train", COLORS[1], scale=100)
-        band(ax2, xs, summ["norm"], "||beta||", COLORS[2])
+        band(ax2, xs, summ["norm"], "||beta||", COLORS[2], ls="-")
         for a in (ax, ax2):
             a.axvline(1.0, color="grey", ls="--", lw=0.8)
             a.set(xscale="log", xlabel="features N / n")
+            log_labels(a, "x")
+        clip_to(ax, 0, 100)
         ax.set(ylabel="zero-one error %", title=f"RFF min-norm least squares, n = {n}")
         ax2.set(yscale="log", ylabel="weight norm", title="norm of the min-norm solution")
         ax.legend(fontsize=8)

@@ -45,11 +45,17 @@ import torch
 from regbench import streams
 from regbench.report import RunRecord, load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge, paired_by_seed
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.groups import Arms
+from regbench.report.plots import COLORS, band, clip_to, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 
 ARMS = ["none", "uniform", "linear"]
+ARM_LABELS = {
+    "none": "no stochastic depth",
+    "uniform": "uniform survival",
+    "linear": "linear decay",
+}
 ARM_KEY = "+experiment/sd_arm"
 TINY = ["data.n_train=600", "data.n_test=200", "model.depth=6", "trainer.max_epochs=2"]
 TIMED_STEPS = {"tiny": 20, "cpu": 100}
@@ -212,6 +218,7 @@ class StochasticDepth(Reproduction):
         "error; skipping whole blocks per mini-batch cuts training time to the expected depth."
     )
     default_seeds = {"tiny": 2, "cpu": 4}
+    arms = Arms("sd_arm", ARM_LABELS, baseline="none")
 
     def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
         base = ["experiment=stochastic_depth"] + (TINY if scale == "tiny" else [])
@@ -305,15 +312,17 @@ class StochasticDepth(Reproduction):
             if per_seed and all(per_seed):
                 n = min(len(d) for d in per_seed)
                 summaries = [mean_ci([100 * d[k] for d in per_seed]) for k in range(n)]
-                band(ax2, list(range(1, n + 1)), summaries, a, COLORS[i])
+                band(ax2, list(range(1, n + 1)), summaries, ARM_LABELS[a], COLORS[i])
         for s in set.intersection(*(set(err[a]) for a in ARMS)):
             ax.plot(range(3), [100 * err[a][s] for a in ARMS], color="0.7", lw=1, zorder=0)
         ax.set(
             xticks=range(3),
-            xticklabels=ARMS,
+            xticklabels=[ARM_LABELS[a].replace(" ", "\n", 1) for a in ARMS],
             ylabel="test error (%)",
             title="Test error per seed (lines pair seeds)",
         )
+        clip_to(ax, 0, 100)
+        clip_to(ax2, -100, 100)  # a drop in accuracy points
         ax2.set(
             xlabel="deleted block l",
             ylabel="test accuracy drop (points)",

@@ -36,7 +36,7 @@ import torch
 
 from regbench.report import load_runs, mean_ci, table
 from regbench.report.claims import Claim, Verdict, judge, paired_by_seed
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.plots import COLORS, band, log_labels, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 from regbench.reproductions.direct import finished, parent_run, run_once
@@ -290,11 +290,13 @@ class TwoInputs(Reproduction):
             ax2.plot([v for _, v in ha], [v for _, v in hs[0]], color=COLORS[k], label=arm)
             pa, pb = population(arm)
             ax2.plot([pa], [pb], "x", color=COLORS[k], ms=9)
-        for lv in LEVELS:
-            ax.axhline(lv, color="grey", lw=0.7, ls="--")
+        for j, lv in enumerate(LEVELS):
+            label = "levels of the path claims" if j == 0 else None
+            ax.axhline(lv, color="grey", lw=0.7, ls="--", label=label)
         ax.set(
             xscale="log", xlabel="GD step + 1", ylabel="w_B", title="w_B over training (mean ± CI)"
         )
+        log_labels(ax, "x")
         ax2.set(xlabel="w_A", ylabel="w_B", title="paths, seed 0 (x: population closed form)")
         ax.legend(fontsize=8)
         ax2.legend(fontsize=8)

@@ -41,7 +41,18 @@ from pathlib import Path
 from regbench.report import RunRecord, load_runs, table
 from regbench.report.axes import group_by_axes, per_seed, summarize_seeds
 from regbench.report.claims import Claim, Verdict, judge
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.groups import Arms
+from regbench.report.plots import (
+    COLORS,
+    DODGE_PT,
+    band,
+    clip_to,
+    log_labels,
+    new_figure,
+    plot,
+    save,
+    value_ticks,
+)
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 
@@ -185,6 +196,7 @@ class VarianceShift(Reproduction):
         "dropout only after the last BN, or re-estimating BN statistics, removes the shift."
     )
     default_seeds = {"tiny": 2, "cpu": 3, "paper": 3}
+    arms = Arms("vs_placement", LABELS, baseline="none")
 
     def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
         """Every placement x rate; :meth:`train` runs ``none`` at one rate only."""
@@ -267,6 +279,8 @@ class VarianceShift(Reproduction):
 
     @staticmethod
     def _figure(S, groups, out_dir: Path) -> Path:
+        from matplotlib.lines import Line2D
+
         fig, (ax1, ax2) = new_figure(2)
         rates = sorted({r for _, r in groups})
         for i, pl in enumerate(p for p in PLACEMENTS if any(k[0] == p for k in groups)):
@@ -274,19 +288,36 @@ class VarianceShift(Reproduction):
             at = {r: r for r in rs}
             if pl == "none":  # no dropout: one run stands for every rate
                 at, rs = dict.fromkeys(rates, rs[0]), rates
-            band(ax1, rs, [S["shift_bn1"][pl, at[r]] for r in rs], LABELS[pl], COLORS[i])
-            ax1.plot(rs, [S["pred_bn1"][pl, at[r]].mean for r in rs], ls=":", color=COLORS[i])
-            band(ax2, rs, [S["test"][pl, at[r]] for r in rs], LABELS[pl], COLORS[i], scale=100)
+            shift = (i - 1.5) * DODGE_PT  # arms side by side where they share a rate
+            band(
+                ax1,
+                rs,
+                [S["shift_bn1"][pl, at[r]] for r in rs],
+                LABELS[pl],
+                COLORS[i],
+                ls="-",
+                dodge=shift,
+            )  # fmt: skip  (solid: measured; dotted: formula)
+            plot(ax1, rs, [S["pred_bn1"][pl, at[r]].mean for r in rs], shift, ls=":",
+                 marker="x", ms=6, color=COLORS[i])  # fmt: skip
+            band(ax2, rs, [S["test"][pl, at[r]] for r in rs], LABELS[pl], COLORS[i], scale=100,
+                 dodge=shift)  # fmt: skip
             if pl == "before_bn":
                 band(ax2, rs, [S["test_reest"][pl, r] for r in rs], "before BN, BN re-estimated",
-                     COLORS[4], scale=100, marker="s")  # fmt: skip
+                     COLORS[4], scale=100, dodge=shift + DODGE_PT / 2)  # fmt: skip
+        formula = Line2D([], [], ls=":", marker="x", color="0.3", label="formula (measured q)")
         ax1.set(
             xlabel="dropout rate (Uout: b)",
             ylabel="variance shift, first BN layer",
             yscale="log",
-            title="First BN layer (dotted: formula, measured mean/var)",
+            title="First BN layer: measured, and the formula (x)",
         )
         ax2.set(xlabel="dropout rate (Uout: b)", ylabel="test accuracy (%)", title="Test accuracy")
-        ax1.legend(fontsize=7)
+        for ax in (ax1, ax2):
+            value_ticks(ax, rates)
+            ax.set_xlim(min(rates) - 0.1, max(rates) + 0.1)
+        log_labels(ax1)
+        clip_to(ax2, 0, 100)
+        ax1.legend(handles=[*ax1.get_legend_handles_labels()[0], formula], fontsize=7)
         ax2.legend(fontsize=7)
         return save(fig, out_dir / "variance_shift.png")

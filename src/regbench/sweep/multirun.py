@@ -56,10 +56,16 @@ def job_threads(config: DictConfig) -> int:
     return thread_budget(launcher_jobs(config))
 
 
+def compare_command(name: str) -> str:
+    """The command line that compares a grid's configurations (``regbench compare``)."""
+    return f"regbench compare {name}"
+
+
 class MultirunTracking(Callback):
     def __init__(self) -> None:
         self.parent_run_id: str | None = None
         self.sweep_id: str | None = None
+        self.name: str | None = None  # the parent run's name, what `regbench compare` takes
         self.failed = 0
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -69,6 +75,7 @@ class MultirunTracking(Callback):
         overrides = list(config.hydra.overrides.task)
         client = tracking.get_client()
         exp_id = tracking.ensure_experiment(client, str(config.experiment_name))
+        self.name = f"multirun-{self.sweep_id}"
         tags = {
             SWEEP_TAG: self.sweep_id,
             "sweep.kind": "multirun",
@@ -77,16 +84,15 @@ class MultirunTracking(Callback):
             tracking.NOTE_TAG: (
                 f"Hydra multirun grid `regbench train -m {' '.join(overrides)}`: one child "
                 f"run per grid point and seed. Seed-averaged table and figures: "
-                f"`regbench compare multirun-{self.sweep_id}` (artifacts under compare/). "
-                + tracking.GROUP_HINT
+                f"`{compare_command(self.name)}` (artifacts under compare/). " + tracking.GROUP_HINT
             )[:5000],
         }
-        run = client.create_run(exp_id, run_name=f"multirun-{self.sweep_id}", tags=tags)
+        run = client.create_run(exp_id, run_name=self.name, tags=tags)
         self.parent_run_id = run.info.run_id
         os.environ[PARENT_ENV], os.environ[SWEEP_ENV] = self.parent_run_id, self.sweep_id
         atexit.register(self._close, "FAILED")  # no-op once on_multirun_end has run
         print(
-            f"multirun {self.sweep_id}: MLflow parent run {self.parent_run_id} in "
+            f"{self.name}: MLflow parent run {self.parent_run_id} in "
             f"experiment '{config.experiment_name}'",
             flush=True,
         )
@@ -104,6 +110,12 @@ class MultirunTracking(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._close("FAILED" if self.failed else "FINISHED")
+        if self.name:
+            print(
+                f"\ncompare the grid's configurations over seeds (add --baseline KEY=VALUE "
+                f"to pick the reference; default: the first):\n  {compare_command(self.name)}",
+                flush=True,
+            )
 
     def _close(self, status: str) -> None:
         if self.parent_run_id is None:

@@ -41,8 +41,10 @@ def default_storage() -> str:
 
 
 def _experiment(spec: StudySpec, study_name: str, cli_overrides: list[str]) -> str:
-    """CLI ``experiment_name=`` > the study file's > the base config's (unless 'default') >
-    the study name. Children and the parent run must share one experiment."""
+    """CLI ``experiment_name=`` > the study file's > the base config's (unless it is the
+    default, ``train``) > the study name. Children and the parent run must share one
+    experiment."""
+    from regbench.config import DEFAULT_EXPERIMENT
     from regbench.validate import check_job
 
     shapes: dict = {}  # the data sets' shapes, loaded once for every check below
@@ -57,7 +59,8 @@ def _experiment(spec: StudySpec, study_name: str, cli_overrides: list[str]) -> s
             except ConfigError as e:
                 raise ConfigError(f"{where}: {e}") from None
     if any(o.startswith("experiment_name=") for o in cli_overrides) or not spec.experiment_name:
-        return str(cfg.experiment_name) if cfg.experiment_name != "default" else study_name
+        named = cfg.experiment_name != DEFAULT_EXPERIMENT
+        return str(cfg.experiment_name) if named else study_name
     return spec.experiment_name
 
 
@@ -127,17 +130,21 @@ def _check_arguments(
             raise ConfigError("--n-trials does not apply to a grid: it runs every point")
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 point``, ``3 points``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _announce(
     spec: StudySpec, name: str, url: str, n_jobs: int, n_trials: int | None, queued: int
 ) -> None:
     """One line on what is about to run: a grid's points still to run, a study's budget."""
+    seeds = _count(len(spec.seeds), "seed")
     if spec.is_grid:
-        line = f"grid {name}: {spec.n_trials} points x {len(spec.seeds)} seeds, {queued} to run"
+        line = f"grid {name}: {_count(spec.n_trials, 'point')} x {seeds}, {queued} to run"
     else:
-        line = (
-            f"study {name}: {n_trials or spec.n_trials} trials x {len(spec.seeds)} seeds, "
-            f"{n_jobs} worker(s); storage {url}"
-        )
+        trials = _count(n_trials or spec.n_trials, "trial")
+        line = f"study {name}: {trials} x {seeds}, {_count(n_jobs, 'worker')}; storage {url}"
     print(line, flush=True)
 
 
@@ -250,7 +257,7 @@ def run_grid(
       later seeds of that point (they come back ``FAIL`` with the same error).
     - ``n_jobs`` worker processes, each with ``cores // n_jobs`` torch threads.
     - MLflow: one parent run (tags ``sweep.study=name``, ``sweep.role=parent``) in
-      ``experiment_name`` (default: the base config's experiment_name unless 'default',
+      ``experiment_name`` (default: the base config's experiment_name unless ``train``,
       else ``name``); one child run per point and seed (tags ``sweep.study``,
       ``sweep.trial``, ``sweep.seed``).
     - ``storage``: Optuna storage URL, default ``sqlite:///<mlruns>/optuna.db``.
@@ -280,17 +287,38 @@ def run_grid(
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(
         prog="regbench sweep",
-        description="Run or resume an Optuna study from sweeps/*.yaml.",
-        epilog="Rerunning the same command resumes the study. Several machines can share a "
-        "study: --storage postgresql://user:pass@host/db on each.",
+        description=(
+            "Run or resume an Optuna study (or a grid) from a study file in sweeps/.\n\n"
+            "Each trial trains every seed of its point; the study is one MLflow parent run\n"
+            "with a child run per trial and seed. Rerunning the same command resumes it."
+        ),
+        epilog=(
+            "examples:\n"
+            "  regbench sweep sweeps/mlp_tpe.yaml --n-jobs 2\n"
+            "  regbench sweep sweeps/dropout_placement_grid.yaml\n"
+            "  regbench sweep sweeps/mlp_tpe.yaml --study quick trainer.max_epochs=5\n"
+            "  # several machines, the same command on each:\n"
+            "  regbench sweep sweeps/mlp_tpe.yaml --storage "
+            "postgresql+psycopg2://user:pass@host/db\n\n"
+            "Study file format and options: docs/SWEEPS.md"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("spec", help="study file, e.g. sweeps/mlp_tpe.yaml")
     p.add_argument("overrides", nargs="*", help="Hydra overrides applied to every trial")
-    p.add_argument("--n-jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--n-jobs", type=int, default=1, help="worker processes (default: 1)")
     p.add_argument("--n-trials", type=int, help="total trials (default: the study file's)")
-    p.add_argument("--timeout", type=float, help="seconds before workers stop starting trials")
-    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///<mlruns>/optuna.db)")
-    p.add_argument("--study", help="study name (default: the file's name or stem)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds before workers stop starting trials (default: the study file's, or none)",
+    )
+    p.add_argument(
+        "--storage",
+        help="Optuna storage URL (default: sqlite:///<mlruns>/optuna.db; several machines: "
+        "postgresql+psycopg2://user:pass@host/db, pip install 'regbench[postgres]')",
+    )
+    p.add_argument("--study", help="study name (default: the file's name, else its stem)")
     args = p.parse_intermixed_args(argv)
     try:
         spec = load_spec(args.spec)

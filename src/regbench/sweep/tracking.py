@@ -127,13 +127,19 @@ def kill_orphans(client, exp_id: str, parent_id: str, study: optuna.Study) -> in
     return n
 
 
+def shown_key(key: str) -> str:
+    """A space key as a person reads it: ``+experiment/vs_placement`` (a Hydra group
+    override) -> ``vs_placement``; ``model.width`` stays."""
+    return key.lstrip("+~").rsplit("/", 1)[-1]
+
+
 def trial_table(study: optuna.Study, spec: StudySpec) -> str:
     """One line per trial, then the best one."""
     trials = study.get_trials(deepcopy=False)
     keys = [p.key for p in spec.space]
-    width = {k: max(len(k), 10) for k in keys}
+    width = {k: max(len(shown_key(k)), 10) for k in keys}
     head = f"{'trial':>5}  {'state':<8}  {spec.metric:>10}  {'seconds':>7}  " + "  ".join(
-        f"{k:<{width[k]}}" for k in keys
+        f"{shown_key(k):<{width[k]}}" for k in keys
     )
     lines = [head, "-" * len(head)]
     for t in trials:
@@ -154,7 +160,7 @@ def trial_table(study: optuna.Study, spec: StudySpec) -> str:
         lines.append(
             f"best: trial {best.number} {spec.metric}={best.value:.4f} "
             f"({spec.aggregate} over seeds {spec.seeds}) "
-            + " ".join(f"{k}={_short(v)}" for k, v in best.params.items())
+            + " ".join(f"{shown_key(k)}={_short(v)}" for k, v in best.params.items())
         )
     return "\n".join(lines)
 

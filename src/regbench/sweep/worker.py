@@ -31,6 +31,7 @@ from regbench.sweep.batch import claim, enabled, run_claimed
 from regbench.sweep.multirun import thread_budget
 from regbench.sweep.objective import FAIL_REASON, Objective, WorkerContext
 from regbench.sweep.spec import StudySpec
+from regbench.sweep.tracking import shown_key
 
 POLL_S = 2.0  # seconds between checks while other workers finish (or turn out dead)
 
@@ -201,7 +202,8 @@ def progress_line(trial: optuna.trial.FrozenTrial, worker: int) -> str:
     secs = trial.duration.total_seconds() if trial.duration else float("nan")
     value = "" if trial.value is None else f" value={trial.value:.4f}"
     params = " ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items()
+        f"{shown_key(k)}={v:.4g}" if isinstance(v, float) else f"{shown_key(k)}={v}"
+        for k, v in trial.params.items()
     )
     reason = trial.user_attrs.get(FAIL_REASON, "") if trial.state == TrialState.FAIL else ""
     reason = f" ({reason[:200]})" if reason else ""
