@@ -41,7 +41,8 @@ from regbench.report import RunRecord, history, load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge, paired_by_seed
 from regbench.report.plots import COLORS, band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
-from regbench.reproductions.base import Report, Reproduction, grid
+from regbench.reproductions.base import Report, Reproduction
+from regbench.reproductions.divergence import train_allowing_divergence
 
 RATES = [round(0.01 * 3**k, 4) for k in range(9)]  # 0.01 .. 65.61, x3 apart
 TINY_RATES = [0.09, 2.43]
@@ -107,13 +108,7 @@ class BnLearningRate(Reproduction):
 
     def train(self, scale: str, seeds: list[int], n_jobs: int) -> str | None:
         """As the base class, but a diverged run is a result here (did not train)."""
-        base, axes = self.grid(scale)
-        experiment = self.experiment_name(scale)
-        results = grid(experiment, base, axes, seeds, n_jobs, experiment, self.objective)
-        diverged = [r for r in results if "FloatingPointError" in str(r.get("error") or "")]
-        for r in diverged:
-            print(f"[{self.name}] diverged (counts as not trained): {r['overrides']}")
-        return self.check([r for r in results if r not in diverged], experiment, scale)
+        return train_allowing_divergence(self, scale, seeds, n_jobs, "not trained")
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         runs = load_runs(

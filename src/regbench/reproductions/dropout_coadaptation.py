@@ -55,7 +55,10 @@ def _claim(f: float) -> Claim:
         "prevents co-adaptation; no size is claimed, so its direction",
         min_seeds=5,
         role="folk",
+        role_reason="the popular reading of the co-adaptation argument; neither Hinton et al. "
+        "nor Srivastava et al. measure test-time ablation",
         kind="paired",
+        curves=("ablation of the same nets",),
         scale=100,
         digits=1,
         unit="%",

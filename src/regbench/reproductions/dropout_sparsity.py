@@ -53,6 +53,7 @@ STATS = {
     "act_rms": "RMS activation",
     "act_dead": "dead units %",
 }
+ACTS = "hidden activations of the same nets"  # both claims read them: related
 
 CLAIMS = {
     "mean_act": Claim(
@@ -65,6 +66,7 @@ CLAIMS = {
         "log ratio -1.05); the claim is its direction",
         min_seeds=5,
         kind="paired",
+        curves=(ACTS,),
     ),
     "near_zero": Claim(
         key="near_zero",
@@ -76,6 +78,7 @@ CLAIMS = {
         "dropout, most mass away from zero without",
         min_seeds=5,
         kind="paired",
+        curves=(ACTS,),
         scale=100,
         digits=1,
         unit=" pts",
