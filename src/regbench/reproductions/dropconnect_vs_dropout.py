@@ -13,7 +13,8 @@ augmentation, drop rate 0.5, test error % as mean ± std over 5 nets):
 These values are as quoted when this reproduction was written; the paper's PDF could not
 be re-read here to verify them. What can be checked is the project page,
 cs.nyu.edu/~wanli/dropc/, whose benchmark table gives DropConnect vs dropout test error
-% of the paper's best models (aggregated over several trained nets, with augmentation):
+% of each method's best system (the abstract's state-of-the-art results "by aggregating
+multiple DropConnect-trained models"):
 MNIST 0.21 vs 0.27, CIFAR-10 9.32 vs 9.83, SVHN 1.94 vs 1.96, NORB-full-2fold 3.23 vs
 3.03, i.e. -22%, -5%, -1% and +7% of dropout's error. It agrees with table 2 in
 direction (DropConnect ahead in most rows, behind in one) and size (gaps up to about a
