@@ -27,7 +27,8 @@ Claims (declared before any run):
   1e-2 (relative, max over the test set), for every s: per BN layer the normalized output
   moves by eps / (2 var) |1 - 1/s^2| <= 7.5e-5 at s = 0.25 and var near 1 (He init keeps
   it so), about 1e-3 over 10 layers; 1e-2 leaves room for var down to 0.1. Computed from
-  the runs' own model config, weights from the stream (0, "bn_init/check").
+  the runs' own model and data config (its test inputs), weights from the stream (0,
+  "bn_init/check").
 
 Tiny scale: 600 train samples, width 32, depth 4, scales {0.5, 2}, 2 epochs, 2 seeds.
 """
@@ -118,17 +119,17 @@ def claims(n_scales: int) -> dict[str, Claim]:
 
 
 @torch.no_grad()
-def feature_gaps(model_cfg, scales: list[float]) -> dict[float, float]:
+def feature_gaps(cfg, scales: list[float]) -> dict[float, float]:
     """Relative max difference of the features before the head, scale s vs 1, at init,
-    train mode (batch statistics), float64, on the MNIST-1D test inputs."""
-    from regbench.config import compose
+    train mode (batch statistics), float64, on the test inputs of ``cfg.data``, for the
+    net of ``cfg.model`` (its own init_scale replaced by s and 1)."""
     from regbench.data import build_data
     from regbench.nn import build_model
     from regbench.nn.init import scale_init
 
-    data = build_data(compose(["experiment=bn_init_insensitivity"]).data, 0)
+    data = build_data(cfg.data, 0)
     with torch.random.fork_rng(devices=[]):  # the builder's init is replaced below
-        base = build_model(model_cfg, data.input_shape, data.num_classes).double()
+        base = build_model(cfg.model, data.input_shape, data.num_classes).double()
     he_init_from_stream(base, 0, "bn_init/check")
     x = data.x_test.double()
 
@@ -179,7 +180,7 @@ class BnInitInsensitivity(Reproduction):
         width = {sd: max(v) - min(v) for sd, v in bn.items()}
         c = claims(len(scales))
         bn_run = next(r for r in runs if r.p("model.norm") == "batch")
-        gaps = feature_gaps(self._model_cfg(bn_run), [s for s in scales if s != 1.0])
+        gaps = feature_gaps(self._config(bn_run), [s for s in scales if s != 1.0])
         verdicts = [
             judge(c["less_spread"], paired_by_seed(spread["none"], spread["batch"])),
             judge(c["bn_flat"], list(width.values())),
@@ -205,12 +206,13 @@ class BnInitInsensitivity(Reproduction):
         return Report("\n\n".join(md), figures=[fig], claims=verdicts)
 
     @staticmethod
-    def _model_cfg(run):
+    def _config(run):
+        """A BN run's resolved config at init scale 1 (its model and data)."""
         from regbench.tracking.artifacts import load_config
 
         cfg = load_config(run.run_id)
         cfg.model.init_scale = 1.0
-        return cfg.model
+        return cfg
 
     @staticmethod
     def _figure(err, scales, seeds, spread, out_dir: Path) -> Path:

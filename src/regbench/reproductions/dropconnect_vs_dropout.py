@@ -76,42 +76,40 @@ WAN = "Wan et al. 2013 table 2 (MNIST 2 x 800; as quoted, not re-verified)"
 #: the project page's benchmark table (cs.nyu.edu/~wanli/dropc/): DropConnect, dropout %
 WAN_PAGE = {"MNIST": (0.21, 0.27), "CIFAR-10": (9.32, 9.83), "SVHN": (1.94, 1.96),
             "NORB-full-2fold": (3.23, 3.03)}  # fmt: skip
-REL = "err(DropConnect) / err(dropout) - 1 per seed"  # both equivalence claims read it
-PTS = {"scale": 100, "digits": 2, "unit": " pts"}
-NONE = "the no-drop arm's test error"  # both 'helps' claims subtract it
+#: what ``equivalent`` and ``not_worse`` share: the same per-seed values (related claims)
+RELATIVE = {
+    "statistic": "err(DropConnect) / err(dropout) - 1, paired per seed",
+    "min_seeds": 5,
+    "kind": "paired",
+    "curves": ("err(DropConnect) / err(dropout) - 1 per seed",),
+    "scale": 100,
+    "digits": 1,
+    "unit": "%",
+}
+#: what the two 'helps' claims share: both subtract from the no-drop arm (related)
+HELPS = {"min_seeds": 5, "kind": "paired", "curves": ("the no-drop arm's test error",),
+         "scale": 100, "digits": 2, "unit": " pts"}  # fmt: skip
 
 CLAIMS = {
     "equivalent": Claim(
         key="equivalent",
         text="DropConnect's test error equals dropout's within the published margin",
-        statistic="err(DropConnect) / err(dropout) - 1, paired per seed",
         direction="within",
         threshold=0.0,
         delta=MARGIN,
         rationale=f"{WAN}: largest DropConnect-dropout gap, (1.58 - 1.36) / 1.58 = 0.14 "
         "(tanh); relu -6%, sigmoid +12%; the project page's benchmark table agrees in "
         "direction and size (-22% .. +7%)",
-        min_seeds=5,
-        kind="paired",
-        curves=(REL,),
-        scale=100,
-        digits=1,
-        unit="%",
+        **RELATIVE,
     ),
     "not_worse": Claim(
         key="not_worse",
         text="DropConnect matches or beats dropout (non-inferiority at that margin)",
-        statistic="err(DropConnect) / err(dropout) - 1, paired per seed",
         direction="below",
         threshold=MARGIN,
         rationale=f"{WAN}: DropConnect better for relu and tanh; margin as above "
         "(same values as `equivalent`)",
-        min_seeds=5,
-        kind="paired",
-        curves=(REL,),
-        scale=100,
-        digits=1,
-        unit="%",
+        **RELATIVE,
     ),
     "dropout_helps": Claim(
         key="dropout_helps",
@@ -120,10 +118,7 @@ CLAIMS = {
         direction="above",
         threshold=0.0,
         rationale=f"{WAN}: 1.62 -> 1.28 (relu), lower in every row",
-        min_seeds=5,
-        kind="paired",
-        curves=(NONE,),
-        **PTS,
+        **HELPS,
     ),
     "dropconnect_helps": Claim(
         key="dropconnect_helps",
@@ -132,10 +127,7 @@ CLAIMS = {
         direction="above",
         threshold=0.0,
         rationale=f"{WAN}: 1.62 -> 1.20 (relu), lower in every row",
-        min_seeds=5,
-        kind="paired",
-        curves=(NONE,),
-        **PTS,
+        **HELPS,
     ),
 }
 

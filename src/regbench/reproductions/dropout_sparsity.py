@@ -54,7 +54,8 @@ STATS = {
     "act_rms": "RMS activation",
     "act_dead": "dead units %",
 }
-ACTS = "hidden activations of the same nets"  # both claims read them: related
+#: both claims: paired per seed, read off the same nets' activations (related)
+PAIRED = {"min_seeds": 5, "kind": "paired", "curves": ("hidden activations of the same nets",)}
 
 CLAIMS = {
     "mean_act": Claim(
@@ -65,9 +66,7 @@ CLAIMS = {
         threshold=0.0,
         rationale="Srivastava et al. 2014 sec. 7.2, fig. 8: about 2.0 -> 0.7 (approx.; "
         "log ratio -1.05); the claim is its direction",
-        min_seeds=5,
-        kind="paired",
-        curves=(ACTS,),
+        **PAIRED,
     ),
     "near_zero": Claim(
         key="near_zero",
@@ -77,9 +76,7 @@ CLAIMS = {
         threshold=0.0,
         rationale="Srivastava et al. 2014 sec. 7.2, fig. 8: a sharp peak at zero with "
         "dropout, most mass away from zero without",
-        min_seeds=5,
-        kind="paired",
-        curves=(ACTS,),
+        **PAIRED,
         scale=100,
         digits=1,
         unit=" pts",

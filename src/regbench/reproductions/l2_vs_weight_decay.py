@@ -210,10 +210,13 @@ def identity_gaps(seed: int, steps: int, extra: list[str]) -> list:
         net = build_model(cfg0.model, splits.input_shape, splits.num_classes).double()
     he_init_from_stream(net, seed, "l2_vs_wd/init")
     out = {}
+    composed = {}  # adam_identity and adamw_differs share Adam + L2: compose it once
     for key, (a, b) in pairs.items():
         nets, opts, pens = [], [], []
         for over in (a, b):
-            cfg = compose([*base, *over])
+            if tuple(over) not in composed:
+                composed[tuple(over)] = compose([*base, *over])
+            cfg = composed[tuple(over)]
             m = copy.deepcopy(net)
             nets.append(m)
             opts.append(build_optimizer(cfg.optim, m))
