@@ -44,6 +44,7 @@ ARMS = ["none", "augment"]
 LABELS = {"none": "no augmentation", "augment": "augment1d"}
 TINY = ["data.n_test=200", "model.width=32", "trainer.max_epochs=3"]
 PTS = {"scale": 100, "digits": 2, "unit": " pts", "min_seeds": 5, "kind": "paired"}
+SMALL = "runs at the smallest pool"  # every claim reads them (the slope too): related
 
 CLAIMS = {
     "gap_small": Claim(
@@ -53,6 +54,7 @@ CLAIMS = {
         direction="above",
         threshold=0.0,
         rationale="Goodfellow, Bengio & Courville 2016, Deep Learning, sec. 7.4",
+        curves=(SMALL,),
         **PTS,
     ),
     "err_small": Claim(
@@ -63,6 +65,7 @@ CLAIMS = {
         threshold=0.0,
         rationale="Simard, Steinkraus & Platt, ICDAR 2003: 2-layer MLP on MNIST 1.6% -> 0.7% "
         "with distortions",
+        curves=(SMALL,),
         **PTS,
     ),
     "shrinks": Claim(
@@ -74,6 +77,9 @@ CLAIMS = {
         rationale="folk reading of Goodfellow et al. sec. 7.4: augmentation matters most "
         "when data is scarce; its direction",
         role="folk",
+        role_reason="'augmentation matters most when data is scarce', as course notes "
+        "repeat it; the cited sources do not measure the gain against the data size",
+        curves=(SMALL,),
         kind="paired",
         min_seeds=5,
         scale=100,

@@ -45,7 +45,8 @@ from regbench.report import RunRecord, history, load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge
 from regbench.report.plots import COLORS, band, log_labels, log_ticks, new_figure, save, style
 from regbench.reproductions import REPRODUCTIONS
-from regbench.reproductions.base import Report, Reproduction, grid
+from regbench.reproductions.base import Report, Reproduction
+from regbench.reproductions.divergence import grid_allowing_divergence
 
 RATES = [round(0.01 * 3**k, 4) for k in range(9)]  # 0.01 .. 65.61, x3 apart
 TINY_RATES = [0.09, 2.43]
@@ -149,11 +150,9 @@ class BnLearningRate(Reproduction):
         return parent
 
     def _grid(self, name, experiment, base, axes, seeds, n_jobs, scale) -> str | None:
-        results = grid(name, base, axes, seeds, n_jobs, experiment, self.objective)
-        diverged = [r for r in results if "FloatingPointError" in str(r.get("error") or "")]
-        for r in diverged:
-            print(f"[{self.name}] diverged (counts as not trained): {r['overrides']}")
-        return self.check([r for r in results if r not in diverged], experiment, scale)
+        return grid_allowing_divergence(
+            self, name, experiment, base, axes, seeds, n_jobs, scale, "not trained"
+        )
 
     @staticmethod
     def _by(experiment: str, speed_runs: bool) -> dict[tuple[str, float, int], RunRecord]:

@@ -10,11 +10,25 @@ augmentation, drop rate 0.5, test error % as mean ± std over 5 nets):
 | sigmoid | 1.78 ± 0.037 | 1.38 ± 0.039 | 1.55 ± 0.046 |
 | tanh | 1.65 ± 0.026 | 1.58 ± 0.053 | 1.36 ± 0.054 |
 
-So DropConnect is within a fraction of a point of dropout, better for relu (-0.08) and
-tanh (-0.22), worse for sigmoid (+0.17). Relative to dropout's error the gaps are -6%,
-+12% and -14%: the margin of the equivalence claim is the largest of them, 0.22 / 1.58 =
-0.14 of dropout's error (a relative margin carries over to MNIST-1D, whose errors are
-some 20 times MNIST's; an absolute 0.22 points would not).
+These values are as quoted when this reproduction was written; the paper's PDF could not
+be re-read here to verify them. What can be checked is the project page,
+cs.nyu.edu/~wanli/dropc/, whose benchmark table gives DropConnect vs dropout test error
+% of each method's best system (the abstract's state-of-the-art results "by aggregating
+multiple DropConnect-trained models"):
+MNIST 0.21 vs 0.27, CIFAR-10 9.32 vs 9.83, SVHN 1.94 vs 1.96, NORB-full-2fold 3.23 vs
+3.03, i.e. -22%, -5%, -1% and +7% of dropout's error. It agrees with table 2 in
+direction (DropConnect ahead in most rows, behind in one) and size (gaps up to about a
+fifth of dropout's error).
+
+The margin comes from table 2 all the same: it is the controlled comparison (the same
+2 x 800 net, no augmentation, rate 0.5 for both) that this setup copies, where the page's
+rows compare each method's best system. In table 2 DropConnect is within a fraction of a
+point of dropout, better for relu (-0.08) and tanh (-0.22), worse for sigmoid (+0.17);
+relative to dropout's error the gaps are -6%, +12% and -14%: the margin of the
+equivalence claim is the largest of them, 0.22 / 1.58 = 0.14 of dropout's error (a
+relative margin carries over to MNIST-1D, whose errors are some 20 times MNIST's; an
+absolute 0.22 points would not). The page's largest gap (22%, MNIST, near the error
+floor) would give a wider, more lenient margin.
 
 CPU scale (conf/experiment/dropconnect_vs_dropout.yaml, dc_arm/*.yaml): MNIST-1D, MLP
 2 x [Linear-ReLU-Dropout] width 256, SGD momentum 0.9, lr 0.05 cosine over 60 epochs,
@@ -58,38 +72,44 @@ TINY = [*TINY_DATA, "trainer.max_epochs=3"]
 #: Wan et al. 2013 table 2 (MNIST, 2 x 800, test error %, mean over 5 nets): relu row
 WAN_RELU = {"none": 1.62, "dropout": 1.28, "dropconnect": 1.20}
 MARGIN = 0.14  # max |DC - DO| / DO over table 2's rows: |1.36 - 1.58| / 1.58 (tanh)
-WAN = "Wan et al. 2013 table 2 (MNIST 2 x 800)"
-PTS = {"scale": 100, "digits": 2, "unit": " pts"}
+WAN = "Wan et al. 2013 table 2 (MNIST 2 x 800; as quoted, not re-verified)"
+#: the project page's benchmark table (cs.nyu.edu/~wanli/dropc/): DropConnect, dropout %
+WAN_PAGE = {"MNIST": (0.21, 0.27), "CIFAR-10": (9.32, 9.83), "SVHN": (1.94, 1.96),
+            "NORB-full-2fold": (3.23, 3.03)}  # fmt: skip
+#: what ``equivalent`` and ``not_worse`` share: the same per-seed values (related claims)
+RELATIVE = {
+    "statistic": "err(DropConnect) / err(dropout) - 1, paired per seed",
+    "min_seeds": 5,
+    "kind": "paired",
+    "curves": ("err(DropConnect) / err(dropout) - 1 per seed",),
+    "scale": 100,
+    "digits": 1,
+    "unit": "%",
+}
+#: what the two 'helps' claims share: both subtract from the no-drop arm (related)
+HELPS = {"min_seeds": 5, "kind": "paired", "curves": ("the no-drop arm's test error",),
+         "scale": 100, "digits": 2, "unit": " pts"}  # fmt: skip
 
 CLAIMS = {
     "equivalent": Claim(
         key="equivalent",
         text="DropConnect's test error equals dropout's within the published margin",
-        statistic="err(DropConnect) / err(dropout) - 1, paired per seed",
         direction="within",
         threshold=0.0,
         delta=MARGIN,
         rationale=f"{WAN}: largest DropConnect-dropout gap, (1.58 - 1.36) / 1.58 = 0.14 "
-        "(tanh); relu -6%, sigmoid +12%",
-        min_seeds=5,
-        kind="paired",
-        scale=100,
-        digits=1,
-        unit="%",
+        "(tanh); relu -6%, sigmoid +12%; the project page's benchmark table agrees in "
+        "direction and size (-22% .. +7%)",
+        **RELATIVE,
     ),
     "not_worse": Claim(
         key="not_worse",
         text="DropConnect matches or beats dropout (non-inferiority at that margin)",
-        statistic="err(DropConnect) / err(dropout) - 1, paired per seed",
         direction="below",
         threshold=MARGIN,
         rationale=f"{WAN}: DropConnect better for relu and tanh; margin as above "
         "(same values as `equivalent`)",
-        min_seeds=5,
-        kind="paired",
-        scale=100,
-        digits=1,
-        unit="%",
+        **RELATIVE,
     ),
     "dropout_helps": Claim(
         key="dropout_helps",
@@ -98,9 +118,7 @@ CLAIMS = {
         direction="above",
         threshold=0.0,
         rationale=f"{WAN}: 1.62 -> 1.28 (relu), lower in every row",
-        min_seeds=5,
-        kind="paired",
-        **PTS,
+        **HELPS,
     ),
     "dropconnect_helps": Claim(
         key="dropconnect_helps",
@@ -109,9 +127,7 @@ CLAIMS = {
         direction="above",
         threshold=0.0,
         rationale=f"{WAN}: 1.62 -> 1.20 (relu), lower in every row",
-        min_seeds=5,
-        kind="paired",
-        **PTS,
+        **HELPS,
     ),
 }
 
@@ -157,6 +173,12 @@ class DropConnectVsDropout(Reproduction):
                 "DropConnect / dropout - 1, per seed: "
                 f"{[round(100 * v, 1) for v in rel.values()]} % (margin ±{100 * MARGIN:.0f}%)."
             )
+        page = ", ".join(f"{k} {100 * (dc / do - 1):+.0f}%" for k, (dc, do) in WAN_PAGE.items())
+        md.append(
+            f"Published, for comparison: table 2's relative gaps -6% (relu), +12% (sigmoid), "
+            f"-14% (tanh), as quoted; the project page's benchmark table (each method's best "
+            f"system, cs.nyu.edu/~wanli/dropc/): {page}."
+        )
         fig, (ax,) = new_figure(1, width=5.5, height=3.8)
         paired_panel(ax, err, ARMS, LABELS)
         ax.set(ylabel="test error (%)", title="Test error per seed (lines pair seeds)")

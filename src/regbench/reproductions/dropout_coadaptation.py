@@ -5,7 +5,10 @@ Salakhutdinov 2012, arXiv 1207.0580; Srivastava et al. 2014, JMLR 15(56), sec. 7
 The popular reading: in a plain net a unit is useful only together with particular other
 units (co-adaptation); dropout trains every unit to work with random subsets of the
 others, so the net is robust to losing units. Neither paper measures test-time ablation;
-the claim is the folk consequence, put to the test.
+the claim is the folk consequence, put to the test. Morcos, Barrett, Rabinowitz &
+Botvinick (ICLR 2018, arXiv 1803.06959) do ablate units and say in their abstract that
+dropout regularizes a net's reliance on single directions "only up to a point" (their
+figures were not re-read for this reproduction, so the claims stay folk).
 
 CPU scale (conf/experiment/dropout_coadaptation.yaml): MNIST-1D, MLP 2 x [Linear-ReLU-
 Dropout] width 256, SGD momentum 0.9, lr 0.05 cosine over 60 epochs, batch 100, arms
@@ -55,7 +58,11 @@ def _claim(f: float) -> Claim:
         "prevents co-adaptation; no size is claimed, so its direction",
         min_seeds=5,
         role="folk",
+        role_reason="the popular reading of the co-adaptation argument, which Hinton et al. and "
+        "Srivastava et al. do not test by ablation (Morcos et al. 2018, arXiv 1803.06959, "
+        "ablate units; their abstract: dropout reduces that reliance 'only up to a point')",
         kind="paired",
+        curves=("ablation of the same nets",),
         scale=100,
         digits=1,
         unit="%",

@@ -55,6 +55,7 @@ LAKSHMI = (
     "dropout with M samples"
 )
 PTS = {"scale": 100, "digits": 2, "unit": " pts", "min_seeds": 5, "kind": "paired"}
+ENSEMBLES = "ensembles of the same plain nets"  # every claim reads them: related
 
 
 def _ws_claim(k: int) -> Claim:
@@ -67,6 +68,10 @@ def _ws_claim(k: int) -> Claim:
         rationale="the folk 'ensemble view' of dropout, tested against explicit ensembles; "
         "no size is claimed, so its direction",
         role="folk",
+        role_reason="a popular reading of Srivastava et al.'s ensemble view ('an ensemble "
+        "for the price of one'), put against explicit ensembles: an expectation, not a "
+        "result the cited papers report",
+        curves=(ENSEMBLES, "the dropout net by weight scaling"),
         **PTS,
     )
 
@@ -81,6 +86,7 @@ CLAIMS = {
         direction="above",
         threshold=0.0,
         rationale=LAKSHMI,
+        curves=(ENSEMBLES,),
         **PTS,
     ),
 }

@@ -1,6 +1,7 @@
 """Helpers shared by the atlas part 3 reproductions (issue 26): per-arm, per-seed values
-read from finished runs, a least-squares slope, the runs a grid lost to divergence, and a
-figure panel that shows the pairing a paired claim uses (one grey line per seed)."""
+read from finished runs, a least-squares slope, He init from a stream, and a figure panel
+that shows the pairing a paired claim uses (one grey line per seed). Runs lost to
+divergence: :mod:`regbench.reproductions.divergence`."""
 
 from __future__ import annotations
 
@@ -56,26 +57,6 @@ def he_init_from_stream(model, seed: int, purpose: str) -> None:
                 w.copy_(torch.randn(w.shape, generator=g, dtype=w.dtype) * math.sqrt(2 / fan_in))
                 if m.bias is not None:
                     m.bias.zero_()
-
-
-def diverged_runs(experiment: str) -> list[RunRecord]:
-    """FAILED runs of ``experiment`` whose error is a non-finite loss (a diverged model
-    fails alone in a batched group; the grid records it FAILED with that reason)."""
-    from regbench.tracking import get_client
-
-    client = get_client()
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return []
-    failed = client.search_runs(
-        [exp.experiment_id], "attributes.status = 'FAILED'", max_results=5000
-    )
-    return [
-        RunRecord(r.info.run_id, dict(r.data.params), {}, dict(r.data.tags))
-        for r in failed
-        if "seed" in r.data.params
-        and any(w in str(r.data.tags.get("error", "")) for w in ("FloatingPoint", "non-finite"))
-    ]
 
 
 def paired_panel(

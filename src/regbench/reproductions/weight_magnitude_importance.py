@@ -52,6 +52,12 @@ HAN = "Han et al. 2015 (arXiv 1506.02626)"
 PTS = {"scale": 100, "digits": 2, "unit": " pts", "min_seeds": 5, "kind": "paired"}
 
 
+def pruned_nets(arm: str) -> str:
+    """What a claim is read off: the pruned copies of one arm's nets (the claims at the
+    three sparsities of an arm share them: related)."""
+    return f"pruned {LABELS[arm]} nets"
+
+
 def _mag_claim(arm: str, s: float) -> Claim:
     return Claim(
         key=f"mag_{arm}_{s:g}",
@@ -62,6 +68,9 @@ def _mag_claim(arm: str, s: float) -> Claim:
         rationale=f"the folk 'magnitude = importance' behind {HAN}; random pruning = "
         "magnitude carries no information; no size claimed",
         role="folk",
+        role_reason="the heuristic magnitude pruning rests on, as course notes state it; "
+        "Han et al. prune by magnitude, the comparison with random pruning is not theirs",
+        curves=(pruned_nets(arm),),
         **PTS,
     )
 
@@ -74,6 +83,7 @@ CLAIMS["l1_vs_l2"] = Claim(
     direction="above",
     threshold=0.0,
     rationale=f"{HAN} fig. 5: without retraining L1 keeps more accuracy than L2",
+    curves=(pruned_nets("l1"), pruned_nets("l2")),
     **PTS,
 )
 
