@@ -179,7 +179,7 @@ def test_probe_settings_are_checked_with_one_line_errors(tiny):
     ("line", "msg"),
     [
         ("diag.ablation.fractions=[1.5]", "diag.ablation.fractions[0]=1.5 is out of range"),
-        ("model.init_scale=0", "model.init_scale=0 is out of range; allowed: (0, inf]"),
+        ("model.init_scale=0", "model.init_scale=0 is out of range; allowed: (0, inf)"),
     ],
 )
 def test_bad_probe_and_init_scale_input_exit_2_before_any_run(line, msg, capsys, experiment):

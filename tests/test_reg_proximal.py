@@ -50,7 +50,7 @@ def test_proximal_l1_makes_exact_zeros_and_the_subgradient_does_not(tiny):
         ),
         (
             ["reg=[l1_prox]", "scheduler=constant", "reg.l1_prox.strength=-1"],
-            "reg.l1_prox.strength=-1 is out of range; allowed: [0, inf]",
+            "reg.l1_prox.strength=-1 is out of range; allowed: [0, inf)",
         ),
         (
             ["reg=[l1_prox]", "scheduler=constant", "reg.l1_prox.params=banana"],

@@ -69,7 +69,10 @@ def test_report_finds_the_scale_that_has_runs_and_names_it(capsys, monkeypatch, 
     main("report", ["variance_shift"])
     out = capsys.readouterr().out
     assert out.startswith("report variance_shift: tiny scale (--scale to choose another)\n")
-    assert "variance_shift (tiny scale): 7 SUPPORTED, 0 REFUTED, 0 INCONCLUSIVE" in out
+    assert (
+        "variance_shift (tiny scale): findings 4 SUPPORTED, 0 REFUTED, 0 INCONCLUSIVE; "
+        "checks 3 SUPPORTED, 0 REFUTED, 0 INCONCLUSIVE" in out
+    )
     with pytest.raises(SystemExit):
         main("report", ["variance_shift", "--scale", "cpu"])
     err = capsys.readouterr().err

@@ -162,8 +162,9 @@ def test_history_table_marks_a_verdict_that_changed(store: SiteStore):
     later = copy.deepcopy(data)
     later["build"] = {**data["build"], "time": "2099-01-01T00:00:00.000000Z",
                       "runs": {"f" * 40: 12}}  # fmt: skip
-    flipped = later["claims"][5]
-    flipped["status"] = "SUPPORTED" if flipped["status"] != "SUPPORTED" else "REFUTED"
+    flipped = later["claims"][5]  # the verdict the site shows: family-wise where there is one
+    shown = "family_status" if flipped.get("family_status") else "status"
+    flipped[shown] = "SUPPORTED" if flipped[shown] != "SUPPORTED" else "REFUTED"
     table = history_table([Build(parent, data, "a"), Build(parent, data, "b"),
                            Build(parent, later, "c")])  # fmt: skip
     assert [c["times"] for c in table["columns"]] == [2, 1]

@@ -59,11 +59,17 @@ def vanilla_test_factor(model: nn.Module, factor_of_p) -> Iterator[None]:
 @torch.no_grad()
 def mask_log_probs(model: nn.Module, x: Tensor, k: int, seed: int) -> Tensor:
     """log-softmax of ``k`` passes, each with its own dropout masks: (k, N, C).
-    Everything but the stochastic layers stays in eval mode."""
-    # masks from a stream of its own (the global generator's state is put back after)
-    stream = streams.Stream.of_run(seed).child("mask_log_probs")
-    with streams.seeded(stream), stochastic_layers_on(model):
-        return torch.stack([torch.log_softmax(model(x), dim=1) for _ in range(k)])
+    Everything but the stochastic layers stays in eval mode. The layers are bound to the
+    streams of run ``seed`` (docs/ARCHITECTURE.md, "Randomness"), pass i drawing at
+    counter ``(i,)``: the passes of :func:`~regbench.reg.inference.mc_log_probs`."""
+    clock = streams.Clock()
+    streams.bind_model(model, streams.Stream.of_run(seed).child("layer"), clock)
+    out = []
+    with stochastic_layers_on(model):
+        for i in range(k):
+            with clock.at(i):
+                out.append(torch.log_softmax(model(x), dim=1))
+    return torch.stack(out)
 
 
 @torch.no_grad()
