@@ -1,12 +1,14 @@
-"""Markdown tables of a report, and its claims section: the evidence table (findings and
-folk claims, each with its per-claim and family-wise verdict) and the checks table."""
+"""Markdown tables of a report and their cells (mean ± CI, published numbers), and its
+claims section: the evidence table (findings and folk claims, each with its per-claim and
+family-wise verdict) and the checks table."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from regbench.report.claims import STATUSES, Verdict
 from regbench.report.family import counts, holm
+from regbench.report.stats import mean_ci
 
 
 def _cell(c: object) -> str:
@@ -20,6 +22,20 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     rule = "|" + "|".join("---" for _ in headers) + "|"
     body = ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join([head, rule, *body])
+
+
+def ci_cell(
+    values: Iterable[float] | Mapping[object, float], digits: int = 3, scale: float = 1.0
+) -> str:
+    """A table cell: the mean ± 95% t-interval of ``values`` (a mapping: of its values,
+    e.g. seed -> value), times ``scale``, as :meth:`Summary.fmt` writes it; "" for none."""
+    vals = list(values.values() if isinstance(values, Mapping) else values)
+    return mean_ci(vals).fmt(digits, scale) if vals else ""
+
+
+def num_cell(x: float | None, digits: int = 2) -> str:
+    """A table cell: ``x`` with ``digits`` decimals (a published number), "" for None."""
+    return "" if x is None else f"{x:.{digits}f}"
 
 
 EVIDENCE = [

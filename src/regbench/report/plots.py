@@ -5,10 +5,16 @@ another stays visible through the dashes), a series with a single x value is dra
 point with its interval as an error bar (a line or band over one x is invisible but still
 stretches the axes), and such points are dodged sideways by a few points of screen space
 so arms at the same x do not hide each other.
+
+Reproductions draw per-seed values through four helpers: :func:`seed_band` (mean ± CI over
+seeds along a grid axis), :func:`arm_bands` (one such band per arm), :func:`curve_band`
+(the mean of curves, step by step) and :func:`paired_panel` (the per-seed pairing behind
+a paired claim).
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -16,6 +22,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.transforms import offset_copy  # noqa: E402
+
+from regbench.report.stats import mean_ci  # noqa: E402
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1))]
@@ -109,6 +117,64 @@ def band(
         ax.fill_between(x, lo, hi, color=color, alpha=alpha, linewidth=0, transform=tr)
         if dodge:
             include(ax, x + x, lo + hi)
+
+
+def curve_band(ax, x, curves: Sequence[Sequence[float]], label: str, color: str, **kw) -> None:
+    """:func:`band` of the mean ± 95% CI over ``curves`` (one per seed or draw, all as long
+    as ``x``), point by point."""
+    band(ax, x, [mean_ci(col) for col in zip(*curves, strict=True)], label, color, **kw)
+
+
+def seed_band(
+    ax, values: Mapping[float, Mapping[int, float]], label: str, color: str, **kw
+) -> None:
+    """:func:`band` along the sorted grid values of ``values`` (x -> {seed: value}): the
+    mean ± 95% CI over seeds at each x."""
+    xs = sorted(values)
+    band(ax, xs, [mean_ci(values[x].values()) for x in xs], label, color, **kw)
+
+
+def arm_bands(
+    ax,
+    values: Mapping[tuple[Hashable, float], Mapping[int, float]],
+    arms: Sequence[Hashable],
+    labels: Sequence[str],
+    scale: float = 1.0,
+    dodge: bool = False,
+    **kw,
+) -> None:
+    """One :func:`seed_band` per arm over the grid values it has, from per-seed values
+    ``values[(arm, x)] = {seed: value}``: the i-th arm in the i-th style, labelled
+    ``labels[i]``. ``dodge``: the arms side by side, :data:`DODGE_PT` apart (equal curves
+    stay visible)."""
+    for i, arm in enumerate(arms):
+        by_x = {x: v for (a, x), v in values.items() if a == arm and v}
+        shift = (i - (len(arms) - 1) / 2) * DODGE_PT if dodge else None
+        seed_band(ax, by_x, labels[i], COLORS[i], scale=scale, dodge=shift, **kw)
+
+
+def paired_panel(
+    ax,
+    values: Mapping[Hashable, Mapping[int, float]],
+    arms: Sequence[Hashable],
+    labels: Sequence[str],
+    scale: float = 100.0,
+) -> None:
+    """Per-seed values of ``arms`` side by side (dots), one grey line per seed joining its
+    values across arms (the pairing of a paired claim), and each arm's mean with its 95%
+    t-interval (squares)."""
+    seeds = sorted(set.intersection(*(set(values.get(a, {})) for a in arms)) or set())
+    for s in seeds:
+        ax.plot(range(len(arms)), [scale * values[a][s] for a in arms], color="0.75", lw=1)
+    for i, a in enumerate(arms):
+        vals = [scale * v for v in values.get(a, {}).values()]
+        color = COLORS[i % len(COLORS)]
+        ax.scatter([i] * len(vals), vals, color=color, s=14, zorder=2)
+        if vals:
+            sm = mean_ci(vals)
+            half = sm.half if sm.n > 1 else 0.0
+            ax.errorbar(i + 0.12, sm.mean, yerr=half, fmt="s", color=color, capsize=3, zorder=3)
+    ax.set(xticks=range(len(arms)), xticklabels=list(labels))
 
 
 def log_ticks(ax, values) -> None:

@@ -32,18 +32,19 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from regbench.report import load_runs, mean_ci, table
+from regbench.report import mean_ci, table
 from regbench.report.claims import Claim, judge, paired_by_seed
-from regbench.report.plots import COLORS, band, log_ticks, new_figure, save
+from regbench.report.markdown import ci_cell
+from regbench.report.plots import arm_bands, log_ticks, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
-from regbench.reproductions.seed_pairs import slope
+from regbench.reproductions.seed_pairs import PTS, by_arm_seed, error_on_test, slope
 
 SIZES = {"cpu": [500, 1000, 2000, 4000], "tiny": [500, 1000]}
 ARMS = ["none", "augment"]
 LABELS = {"none": "no augmentation", "augment": "augment1d"}
 TINY = ["data.n_test=200", "model.width=32", "trainer.max_epochs=3"]
-PTS = {"scale": 100, "digits": 2, "unit": " pts", "min_seeds": 5, "kind": "paired"}
+PAIRED = {**PTS, "min_seeds": 5, "kind": "paired"}
 SMALL = "runs at the smallest pool"  # every claim reads them (the slope too): related
 
 CLAIMS = {
@@ -55,7 +56,7 @@ CLAIMS = {
         threshold=0.0,
         rationale="Goodfellow, Bengio & Courville 2016, Deep Learning, sec. 7.4",
         curves=(SMALL,),
-        **PTS,
+        **PAIRED,
     ),
     "err_small": Claim(
         key="err_small",
@@ -66,7 +67,7 @@ CLAIMS = {
         rationale="Simard, Steinkraus & Platt, ICDAR 2003: 2-layer MLP on MNIST 1.6% -> 0.7% "
         "with distortions",
         curves=(SMALL,),
-        **PTS,
+        **PAIRED,
     ),
     "shrinks": Claim(
         key="shrinks",
@@ -99,34 +100,31 @@ class AugmentationOverfitting(Reproduction):
     )
     default_seeds = {"tiny": 2, "cpu": 5}
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        base = ["experiment=augmentation_overfitting"] + (TINY if scale == "tiny" else [])
-        sizes = [f"n{n}" for n in SIZES[scale]]
-        return base, {"+experiment/aug_n": sizes, "+experiment/aug_arm": ARMS}
+    axes = {
+        "+experiment/aug_n": {k: [f"n{n}" for n in ns] for k, ns in SIZES.items()},
+        "+experiment/aug_arm": ARMS,
+    }
+    tiny = TINY
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        key = lambda r: (r.p("aug_arm"), r.p("data.n_train", int), r.seed)  # noqa: E731
-        runs = load_runs(experiment, key=key)
-        self.require_runs(runs, experiment)
-        err = {key(r): 1 - r.metrics["test/acc"] for r in runs}
-        gap = {key(r): r.metrics["diag/gen_gap"] for r in runs}
-        sizes = sorted({k[1] for k in err})
-        seeds = sorted({k[2] for k in err})
+        point = lambda r: (r.p("aug_arm"), r.p("data.n_train", int))  # noqa: E731
+        runs = self.finished_runs(experiment, point)
+        err = by_arm_seed(runs, point, error_on_test)
+        gap = by_arm_seed(runs, point, lambda r: r.metrics["diag/gen_gap"])
+        sizes = sorted({n for _, n in err})
+        seeds = sorted({s for v in err.values() for s in v})
 
-        def per_seed(d: dict, arm: str, n: int) -> dict[int, float]:
-            return {s: d[(arm, n, s)] for s in seeds if (arm, n, s) in d}
+        def arm(d: dict, a: str, n: int) -> dict[int, float]:
+            return d.get((a, n), {})
 
         small = sizes[0]
-        gain = {
-            n: paired_by_seed(per_seed(err, "none", n), per_seed(err, "augment", n)) for n in sizes
-        }
-        complete = [s for s in seeds if all((a, n, s) in err for a in ARMS for n in sizes)]
+        gain = {n: paired_by_seed(arm(err, "none", n), arm(err, "augment", n)) for n in sizes}
+        complete = [s for s in seeds if all(s in arm(err, a, n) for a in ARMS for n in sizes)]
         x = [math.log2(n) for n in sizes]
         slopes = [
-            slope(x, [err[("none", n, s)] - err[("augment", n, s)] for n in sizes])
-            for s in complete
+            slope(x, [err["none", n][s] - err["augment", n][s] for n in sizes]) for s in complete
         ]
-        narrowing = paired_by_seed(per_seed(gap, "none", small), per_seed(gap, "augment", small))
+        narrowing = paired_by_seed(arm(gap, "none", small), arm(gap, "augment", small))
         verdicts = [
             judge(CLAIMS["gap_small"], narrowing),
             judge(CLAIMS["err_small"], gain[small]),
@@ -135,9 +133,9 @@ class AugmentationOverfitting(Reproduction):
         rows = []
         for n in sizes:
             for a in ARMS:
-                e, g = per_seed(err, a, n), per_seed(gap, a, n)
+                e, g = arm(err, a, n), arm(gap, a, n)
                 if e:
-                    cells = [mean_ci(v.values()).fmt(2, 100) for v in (e, g)]
+                    cells = [ci_cell(v, 2, 100) for v in (e, g)]
                     rows.append([n, LABELS[a], len(e), *cells])
         md = [
             f"Experiment `{experiment}`, {len(runs)} runs; train pool sizes {sizes} (90% "
@@ -148,18 +146,14 @@ class AugmentationOverfitting(Reproduction):
             + "; ".join(f"{n}: {mean_ci(g).fmt(2, 100)}" for n, g in gain.items() if g)
             + ".",
         ]
-        fig = self._figure(err, gap, sizes, seeds, out_dir)
-        md.append(f"![augmentation vs training-set size]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        fig = self._figure(err, gap, sizes, out_dir)
+        return Report.of(md, fig, "augmentation vs training-set size", verdicts)
 
     @staticmethod
-    def _figure(err, gap, sizes, seeds, out_dir: Path) -> Path:
+    def _figure(err, gap, sizes, out_dir: Path) -> Path:
         fig, (ax, ax2) = new_figure(2, width=5.0, height=3.8)
-        for i, a in enumerate(ARMS):
-            for axis, d in ((ax, err), (ax2, gap)):
-                pts = [n for n in sizes if any((a, n, s) in d for s in seeds)]
-                curve = [mean_ci([d[(a, n, s)] for s in seeds if (a, n, s) in d]) for n in pts]
-                band(axis, pts, curve, LABELS[a], COLORS[i], 100)
+        for axis, d in ((ax, err), (ax2, gap)):
+            arm_bands(axis, d, ARMS, [LABELS[a] for a in ARMS], 100)
         for axis, label in ((ax, "test error (%)"), (ax2, "train acc - test acc (pts)")):
             log_ticks(axis, sizes)
             axis.set(xlabel="train pool (samples)", ylabel=label)

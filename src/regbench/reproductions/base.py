@@ -8,12 +8,12 @@ report reads everything back from MLflow, so ``regbench report`` needs no traini
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from regbench.errors import ConfigError
-from regbench.report import REPRO_TAG, find_parent, report_dir
+from regbench.report import REPRO_TAG, RunRecord, find_parent, load_runs, report_dir
 from regbench.report.claims import Verdict
 from regbench.report.family import counts, holm
 from regbench.report.groups import Arms
@@ -35,6 +35,13 @@ class Report:
     figures: list[Path] = field(default_factory=list)
     claims: list[Verdict] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, parts: Sequence[str], figure: Path, alt: str, claims: Sequence[Verdict]) -> Report:
+        """The usual report: markdown ``parts`` (paragraphs, tables), then ``figure`` shown
+        below them with ``alt`` as its alt text."""
+        md = "\n\n".join([*parts, f"![{alt}]({figure.name})"])
+        return cls(md, figures=[figure], claims=list(claims))
+
 
 class Reproduction:
     name: str = ""
@@ -44,13 +51,28 @@ class Reproduction:
     #: how ``regbench compare NAME`` labels this reproduction's configurations and which
     #: is its baseline (None: by every varied setting, baseline the first, as any sweep)
     arms: Arms | None = None
+    #: the declared grid (read by :meth:`grid`): its axes, key -> values, or key ->
+    #: {scale: values} for an axis whose values differ by scale; and the overrides that
+    #: shrink the experiment to tiny scale (seconds, the same code path)
+    axes: Mapping[str, Sequence | Mapping[str, Sequence]] = {}
+    tiny: Sequence[str] = ()
 
     def experiment_name(self, scale: str) -> str:
         return f"reproduce-{self.name}" + ("" if scale == "cpu" else f"-{scale}")
 
+    def base(self, scale: str) -> list[str]:
+        """The grid's base overrides at ``scale``: conf/experiment/<name>.yaml
+        (<name>_paper.yaml at paper scale), shrunk by :attr:`tiny` at tiny scale."""
+        config = self.name + ("_paper" if scale == "paper" else "")
+        return [f"experiment={config}", *(self.tiny if scale == "tiny" else ())]
+
     def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        """Base overrides and the axes (key -> values) of the grid at ``scale``."""
-        raise NotImplementedError
+        """Base overrides and the axes (key -> values) of the grid at ``scale``: by default
+        :meth:`base` and the declared :attr:`axes`."""
+        if not self.axes:
+            raise NotImplementedError(f"{self.name} declares no grid axes")
+        axes = {k: v[scale] if isinstance(v, Mapping) else v for k, v in self.axes.items()}
+        return self.base(scale), {k: list(v) for k, v in axes.items()}
 
     def train(self, scale: str, seeds: list[int], n_jobs: int) -> str | None:
         """Run (or resume) the grid; returns the parent run id."""
@@ -92,6 +114,15 @@ class Reproduction:
         runs = client.search_runs([exp.experiment_id], query, max_results=1000)
         grids = [r for r in runs if r.data.tags.get("sweep.study")] or runs
         return sorted(grids, key=lambda r: (r.info.start_time or 0, r.info.run_id), reverse=True)
+
+    def finished_runs(
+        self, experiment: str, point: Callable[[RunRecord], Hashable]
+    ) -> list[RunRecord]:
+        """The experiment's finished runs, the newest one per grid point (``point(run)``)
+        and seed (:func:`load_runs`); stops with one line when there are none."""
+        runs = load_runs(experiment, key=lambda r: (point(r), r.seed))
+        self.require_runs(runs, experiment)
+        return runs
 
     def require_runs(self, runs: Sequence, experiment: str) -> None:
         """Stop with one line when the store holds no finished runs to report on."""

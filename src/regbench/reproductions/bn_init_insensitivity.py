@@ -42,18 +42,19 @@ from pathlib import Path
 
 import torch
 
-from regbench.report import load_runs, mean_ci, table
+from regbench.report import table
 from regbench.report.claims import Claim, judge, paired_by_seed
-from regbench.report.plots import COLORS, band, log_ticks, new_figure, save
+from regbench.report.markdown import ci_cell
+from regbench.report.plots import arm_bands, log_ticks, new_figure, paired_panel, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 from regbench.reproductions.divergence import diverged_runs, train_allowing_divergence
 from regbench.reproductions.seed_pairs import (
     CHANCE_ERR,
+    PTS,
     TEST_SE,
     TINY_DATA,
     he_init_from_stream,
-    paired_panel,
 )
 
 NORMS = ["none", "batch"]
@@ -80,9 +81,7 @@ def claims(n_scales: int) -> dict[str, Claim]:
             min_seeds=5,
             kind="paired",
             curves=(BN_ERR,),
-            scale=100,
-            digits=2,
-            unit=" pts",
+            **PTS,
         ),
         "bn_flat": Claim(
             key="bn_flat",
@@ -97,9 +96,7 @@ def claims(n_scales: int) -> dict[str, Claim]:
             role_reason="the popular 'BN makes training insensitive to init', stronger than "
             "Ioffe & Szegedy's 'less careful': no more spread than a new test set would give",
             curves=(BN_ERR,),
-            scale=100,
-            digits=2,
-            unit=" pts",
+            **PTS,
         ),
         "invariance": Claim(
             key="invariance",
@@ -154,18 +151,17 @@ class BnInitInsensitivity(Reproduction):
     )
     default_seeds = {"tiny": 2, "cpu": 5}
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        base = ["experiment=bn_init_insensitivity"] + (TINY if scale == "tiny" else [])
-        return base, {"model.norm": NORMS, "model.init_scale": SCALES[scale]}
+    axes = {"model.norm": NORMS, "model.init_scale": SCALES}
+    tiny = TINY
 
     def train(self, scale: str, seeds: list[int], n_jobs: int) -> str | None:
         """As the base class, but a diverged run is a result here (chance error)."""
         return train_allowing_divergence(self, scale, seeds, n_jobs, "chance error")
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        key = lambda r: (r.p("model.norm"), r.p("model.init_scale", float), r.seed)  # noqa: E731
-        runs = load_runs(experiment, key=key)
-        self.require_runs(runs, experiment)
+        point = lambda r: (r.p("model.norm"), r.p("model.init_scale", float))  # noqa: E731
+        runs = self.finished_runs(experiment, point)
+        key = lambda r: (*point(r), r.seed)  # noqa: E731
         err = {key(r): 1 - r.metrics["test/acc"] for r in runs}
         diverged = {key(r) for r in diverged_runs(experiment)} - set(err)
         err.update({k: CHANCE_ERR for k in diverged})
@@ -191,7 +187,7 @@ class BnInitInsensitivity(Reproduction):
             for s in scales:
                 vals = [err[(n, s, sd)] for sd in seeds if (n, s, sd) in err]
                 div = sum((n, s, sd) in diverged for sd in seeds)
-                rows.append([LABELS[n], f"{s:g}", len(vals), mean_ci(vals).fmt(2, 100), div])
+                rows.append([LABELS[n], f"{s:g}", len(vals), ci_cell(vals, 2, 100), div])
         md = [
             f"Experiment `{experiment}`, {len(runs)} finished runs, {len(diverged)} diverged "
             f"(counted at {100 * CHANCE_ERR:.0f}% error); {len(seeds)} seeds with every "
@@ -202,8 +198,7 @@ class BnInitInsensitivity(Reproduction):
             + ".",
         ]
         fig = self._figure(err, scales, seeds, spread, out_dir)
-        md.append(f"![BN and init scale]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        return Report.of(md, fig, "BN and init scale", verdicts)
 
     @staticmethod
     def _config(run):
@@ -217,9 +212,8 @@ class BnInitInsensitivity(Reproduction):
     @staticmethod
     def _figure(err, scales, seeds, spread, out_dir: Path) -> Path:
         fig, (ax, ax2) = new_figure(2, width=5.0, height=3.8)
-        for i, n in enumerate(NORMS):
-            curve = [mean_ci([err[(n, s, sd)] for sd in seeds]) for s in scales]
-            band(ax, scales, curve, LABELS[n], COLORS[i], 100)
+        complete = {(n, s): {sd: err[(n, s, sd)] for sd in seeds} for n in NORMS for s in scales}
+        arm_bands(ax, complete, NORMS, [LABELS[n] for n in NORMS], 100)
         log_ticks(ax, scales)
         title = "Test error after training"
         ax.set(xlabel="init scale (x He std)", ylabel="test error (%)", title=title)

@@ -41,12 +41,14 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-from regbench.report import RunRecord, history, load_runs, mean_ci, table
+from regbench.report import RunRecord, history, load_runs, table
 from regbench.report.claims import Claim, judge
-from regbench.report.plots import COLORS, band, log_labels, log_ticks, new_figure, save, style
+from regbench.report.markdown import ci_cell
+from regbench.report.plots import COLORS, arm_bands, log_labels, log_ticks, new_figure, save, style
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 from regbench.reproductions.divergence import grid_allowing_divergence
+from regbench.reproductions.seed_pairs import best_by_mean, by_arm_seed
 
 RATES = [round(0.01 * 3**k, 4) for k in range(9)]  # 0.01 .. 65.61, x3 apart
 TINY_RATES = [0.09, 2.43]
@@ -97,7 +99,7 @@ def best_rates(by: dict, rates: list[float], seeds: list[int]) -> dict[str, floa
             lr: [by[(a, lr, s)].metrics["val/acc"] for s in seeds if (a, lr, s) in by]
             for lr in rates
         }
-        best[a] = max((lr for lr in rates if accs[lr]), key=lambda lr: mean_ci(accs[lr]).mean)
+        best[a] = best_by_mean(accs, [lr for lr in rates if accs[lr]], lowest=False)
     return best
 
 
@@ -129,9 +131,8 @@ class BnLearningRate(Reproduction):
     )
     default_seeds = {"tiny": 2, "cpu": 6}
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        base = ["experiment=bn_learning_rate"] + (TINY if scale == "tiny" else [])
-        return base, {"model.norm": ARMS, "optim.lr": TINY_RATES if scale == "tiny" else RATES}
+    axes = {"model.norm": ARMS, "optim.lr": {"cpu": RATES, "tiny": TINY_RATES}}
+    tiny = TINY
 
     def train(self, scale: str, seeds: list[int], n_jobs: int) -> str | None:
         """The rate grid (a diverged run is a result here: did not train), then each arm's
@@ -210,9 +211,8 @@ class BnLearningRate(Reproduction):
                     f"trained rate is taken one x3 step below the grid ({rates[0] / 3:g}), so "
                     "the log3 ratio is a bound, not a measurement."
                 )
-        fig = self._figure(by, rates, seeds, best, curves, out_dir)
-        md.append(f"![BN and the learning rate]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        fig = self._figure(by, rates, best, curves, out_dir)
+        return Report.of(md, fig, "BN and the learning rate", verdicts)
 
     @staticmethod
     def _trained(r: RunRecord) -> bool:
@@ -225,12 +225,10 @@ class BnLearningRate(Reproduction):
             row = [f"{lr:g}"]
             for a in ARMS:
                 rs = [by[(a, lr, s)] for s in seeds if (a, lr, s) in by]
-                loss = mean_ci([r.metrics["train/loss"] for r in rs]) if rs else None
-                acc = mean_ci([r.metrics["val/acc"] for r in rs]) if rs else None
                 row += [
                     f"{sum(self._trained(r) for r in rs)}/{len(seeds)}",
-                    loss.fmt(3) if loss else "diverged",
-                    acc.fmt(1, 100) if acc else "",
+                    ci_cell([r.metrics["train/loss"] for r in rs], 3) or "diverged",
+                    ci_cell([r.metrics["val/acc"] for r in rs], 1, 100),
                 ]
             rows.append(row)
         cols = ("trained", "train loss", "val acc %")
@@ -250,16 +248,12 @@ class BnLearningRate(Reproduction):
         )
 
     @staticmethod
-    def _figure(by, rates, seeds, best, curves, out_dir: Path) -> Path:
+    def _figure(by, rates, best, curves, out_dir: Path) -> Path:
         fig, (ax, ax2) = new_figure(2, width=5.0, height=3.8)
+        point = lambda r: (r.p("model.norm"), r.p("optim.lr", float))  # noqa: E731
+        loss = by_arm_seed(list(by.values()), point, lambda r: r.metrics["train/loss"])
+        arm_bands(ax, loss, ARMS, [f"norm={a}" for a in ARMS])
         for i, a in enumerate(ARMS):
-            xs, ss = [], []
-            for lr in rates:
-                vals = [by[(a, lr, s)].metrics["train/loss"] for s in seeds if (a, lr, s) in by]
-                if vals:
-                    xs.append(lr)
-                    ss.append(mean_ci(vals))
-            band(ax, xs, ss, f"norm={a}", COLORS[i])
             for s, h in curves[a].items():
                 if h:
                     ax2.plot(

@@ -38,18 +38,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from regbench.report import load_runs, mean_ci, table
+from regbench.report import table
 from regbench.report.claims import Claim, judge, paired_by_seed
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.markdown import ci_cell
+from regbench.report.plots import arm_bands, new_figure, paired_panel, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
-from regbench.reproductions.seed_pairs import TEST_SE, TINY_DATA, paired_panel
+from regbench.reproductions.seed_pairs import (
+    PTS,
+    TEST_SE,
+    TINY_DATA,
+    best_by_mean,
+    by_arm_seed,
+    error_on_test,
+    pair_seeds,
+)
 
 NORMS = ["none", "batch"]
 LABELS = {"none": "no BN", "batch": "BN"}
 RATES = {"cpu": [0.0, 0.1, 0.3, 0.5], "tiny": [0.0, 0.5]}
 TINY = [*TINY_DATA, "trainer.max_epochs=3"]
-PTS = {"scale": 100, "digits": 2, "unit": " pts", "min_seeds": 5, "kind": "paired"}
+PAIRED = {**PTS, "min_seeds": 5, "kind": "paired"}
 IOFFE = "Ioffe & Szegedy 2015 (arXiv 1502.03167) sec. 3.4"
 IOFFE_421 = (
     "Ioffe & Szegedy 2015 sec. 4.2.1: removing dropout from BN-Inception raised its "
@@ -67,7 +76,7 @@ CLAIMS = {
         rationale=f"{IOFFE_421}; margin = binomial s.e. of a 32% error on 1,000 test "
         "samples (MNIST-1D authors' MLP: 68%)",
         curves=(GAIN_BN,),
-        **PTS,
+        **PAIRED,
     ),
     "gain_without_bn": Claim(
         key="gain_without_bn",
@@ -77,7 +86,7 @@ CLAIMS = {
         threshold=0.0,
         rationale="Srivastava et al. 2014 (JMLR 15(56)) table 2: dropout lowers MNIST error",
         curves=(GAIN_PLAIN,),
-        **PTS,
+        **PAIRED,
     ),
     "gain_smaller_with_bn": Claim(
         key="gain_smaller_with_bn",
@@ -87,21 +96,19 @@ CLAIMS = {
         threshold=0.0,
         rationale=f"{IOFFE}: BN regularizes and reduces the need for dropout",
         curves=(GAIN_BN, GAIN_PLAIN),
-        **PTS,
+        **PAIRED,
     ),
 }
 
 
 def best_rate(val: dict, norm: str, rates: list[float]) -> float:
     """The nonzero dropout rate with the lowest mean validation error for ``norm``."""
-    cands = [q for q in rates if q > 0 and (norm, q) in val]
-    return min(cands, key=lambda q: mean_ci(val[(norm, q)].values()).mean)
+    return best_by_mean(val, [(norm, q) for q in rates if q > 0 and (norm, q) in val])[1]
 
 
 def paired_gain(test: dict, norm: str, rate: float) -> dict[int, float]:
     """err(no dropout) - err(dropout at ``rate``), per seed both have."""
-    plain, drop = test.get((norm, 0.0), {}), test.get((norm, rate), {})
-    return {s: plain[s] - drop[s] for s in sorted(set(plain) & set(drop))}
+    return pair_seeds(test.get((norm, 0.0), {}), test.get((norm, rate), {}))
 
 
 @REPRODUCTIONS.register("bn_replaces_dropout")
@@ -114,20 +121,14 @@ class BnReplacesDropout(Reproduction):
     )
     default_seeds = {"tiny": 2, "cpu": 5}
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        base = ["experiment=bn_replaces_dropout"] + (TINY if scale == "tiny" else [])
-        return base, {"model.norm": NORMS, "model.dropout": RATES[scale]}
+    axes = {"model.norm": NORMS, "model.dropout": RATES}
+    tiny = TINY
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        runs = load_runs(
-            experiment, key=lambda r: (r.p("model.norm"), r.p("model.dropout", float), r.seed)
-        )
-        self.require_runs(runs, experiment)
-        test, val = {}, {}
-        for r in runs:
-            k = (r.p("model.norm"), r.p("model.dropout", float))
-            test.setdefault(k, {})[r.seed] = 1 - r.metrics["test/acc"]
-            val.setdefault(k, {})[r.seed] = 1 - r.metrics["val/acc"]
+        point = lambda r: (r.p("model.norm"), r.p("model.dropout", float))  # noqa: E731
+        runs = self.finished_runs(experiment, point)
+        test = by_arm_seed(runs, point, error_on_test)
+        val = by_arm_seed(runs, point, lambda r: 1 - r.metrics["val/acc"])
         rates = sorted({k[1] for k in test})
         best = {n: best_rate(val, n, rates) for n in NORMS}
         gain_by = {n: paired_gain(test, n, best[n]) for n in NORMS}
@@ -144,7 +145,7 @@ class BnReplacesDropout(Reproduction):
             for q in rates:
                 if (n, q) in test:
                     mark = " (best)" if q == best[n] else ""
-                    v, t = (mean_ci(d[(n, q)].values()).fmt(2, 100) for d in (val, test))
+                    v, t = (ci_cell(d[n, q], 2, 100) for d in (val, test))
                     rows.append([LABELS[n], f"{q:g}{mark}", len(test[(n, q)]), v, t])
         md = [
             f"Experiment `{experiment}`, {len(runs)} runs; mean ± 95% t-interval over seeds. "
@@ -154,16 +155,13 @@ class BnReplacesDropout(Reproduction):
             + "; ".join(f"{LABELS[n]} {[round(100 * g, 2) for g in gain[n]]}" for n in NORMS)
             + f". Margin of `no_gain_with_bn`: {100 * TEST_SE:.2f} points.",
         ]
-        fig = self._figure(test, rates, gain_by, out_dir)
-        md.append(f"![dropout with and without BN]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        fig = self._figure(test, gain_by, out_dir)
+        return Report.of(md, fig, "dropout with and without BN", verdicts)
 
     @staticmethod
-    def _figure(test, rates, gain_by, out_dir: Path) -> Path:
+    def _figure(test, gain_by, out_dir: Path) -> Path:
         fig, (ax, ax2) = new_figure(2, width=5.0, height=3.8)
-        for i, n in enumerate(NORMS):
-            qs = [q for q in rates if (n, q) in test]
-            band(ax, qs, [mean_ci(test[(n, q)].values()) for q in qs], LABELS[n], COLORS[i], 100)
+        arm_bands(ax, test, NORMS, [LABELS[n] for n in NORMS], 100)
         ax.set(xlabel="dropout rate", ylabel="test error (%)", title="Test error vs dropout rate")
         ax.legend(fontsize=7)
         paired_panel(ax2, gain_by, NORMS, [LABELS[n] for n in NORMS])

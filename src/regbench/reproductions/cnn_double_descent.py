@@ -37,18 +37,25 @@ seeds: the same code path, too few seeds to judge (INCONCLUSIVE by construction)
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
-from regbench.report import load_runs, mean_ci, table
-from regbench.report.claims import Claim, Verdict, judge
-from regbench.report.plots import COLORS, band, clip_to, log_ticks, new_figure, save
+from regbench.report import table
+from regbench.report.claims import Claim, Verdict
+from regbench.report.markdown import ci_cell, num_cell
+from regbench.report.plots import COLORS, clip_to, log_ticks, new_figure, save, seed_band
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 from regbench.reproductions.model_double_descent import (
     peak_stats,
     transition,
     transition_position,
+)
+from regbench.reproductions.seed_pairs import (
+    PTS,
+    by_arm_seed,
+    error_on_test,
+    judge_defined,
+    seed_curves,
 )
 
 PAPER_CHANNELS = [*range(2, 30, 2), *range(30, 101, 5)]  # the notebook's 29
@@ -104,7 +111,7 @@ def claims(scale: str) -> dict[str, Claim]:
     scale's grid."""
     pub = published_stats(GRIDS["paper" if scale == "paper" else "cpu"])
     top = GRIDS["paper" if scale == "paper" else "cpu"][-1]
-    pts = {"scale": 100, "digits": 2, "unit": " pts", "curves": (TEST, TRAIN)}
+    pts = {**PTS, "curves": (TEST, TRAIN)}
     return {
         "threshold": Claim(
             "threshold", "15% noise: the test-error peak lies in the interpolation transition",
@@ -135,15 +142,10 @@ def verdicts(curves: dict[int, tuple], scale: str) -> list[Verdict]:
     """Judge every claim on ``curves[seed] = (widths, test, train)``; a seed whose
     statistic is undefined leaves the claim short of seeds, and the note says so."""
     stats = {s: curve_stats(*c) for s, c in curves.items()}
-    out = []
-    for key, claim in claims(scale).items():
-        vals = [stats[s][key] for s in sorted(stats) if key in stats[s]]
-        v = judge(claim, vals)
-        if len(vals) < len(stats):
-            extra = f"statistic undefined in {len(stats) - len(vals)} of {len(stats)} seeds"
-            v = replace(v, note="; ".join(filter(None, [v.note, extra])))
-        out.append(v)
-    return out
+    return [
+        judge_defined(claim, {s: st[key] for s, st in stats.items() if key in st}, len(stats))
+        for key, claim in claims(scale).items()
+    ]
 
 
 @REPRODUCTIONS.register("cnn_double_descent")
@@ -157,38 +159,22 @@ class CnnDoubleDescent(Reproduction):
     default_seeds = {"tiny": 2, "cpu": 6, "paper": 6}
     objective = "test/acc"  # no val split: all 4,000 train samples are used
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        base = {
-            "tiny": ["experiment=cnn_double_descent", *TINY],
-            "cpu": ["experiment=cnn_double_descent"],
-            "paper": ["experiment=cnn_double_descent_paper"],
-        }[scale]
-        return base, {"model.width": GRIDS[scale]}
+    axes = {"model.width": GRIDS}
+    tiny = TINY
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        runs = load_runs(experiment, key=lambda r: (r.p("model.width", int), r.seed))
-        self.require_runs(runs, experiment)
-        test: dict[int, dict[int, float]] = {}
-        train: dict[int, dict[int, float]] = {}
-        for r in runs:
-            c = r.p("model.width", int)
-            test.setdefault(c, {})[r.seed] = 1 - r.metrics["test/acc"]
-            train.setdefault(c, {})[r.seed] = 1 - r.metrics["diag/train_acc_evalmode"]
+        width = lambda r: r.p("model.width", int)  # noqa: E731
+        runs = self.finished_runs(experiment, width)
+        test = by_arm_seed(runs, width, error_on_test)
+        train = by_arm_seed(runs, width, lambda r: 1 - r.metrics["diag/train_acc_evalmode"])
         cs = sorted(test)
-        seeds = sorted(set.intersection(*(set(test[c]) for c in cs)))
-        curves = {s: (cs, [test[c][s] for c in cs], [train[c][s] for c in cs]) for s in seeds}
+        curves = seed_curves(test, train)
         ends = {s: transition(cs, tr) for s, (_, _, tr) in curves.items()}
         rows = [
-            [
-                c,
-                len(test[c]),
-                mean_ci(list(test[c].values())).fmt(2, 100),
-                mean_ci(list(train[c].values())).fmt(2, 100),
-                f"{PUBLISHED[c]:.2f}" if c in PUBLISHED else "",
-                f"{PUBLISHED_TRAIN[c]:.2f}" if c in PUBLISHED_TRAIN else "",
-            ]
+            [c, len(test[c]), ci_cell(test[c], 2, 100), ci_cell(train[c], 2, 100),
+             num_cell(PUBLISHED.get(c)), num_cell(PUBLISHED_TRAIN.get(c))]
             for c in cs
-        ]
+        ]  # fmt: skip
         md = [
             f"Experiment `{experiment}`, {len(runs)} runs; mean ± 95% t-interval over seeds. "
             "Train error is on the noisy train labels (eval mode, after training); the "
@@ -208,28 +194,13 @@ class CnnDoubleDescent(Reproduction):
             "with <= 1%): " + ", ".join(f"s{s}: {e or 'none'}" for s, e in ends.items()) + ".",
         ]
         fig = self._figure(cs, test, train, out_dir)
-        md.append(f"![CNN double descent]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts(curves, scale))
+        return Report.of(md, fig, "CNN double descent", verdicts(curves, scale))
 
     @staticmethod
     def _figure(cs, test, train, out_dir: Path) -> Path:
         fig, (ax,) = new_figure(1, width=6.0, height=4.0)
-        band(
-            ax,
-            cs,
-            [mean_ci(list(test[c].values())) for c in cs],
-            "test (here)",
-            COLORS[0],
-            scale=100,
-        )
-        band(
-            ax,
-            cs,
-            [mean_ci(list(train[c].values())) for c in cs],
-            "train, noisy labels",
-            COLORS[1],
-            scale=100,
-        )
+        seed_band(ax, test, "test (here)", COLORS[0], scale=100)
+        seed_band(ax, train, "train, noisy labels", COLORS[1], scale=100)
         pub = [c for c in cs if c in PUBLISHED]
         ax.plot(pub, [PUBLISHED[c] for c in pub], color="k", ls=":", marker="x", lw=1,
                 label="notebook test (500 ep.)")  # fmt: skip

@@ -58,12 +58,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from regbench.report import load_runs, mean_ci, table
+from regbench.report import table
 from regbench.report.claims import Claim, judge, paired_by_seed
-from regbench.report.plots import new_figure, save
+from regbench.report.markdown import ci_cell, num_cell
+from regbench.report.plots import new_figure, paired_panel, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
-from regbench.reproductions.seed_pairs import TINY_DATA, by_arm_seed, paired_panel
+from regbench.reproductions.seed_pairs import (
+    PTS,
+    TINY_DATA,
+    by_arm_seed,
+    error_on_test,
+    pair_seeds,
+)
 
 ARMS = ["none", "dropout", "dropconnect"]
 LABELS = ["none", "dropout 0.5", "DropConnect 0.5"]
@@ -87,8 +94,7 @@ RELATIVE = {
     "unit": "%",
 }
 #: what the two 'helps' claims share: both subtract from the no-drop arm (related)
-HELPS = {"min_seeds": 5, "kind": "paired", "curves": ("the no-drop arm's test error",),
-         "scale": 100, "digits": 2, "unit": " pts"}  # fmt: skip
+HELPS = {"min_seeds": 5, "kind": "paired", "curves": ("the no-drop arm's test error",), **PTS}
 
 CLAIMS = {
     "equivalent": Claim(
@@ -141,16 +147,15 @@ class DropConnectVsDropout(Reproduction):
     )
     default_seeds = {"tiny": 2, "cpu": 6}
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        base = ["experiment=dropconnect_vs_dropout"] + (TINY if scale == "tiny" else [])
-        return base, {ARM_KEY: ARMS}
+    axes = {ARM_KEY: ARMS}
+    tiny = TINY
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        runs = load_runs(experiment, key=lambda r: (r.p("dc_arm"), r.seed))
-        self.require_runs(runs, experiment)
-        err = by_arm_seed(runs, lambda r: r.p("dc_arm"), lambda r: 1 - r.metrics["test/acc"])
+        arm = lambda r: r.p("dc_arm")  # noqa: E731
+        runs = self.finished_runs(experiment, arm)
+        err = by_arm_seed(runs, arm, error_on_test)
         none, do, dc = (err.get(a, {}) for a in ARMS)
-        rel = {s: dc[s] / do[s] - 1 for s in sorted(set(do) & set(dc))}
+        rel = pair_seeds(dc, do, lambda c, d: c / d - 1)
         verdicts = [
             judge(CLAIMS["equivalent"], list(rel.values())),
             judge(CLAIMS["not_worse"], list(rel.values())),
@@ -158,7 +163,7 @@ class DropConnectVsDropout(Reproduction):
             judge(CLAIMS["dropconnect_helps"], paired_by_seed(none, dc)),
         ]
         rows = [
-            [label, len(err[a]), mean_ci(err[a].values()).fmt(2, 100), f"{WAN_RELU[a]:.2f}"]
+            [label, len(err[a]), ci_cell(err[a], 2, 100), num_cell(WAN_RELU[a])]
             for a, label in zip(ARMS, LABELS, strict=True)
             if err.get(a)
         ]
@@ -183,5 +188,4 @@ class DropConnectVsDropout(Reproduction):
         paired_panel(ax, err, ARMS, LABELS)
         ax.set(ylabel="test error (%)", title="Test error per seed (lines pair seeds)")
         fig_path = save(fig, out_dir / "dropconnect_vs_dropout.png")
-        md.append(f"![DropConnect vs dropout]({fig_path.name})")
-        return Report("\n\n".join(md), figures=[fig_path], claims=verdicts)
+        return Report.of(md, fig_path, "DropConnect vs dropout", verdicts)

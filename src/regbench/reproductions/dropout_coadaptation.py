@@ -32,8 +32,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from regbench.report import RunRecord, load_runs, mean_ci, table
+from regbench.report import RunRecord, mean_ci, table
 from regbench.report.claims import Claim, judge, paired_by_seed
+from regbench.report.markdown import ci_cell
 from regbench.report.plots import COLORS, band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
@@ -87,17 +88,15 @@ class DropoutCoadaptation(Reproduction):
     )
     default_seeds = {"tiny": 2, "cpu": 6}
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        base = ["experiment=dropout_coadaptation"] + (TINY if scale == "tiny" else [])
-        return base, {"model.dropout": RATES}
+    axes = {"model.dropout": RATES}
+    tiny = TINY
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        runs = load_runs(experiment, key=lambda r: (r.p("model.dropout", float), r.seed))
-        self.require_runs(runs, experiment)
+        arm = lambda r: r.p("model.dropout", float)  # noqa: E731
+        runs = self.finished_runs(experiment, arm)
         fracs = sorted(
             float(k.rsplit("/", 1)[1]) for k in runs[0].metrics if k.startswith("diag/ablate_acc/")
         )
-        arm = lambda r: r.p("model.dropout", float)  # noqa: E731
         loss = {f: by_arm_seed(runs, arm, lambda r, f=f: lost(r, f)) for f in fracs}
         verdicts = [
             judge(CLAIMS[f], paired_by_seed(loss[f].get(0.0, {}), loss[f].get(0.5, {})))
@@ -112,11 +111,12 @@ class DropoutCoadaptation(Reproduction):
         rows = []
         for rate in RATES:
             row = [LABELS[rate], len(acc[0.0].get(rate, {}))]
-            row.append(mean_ci(acc[0.0][rate].values()).fmt(1, 100) if rate in acc[0.0] else "")
+            row.append(ci_cell(acc[0.0].get(rate, {}), 1, 100))
             for f in fracs:
-                vals = acc[f].get(rate, {})
-                row.append(mean_ci(vals.values()).fmt(1, 100) if vals else "")
-                row.append(mean_ci(loss[f][rate].values()).fmt(1, 100) if vals else "")
+                row += [
+                    ci_cell(acc[f].get(rate, {}), 1, 100),
+                    ci_cell(loss[f].get(rate, {}), 1, 100),
+                ]
             rows.append(row)
         heads = ["arm", "seeds", "test acc %"]
         for f in fracs:
@@ -129,8 +129,7 @@ class DropoutCoadaptation(Reproduction):
             table(heads, rows),
         ]
         fig = self._figure(acc, loss, fracs, out_dir)
-        md.append(f"![unit ablation]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        return Report.of(md, fig, "unit ablation", verdicts)
 
     @staticmethod
     def _figure(acc: dict, loss: dict, fracs: list[float], out_dir: Path) -> Path:

@@ -46,7 +46,7 @@ from regbench.report.plots import (
     value_ticks,
 )
 from regbench.reproductions import REPRODUCTIONS
-from regbench.reproductions.base import Report, Reproduction, grid
+from regbench.reproductions.base import Report, Reproduction
 from regbench.reproductions.dropout_eval import load_trained, mask_log_probs
 
 K, BOOT, Z_BAND, RHO_PRIMER = 64, 200, 2.0, 0.5
@@ -192,12 +192,8 @@ class DropoutEnsemble(Reproduction):
         "sample, and whether dropout drives the members' covariance C towards 0."
     )
     default_seeds = {"tiny": 2, "cpu": 5}
-
-    def train(self, scale: str, seeds: list[int], n_jobs: int) -> str | None:
-        base = ["experiment=dropout_ensemble", *(TINY if scale == "tiny" else [])]
-        experiment = self.experiment_name(scale)
-        results = grid(experiment, base, {"model.dropout": [0.5]}, seeds, n_jobs, experiment)
-        return self.check(results, experiment, scale)
+    axes = {"model.dropout": [0.5]}
+    tiny = TINY
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         runs = sorted(load_runs(experiment, key=lambda r: r.seed), key=lambda r: r.seed)
@@ -212,12 +208,8 @@ class DropoutEnsemble(Reproduction):
             judge(CLAIMS["rho_vs_indep"], [stats[s]["rho"] - ind[s] for s in sorted(ind)]),
         ]
         fig = self._figure(stats, ind, out_dir)
-        md = [
-            self._table(stats, ind),
-            *readings(verdicts, READINGS),
-            f"![dropout ensemble]({fig.name})",
-        ]
-        return Report("\n\n".join(md), claims=verdicts, figures=[fig])
+        md = [self._table(stats, ind), *readings(verdicts, READINGS)]
+        return Report.of(md, fig, "dropout ensemble", verdicts)
 
     @staticmethod
     def _table(stats: dict, ind: dict) -> str:

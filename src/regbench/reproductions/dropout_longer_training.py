@@ -38,12 +38,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from regbench.report import RunRecord, history, load_runs, mean_ci, table
+from regbench.report import RunRecord, history, table
 from regbench.report.claims import Claim, judge
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.markdown import ci_cell
+from regbench.report.plots import COLORS, curve_band, new_figure, paired_panel, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
-from regbench.reproductions.seed_pairs import TINY_DATA, paired_panel
+from regbench.reproductions.seed_pairs import TINY_DATA, best_by_mean
 
 RATES = {"cpu": [0.003, 0.01, 0.03], "tiny": [0.01, 0.03]}
 DROPOUT = [0.0, 0.5]
@@ -117,31 +118,21 @@ class DropoutLongerTraining(Reproduction):
     )
     default_seeds = {"tiny": 2, "cpu": 6}
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        base = ["experiment=dropout_longer_training"] + (TINY if scale == "tiny" else [])
-        return base, {"model.dropout": DROPOUT, "optim.lr": RATES[scale]}
+    axes = {"model.dropout": DROPOUT, "optim.lr": RATES}
+    tiny = TINY
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        runs = load_runs(
-            experiment,
-            key=lambda r: (r.p("model.dropout", float), r.p("optim.lr", float), r.seed),
-        )
-        self.require_runs(runs, experiment)
-        curves = {
-            (r.p("model.dropout", float), r.p("optim.lr", float), r.seed): val_errors(r)
-            for r in runs
-        }
+        point = lambda r: (r.p("model.dropout", float), r.p("optim.lr", float))  # noqa: E731
+        runs = self.finished_runs(experiment, point)
+        curves = {(*point(r), r.seed): val_errors(r) for r in runs}
         n = n_val(runs[0])
         rates = sorted({k[1] for k in curves})
-        best_err = {k: min(c) for k, c in curves.items()}
-        best_rate = {}
-        for d in DROPOUT:
-            means = {
-                lr: mean_ci([v for k, v in best_err.items() if k[:2] == (d, lr)]).mean
-                for lr in rates
-                if any(k[:2] == (d, lr) for k in best_err)
-            }
-            best_rate[d] = min(means, key=means.get)
+        best_err: dict[tuple[float, float], list[float]] = {}  # (dropout, lr) -> per seed
+        for k, c in curves.items():
+            best_err.setdefault(k[:2], []).append(min(c))
+        best_rate = {
+            d: best_by_mean(best_err, sorted(k for k in best_err if k[0] == d))[1] for d in DROPOUT
+        }
         t = {
             d: {
                 s: epochs_to_best(c, n)
@@ -156,10 +147,7 @@ class DropoutLongerTraining(Reproduction):
             judge(c["longer"], [t[0.5][s] - t[0.0][s] for s in seeds]),
             judge(c["factor"], [math.log2(t[0.5][s] / t[0.0][s]) for s in seeds]),
         ]
-        test_err = {
-            (r.p("model.dropout", float), r.p("optim.lr", float), r.seed): 1 - r.metrics["test/acc"]
-            for r in runs
-        }
+        test_err = {(*point(r), r.seed): 1 - r.metrics["test/acc"] for r in runs}
         rows = []
         for d, label in zip(DROPOUT, LABELS, strict=True):
             for lr in rates:
@@ -182,8 +170,7 @@ class DropoutLongerTraining(Reproduction):
                 f"{[round(x, 2) for x in ratios]} (Srivastava et al.: 2-3)."
             )
         fig = self._figure(curves, best_rate, t, n, out_dir)
-        md.append(f"![epochs to the best validation error]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        return Report.of(md, fig, "epochs to the best validation error", verdicts)
 
     @staticmethod
     def _cells(keys, curves, test_err, n) -> list:
@@ -192,8 +179,8 @@ class DropoutLongerTraining(Reproduction):
         argmin = sorted(min(range(len(curves[k])), key=curves[k].__getitem__) + 1 for k in keys)
         return [
             len(keys),
-            mean_ci([min(curves[k]) for k in keys]).fmt(1, 100),
-            mean_ci([test_err[k] for k in keys]).fmt(1, 100),
+            ci_cell([min(curves[k]) for k in keys], 1, 100),
+            ci_cell([test_err[k] for k in keys], 1, 100),
             str(ts),
             str(argmin),
         ]
@@ -207,8 +194,8 @@ class DropoutLongerTraining(Reproduction):
                 continue
             length = min(len(c) for c in cs)
             epochs = list(range(1, length + 1))
-            mean = [mean_ci([c[e] for c in cs]) for e in range(length)]
-            band(ax, epochs, mean, f"{label}, lr {best_rate[d]:g}", COLORS[i], 100, marker="")
+            name = f"{label}, lr {best_rate[d]:g}"
+            curve_band(ax, epochs, [c[:length] for c in cs], name, COLORS[i], scale=100, marker="")
             for te in t[d].values():
                 ax.axvline(te, color=COLORS[i], lw=0.6, alpha=0.5)
         title = "Best rate per arm; lines: T per seed"

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from regbench.report import RunRecord, load_runs, mean_ci, table
+from regbench.report import RunRecord, table
 from regbench.report.claims import Claim, judge, paired_by_seed
 from regbench.report.groups import Arms
-from regbench.report.plots import COLORS, clip_to, new_figure, save, style
+from regbench.report.markdown import ci_cell, num_cell
+from regbench.report.plots import clip_to, new_figure, paired_panel, save, style
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
+from regbench.reproductions.seed_pairs import PTS, by_arm_seed, error_on_test
 
 ARMS = ["plain", "dropout", "dropout_max_norm"]
 NAMES = {"plain": "plain", "dropout": "dropout", "dropout_max_norm": "dropout + max-norm"}
@@ -46,11 +48,9 @@ CLAIMS = {
         threshold=0.0,
         rationale="Srivastava et al. 2014 table 2: 1.60% -> 1.25% on MNIST",
         min_seeds=3,
-        scale=100,
-        digits=2,
-        unit=" pts",
         kind="paired",
         curves=("dropout arm",),
+        **PTS,
     ),
     "max_norm": Claim(
         key="max_norm",
@@ -60,11 +60,9 @@ CLAIMS = {
         threshold=0.0,
         rationale="Srivastava et al. 2014 table 2: 1.25% -> 1.06% on MNIST (c = 3-4)",
         min_seeds=3,
-        scale=100,
-        digits=2,
-        unit=" pts",
         kind="paired",
         curves=("dropout arm",),
+        **PTS,
     ),
 }
 
@@ -79,24 +77,18 @@ class DropoutMaxNorm(Reproduction):
     default_seeds = {"tiny": 2, "cpu": 5}
     arms = Arms("dmn_arm", NAMES, baseline="plain")
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        base = ["experiment=dropout_max_norm"] + (TINY if scale == "tiny" else [])
-        return base, {ARM_KEY: ARMS}
+    axes = {ARM_KEY: ARMS}
+    tiny = TINY
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        runs = load_runs(experiment, key=lambda r: (r.p("dmn_arm"), r.seed))
-        self.require_runs(runs, experiment)
-        err: dict[str, dict[int, float]] = {a: {} for a in ARMS}
-        for r in runs:
-            err[r.p("dmn_arm")][r.seed] = 1 - r.metrics["test/acc"]
+        arm = lambda r: r.p("dmn_arm")  # noqa: E731
+        runs = self.finished_runs(experiment, arm)
+        err = by_arm_seed(runs, arm, error_on_test, ARMS)
         verdicts = [
             judge(CLAIMS["dropout"], paired_by_seed(err["plain"], err["dropout"])),
             judge(CLAIMS["max_norm"], paired_by_seed(err["dropout"], err["dropout_max_norm"])),
         ]
-        rows = []
-        for a in ARMS:
-            s = mean_ci(list(err[a].values()))
-            rows.append([a, len(err[a]), s.fmt(2, 100), f"{PUBLISHED[a]:.2f}"])
+        rows = [[a, len(err[a]), ci_cell(err[a], 2, 100), num_cell(PUBLISHED[a])] for a in ARMS]
         md = [
             f"Experiment `{experiment}`, {len(runs)} runs; mean ± 95% t-interval over "
             "seeds. Published numbers are Srivastava et al.'s MNIST results (a different "
@@ -104,8 +96,7 @@ class DropoutMaxNorm(Reproduction):
             table(["arm", "seeds", "test err % (MNIST-1D, here)", "published % (MNIST)"], rows),
         ]
         fig = self._figure(err, runs, out_dir)
-        md.append(f"![dropout and max-norm]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        return Report.of(md, fig, "dropout and max-norm", verdicts)
 
     @staticmethod
     def _figure(err: dict[str, dict[int, float]], runs: list[RunRecord], out_dir: Path) -> Path:
@@ -114,29 +105,8 @@ class DropoutMaxNorm(Reproduction):
         from regbench.report import history
 
         fig, (ax, ax2) = new_figure(2, width=5.0, height=3.8)
-        seeds = sorted(set.intersection(*(set(e) for e in err.values())) or set())
-        for s in seeds:  # one grey line per seed: the pairing the claims use
-            ax.plot(range(3), [100 * err[a][s] for a in ARMS], color="0.7", lw=1, zorder=1)
-        for i, a in enumerate(ARMS):
-            vals = [100 * v for v in err[a].values()]
-            ax.scatter([i] * len(vals), vals, color=COLORS[i], s=14, zorder=2)
-            if vals:
-                sm = mean_ci(vals)
-                ax.errorbar(
-                    i + 0.12,
-                    sm.mean,
-                    yerr=sm.half if sm.n > 1 else 0,
-                    fmt="s",
-                    color=COLORS[i],
-                    capsize=3,
-                    zorder=3,
-                )
-        ax.set(
-            xticks=range(3),
-            xticklabels=[NAMES[a].replace(" + ", "\n+ ") for a in ARMS],
-            ylabel="test error (%)",
-            title="Test error per seed (lines pair seeds)",
-        )
+        paired_panel(ax, err, ARMS, [NAMES[a].replace(" + ", "\n+ ") for a in ARMS])
+        ax.set(ylabel="test error (%)", title="Test error per seed (lines pair seeds)")
         for i, a in enumerate(ARMS):  # mean validation error over epochs
             curves = [history(r.run_id, "val/acc") for r in runs if r.p("dmn_arm") == a]
             curves = [c for c in curves if c]

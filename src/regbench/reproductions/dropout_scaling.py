@@ -44,9 +44,10 @@ import torch
 
 from regbench.report import RunRecord, history, load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge, paired_by_seed, readings
+from regbench.report.markdown import ci_cell
 from regbench.report.plots import COLORS, log_labels, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
-from regbench.reproductions.base import Report, Reproduction, grid
+from regbench.reproductions.base import Report, Reproduction
 from regbench.reproductions.direct import parent_run, run_once
 from regbench.reproductions.dropout_eval import (
     exact_fit,
@@ -54,6 +55,7 @@ from regbench.reproductions.dropout_eval import (
     nll_acc,
     vanilla_test_factor,
 )
+from regbench.reproductions.seed_pairs import by_arm_seed
 
 EXACT_RATES = (0.5, 0.2)
 EXACT_TOL = 1e-9
@@ -63,6 +65,7 @@ SCALES = {  # scale -> (extra overrides, exact-check steps)
     "cpu": ([], 300),
 }
 FACTORS = {"p": lambda p: p, "1": lambda p: 1.0, "1/p": lambda p: 1.0 / p}
+KINDS = ["bernoulli", "vanilla"]  # the grid's model.dropout_kind: inverted, vanilla
 
 CLAIMS = {
     "exact": Claim(
@@ -120,7 +123,11 @@ class DropoutScaling(Reproduction):
     )
     default_seeds = {"tiny": 2, "cpu": 6}
 
+    axes = {"model.dropout_kind": KINDS}
+    tiny = TINY
+
     def train(self, scale: str, seeds: list[int], n_jobs: int) -> str | None:
+        """The exact checks (direct runs), then the grid of both dropout kinds."""
         extra, steps = SCALES[scale]
         experiment = self.experiment_name(scale)
         with parent_run(experiment, f"{self.name}-exact", scale) as pid:
@@ -136,23 +143,16 @@ class DropoutScaling(Reproduction):
                         lambda r=rate, s=seed: exact_fit(r, s, steps, extra),
                         label=self.name,
                     )
-        base = ["experiment=dropout_scaling", *extra]
-        axes = {"model.dropout_kind": ["bernoulli", "vanilla"]}
-        results = grid(experiment, base, axes, seeds, n_jobs, experiment, self.objective)
-        return self.check(results, experiment, scale)
+        return super().train(scale, seeds, n_jobs)
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         runs = load_runs(experiment, key=lambda r: (r.params.get("check"), *_key(r)))
         exact = [r for r in runs if r.params.get("check") == "exact"]
         trained = [r for r in runs if "model.dropout_kind" in r.params]
-        if not exact or not trained:
-            raise SystemExit(
-                f"no finished runs in experiment {experiment!r}; run "
-                f"`regbench reproduce {self.name}` first"
-            )
-        acc = {k: {} for k in ("bernoulli", "vanilla")}
-        for r in trained:
-            acc[r.params["model.dropout_kind"]][r.seed] = r.metrics["test/acc"]
+        self.require_runs(exact, experiment)
+        self.require_runs(trained, experiment)
+        kind = lambda r: r.params["model.dropout_kind"]  # noqa: E731
+        acc = by_arm_seed(trained, kind, lambda r: r.metrics["test/acc"], KINDS)
         factors = {
             r.seed: _factor_eval(r) for r in trained if r.params["model.dropout_kind"] == "vanilla"
         }
@@ -164,8 +164,7 @@ class DropoutScaling(Reproduction):
         ]
         md = [self._tables(exact, acc, factors), *readings(verdicts, READINGS)]
         fig = self._figure(exact, factors, out_dir)
-        md.append(f"![dropout scaling]({fig.name})")
-        return Report("\n\n".join(md), claims=verdicts, figures=[fig])
+        return Report.of(md, fig, "dropout scaling", verdicts)
 
     @staticmethod
     def _tables(exact: list[RunRecord], acc: dict, factors: dict) -> str:
@@ -179,12 +178,12 @@ class DropoutScaling(Reproduction):
             for r in sorted(exact, key=lambda r: (r.params["rate"], r.seed))
         ]
         ex = table(["drop rate", "seed", "matched (W/p, lr/p^2)", "naive (W, lr)"], rows)
-        acc_rows = [[k, len(v), mean_ci(list(v.values())).fmt(2, 100)] for k, v in acc.items() if v]
-        f_rows = []
-        for name in FACTORS:
-            nll = mean_ci([factors[s][name][0] for s in factors])
-            a = mean_ci([factors[s][name][1] for s in factors])
-            f_rows.append([name, nll.fmt(3), a.fmt(2, 100)])
+        acc_rows = [[k, len(v), ci_cell(v, 2, 100)] for k, v in acc.items() if v]
+        f_rows = [
+            [name, ci_cell([f[name][0] for f in factors.values()], 3),
+             ci_cell([f[name][1] for f in factors.values()], 2, 100)]
+            for name in FACTORS
+        ]  # fmt: skip
         return "\n\n".join(
             [
                 "Exact check, max |delta logit| / max |logit| on the test set over 20 checkpoints "

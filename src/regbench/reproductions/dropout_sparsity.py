@@ -36,12 +36,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from regbench.report import load_runs, mean_ci, table
+from regbench.report import mean_ci, table
 from regbench.report.claims import Claim, judge, paired_by_seed
-from regbench.report.plots import new_figure, save
+from regbench.report.markdown import ci_cell, num_cell
+from regbench.report.plots import new_figure, paired_panel, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
-from regbench.reproductions.seed_pairs import TINY_DATA, by_arm_seed, paired_panel
+from regbench.reproductions.seed_pairs import TINY_DATA, by_arm_seed, pair_seeds
 
 RATES = [0.0, 0.5]
 LABELS = ["plain", "dropout 0.5"]
@@ -97,17 +98,15 @@ class DropoutSparsity(Reproduction):
     )
     default_seeds = {"tiny": 5, "cpu": 6}  # tiny: the claims' 5 (strong effects there)
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        base = ["experiment=dropout_sparsity"] + (TINY if scale == "tiny" else [])
-        return base, {"model.dropout": RATES}
+    axes = {"model.dropout": RATES}
+    tiny = TINY
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        runs = load_runs(experiment, key=lambda r: (r.p("model.dropout", float), r.seed))
-        self.require_runs(runs, experiment)
         arm = lambda r: r.p("model.dropout", float)  # noqa: E731
+        runs = self.finished_runs(experiment, arm)
         vals = {k: by_arm_seed(runs, arm, stat(k)) for k in STATS}
         plain, drop = vals["act_mean"].get(0.0, {}), vals["act_mean"].get(0.5, {})
-        log_ratio = {s: math.log(drop[s] / plain[s]) for s in sorted(set(plain) & set(drop))}
+        log_ratio = pair_seeds(drop, plain, lambda d, p: math.log(d / p))
         nz = vals["act_near_zero"]
         verdicts = [
             judge(CLAIMS["mean_act"], list(log_ratio.values())),
@@ -118,15 +117,11 @@ class DropoutSparsity(Reproduction):
             cells = [vals[k].get(rate, {}) for k in STATS]
             if not cells[0]:
                 continue
-            summaries = [mean_ci(c.values()) for c in cells]
-            rows.append(
-                [label, len(cells[0])]
-                + [
-                    sm.fmt(3) if k in ("act_mean", "act_rms") else sm.fmt(1, 100)
-                    for k, sm in zip(STATS, summaries, strict=True)
-                ]
-                + [f"{SRIVASTAVA[rate]:.1f}"]
-            )
+            shown = [
+                ci_cell(c, 3) if k in ("act_mean", "act_rms") else ci_cell(c, 1, 100)
+                for k, c in zip(STATS, cells, strict=True)
+            ]
+            rows.append([label, len(cells[0]), *shown, num_cell(SRIVASTAVA[rate], 1)])
         md = [
             f"Experiment `{experiment}`, {len(runs)} runs; hidden-layer activations on the "
             "test set, eval mode; mean ± 95% t-interval over seeds. The published column is "
@@ -141,8 +136,7 @@ class DropoutSparsity(Reproduction):
                 f"(Srivastava et al.: about {SRIVASTAVA[0.5] / SRIVASTAVA[0.0]:.2f})."
             )
         fig = self._figure(vals, out_dir)
-        md.append(f"![activations with and without dropout]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        return Report.of(md, fig, "activations with and without dropout", verdicts)
 
     @staticmethod
     def _figure(vals: dict, out_dir: Path) -> Path:

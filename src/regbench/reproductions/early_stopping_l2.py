@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from regbench.report import load_runs, mean_ci, table
+from regbench.report import mean_ci, table
 from regbench.report.claims import Claim, judge
-from regbench.report.plots import COLORS, band, log_labels, new_figure, save
+from regbench.report.plots import COLORS, curve_band, log_labels, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 from regbench.reproductions.direct import finished, parent_run, run_once
@@ -175,11 +175,7 @@ class EarlyStoppingL2(Reproduction):
             return pid
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        runs = load_runs(experiment, key=lambda r: (r.p("p", int), r.seed))
-        if not runs:
-            raise SystemExit(
-                f"no finished runs in {experiment!r}; run `regbench reproduce {self.name}`"
-            )
+        runs = self.finished_runs(experiment, lambda r: r.p("p", int))
         ps = sorted({r.p("p", int) for r in runs})
         verdicts, rows = [], []
         for p in ps:
@@ -223,8 +219,7 @@ class EarlyStoppingL2(Reproduction):
             "one beta0 has no such guarantee; the theorem covers its average over beta0.",
         ]
         fig = self._figure(runs, ps, out_dir)
-        md.append(f"![risk paths]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        return Report.of(md, fig, "risk paths", verdicts)
 
     @staticmethod
     def _figure(runs, ps, out_dir: Path) -> Path:
@@ -238,14 +233,7 @@ class EarlyStoppingL2(Reproduction):
                 (("gf", "gradient flow, time t"), ("ridge", "ridge, lam = 1/t"))
             ):
                 curves = [[v for _, v in history(r.run_id, f"{name}/pred")] for r in rs]
-                band(
-                    ax,
-                    ts,
-                    [mean_ci(c) for c in zip(*curves, strict=True)],
-                    lab,
-                    COLORS[k],
-                    marker="",
-                )
+                curve_band(ax, ts, curves, lab, COLORS[k], marker="")
             ax.set(
                 xscale="log",
                 yscale="log",

@@ -38,19 +38,19 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from regbench.report import load_runs, mean_ci, table
+from regbench.report import table
 from regbench.report.claims import Claim, judge
 from regbench.report.groups import Arms
-from regbench.report.plots import COLORS, DODGE_PT, band, log_ticks, new_figure, save
+from regbench.report.markdown import ci_cell
+from regbench.report.plots import arm_bands, log_ticks, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
+from regbench.reproductions.seed_pairs import PTS, by_arm_seed, error_on_test, slope
 
-WIDTHS = [4, 16, 64, 256, 1024]
-TINY_WIDTHS = [64, 256]
+WIDTHS = {"cpu": [4, 16, 64, 256, 1024], "tiny": [64, 256]}
 ARMS = ["fixed", "early"]
 ARM_KEY = "+experiment/esw_arm"
 TINY = ["data.n_train=400", "data.n_test=200", "trainer.max_epochs=3"]
-PTS = {"scale": 100, "digits": 2, "unit": " pts"}
 ES = "early-stopped test error over width"
 
 CLAIMS = {
@@ -101,13 +101,6 @@ def chosen_width(val: dict[int, dict[int, float]], widths: list[int], seed: int)
     return max(widths, key=lambda w: (val[w][seed], -w))
 
 
-def slope(xs: list[float], ys: list[float]) -> float:
-    """Least-squares slope of ys on xs."""
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
-
-
 @REPRODUCTIONS.register("early_stopping_width")
 class EarlyStoppingWidth(Reproduction):
     name = "early_stopping_width"
@@ -119,22 +112,17 @@ class EarlyStoppingWidth(Reproduction):
     arms = Arms("esw_arm", {"fixed": "fixed budget", "early": "early stopping"}, baseline="fixed")
     objective = "test/acc"
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        tiny = scale == "tiny"
-        base = ["experiment=early_stopping_width"] + (TINY if tiny else [])
-        return base, {ARM_KEY: ARMS, "model.width": TINY_WIDTHS if tiny else WIDTHS}
+    axes = {ARM_KEY: ARMS, "model.width": WIDTHS}
+    tiny = TINY
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        runs = load_runs(
-            experiment, key=lambda r: (r.p("esw_arm"), r.p("model.width", int), r.seed)
-        )
-        self.require_runs(runs, experiment)
-        err: dict[tuple[str, int], dict[int, float]] = {}
+        point = lambda r: (r.p("esw_arm"), r.p("model.width", int))  # noqa: E731
+        runs = self.finished_runs(experiment, point)
+        err = by_arm_seed(runs, point, error_on_test)
         val: dict[int, dict[int, float]] = {}  # width -> seed -> best ES validation acc
         stop: dict[int, list[float]] = {}
         for r in runs:
             w = r.p("model.width", int)
-            err.setdefault((r.p("esw_arm"), w), {})[r.seed] = 1 - r.metrics["test/acc"]
             if "diag/best_epoch" in r.metrics:
                 stop.setdefault(w, []).append(r.metrics["diag/best_epoch"] + 1)
                 val.setdefault(w, {})[r.seed] = r.metrics["diag/best_value"]
@@ -162,8 +150,7 @@ class EarlyStoppingWidth(Reproduction):
         for w in widths:
             row = [w]
             for a in ARMS:
-                vals = list(err.get((a, w), {}).values())
-                row.append(mean_ci(vals).fmt(2, 100) if vals else "")
+                row.append(ci_cell(err.get((a, w), {}), 2, 100))
             row.append(f"{sum(stop[w]) / len(stop[w]):.0f}" if stop.get(w) else "")
             rows.append(row)
         md = [
@@ -172,25 +159,14 @@ class EarlyStoppingWidth(Reproduction):
             table(["width", "test err % (fixed)", "test err % (early)", "best epoch (ES)"], rows),
         ]
         fig = self._figure(err, widths, out_dir)
-        md.append(f"![early stopping over width]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        return Report.of(md, fig, "early stopping over width", verdicts)
 
     @staticmethod
     def _figure(err, widths: list[int], out_dir: Path) -> Path:
         fig, (ax,) = new_figure(1, width=5.5, height=3.8)
         # the budget is the scale's trainer.max_epochs (500 at cpu scale, 3 at tiny)
-        labels = {"fixed": "fixed epoch budget", "early": "early stopping (val error)"}
-        for i, a in enumerate(ARMS):
-            ws = [w for w in widths if err.get((a, w))]
-            band(
-                ax,
-                ws,
-                [mean_ci(list(err[(a, w)].values())) for w in ws],
-                labels[a],
-                COLORS[i],
-                scale=100,
-                dodge=(i - 0.5) * DODGE_PT,  # equal errors stay two visible lines
-            )
+        labels = ["fixed epoch budget", "early stopping (val error)"]
+        arm_bands(ax, err, ARMS, labels, scale=100, dodge=True)  # equal errors stay visible
         log_ticks(ax, widths)
         ax.set(
             xlabel="hidden width",

@@ -40,12 +40,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from regbench.report import RunRecord, load_runs, mean_ci, table
+from regbench.report import RunRecord, mean_ci, table
 from regbench.report.claims import Claim, judge
+from regbench.report.markdown import ci_cell
 from regbench.report.plots import COLORS, band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction, grid
-from regbench.reproductions.seed_pairs import TINY_DATA
+from regbench.reproductions.seed_pairs import PTS, TINY_DATA
 
 K = 5  # members of the largest ensemble
 RATE = 0.5
@@ -54,7 +55,7 @@ LAKSHMI = (
     "Lakshminarayanan et al. 2017 (arXiv 1612.01474), MNIST: ensembles of M nets beat MC "
     "dropout with M samples"
 )
-PTS = {"scale": 100, "digits": 2, "unit": " pts", "min_seeds": 5, "kind": "paired"}
+PAIRED = {**PTS, "min_seeds": 5, "kind": "paired"}
 ENSEMBLES = "ensembles of the same plain nets"  # every claim reads them: related
 
 
@@ -72,7 +73,7 @@ def _ws_claim(k: int) -> Claim:
         "for the price of one'), put against explicit ensembles: an expectation, not a "
         "result the cited papers report",
         curves=(ENSEMBLES, "the dropout net by weight scaling"),
-        **PTS,
+        **PAIRED,
     )
 
 
@@ -87,7 +88,7 @@ CLAIMS = {
         threshold=0.0,
         rationale=LAKSHMI,
         curves=(ENSEMBLES,),
-        **PTS,
+        **PAIRED,
     ),
 }
 
@@ -126,14 +127,13 @@ class EnsembleVsDropout(Reproduction):
     default_seeds = {"tiny": 2, "cpu": 5}
     objective = "test/acc"  # no validation split
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        base = ["experiment=ensemble_vs_dropout"] + (TINY if scale == "tiny" else [])
-        return base, {"model.dropout": [0.0, RATE]}
+    axes = {"model.dropout": [0.0, RATE]}
+    tiny = TINY
 
     def train(self, scale: str, seeds: list[int], n_jobs: int) -> str | None:
         """Two grids: the dropout nets on the R seeds asked for, the plain members on
         R x K seeds (replicate r takes seeds r, r + R, ...)."""
-        base, _ = self.grid(scale)
+        base = self.base(scale)
         experiment = self.experiment_name(scale)
         n_rep = len(seeds)
         member_seeds = list(range(n_rep * K))
@@ -146,8 +146,7 @@ class EnsembleVsDropout(Reproduction):
         return parent
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        runs = load_runs(experiment, key=lambda r: (r.p("model.dropout", float), r.seed))
-        self.require_runs(runs, experiment)
+        runs = self.finished_runs(experiment, lambda r: r.p("model.dropout", float))
         plain = {r.seed: r for r in runs if r.p("model.dropout", float) == 0.0}
         drop = {r.seed: r for r in runs if r.p("model.dropout", float) == RATE}
         n_rep = len(drop)
@@ -167,8 +166,8 @@ class EnsembleVsDropout(Reproduction):
         rows = []
         for name, label in self._predictors():
             if name in err:
-                nll = mean_ci([reps[r][name][0] for r in reps])
-                rows.append([label, len(reps), mean_ci(err[name].values()).fmt(2, 100), nll.fmt(3)])
+                nll = ci_cell([reps[r][name][0] for r in reps], 3)
+                rows.append([label, len(reps), ci_cell(err[name], 2, 100), nll])
         md = [
             f"Experiment `{experiment}`, {len(plain)} plain nets and {len(drop)} dropout nets; "
             f"{len(reps)} complete replicates (one dropout net, {K} plain nets each); test "
@@ -176,8 +175,7 @@ class EnsembleVsDropout(Reproduction):
             table(["predictor", "replicates", "test err %", "test NLL"], rows),
         ]
         fig = self._figure(err, out_dir)
-        md.append(f"![ensembles vs dropout]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        return Report.of(md, fig, "ensembles vs dropout", verdicts)
 
     @staticmethod
     def _predictors() -> list[tuple[str, str]]:

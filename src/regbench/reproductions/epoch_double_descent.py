@@ -41,10 +41,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from regbench.report import history, load_runs, mean_ci
+from regbench.report import history
 from regbench.report.axes import group_by_axes
 from regbench.report.claims import Claim, Verdict, judge
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.plots import COLORS, curve_band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 from regbench.reproductions.direct import finished, parent_run, run_once
@@ -283,8 +283,7 @@ class EpochDoubleDescent(Reproduction):
         run_once(experiment, parent_id, run_name, params, fit, key_tag=KEY_TAG, label=self.name)
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        runs = load_runs(experiment, key=lambda r: (r.p("arm", str, ""), r.seed))
-        self.require_runs(runs, experiment)
+        runs = self.finished_runs(experiment, lambda r: r.p("arm", str, ""))
         if scale == "paper":
             return self._analyse_paper(runs, experiment, out_dir)
         lin, two = arm_curves(runs, LINEAR), arm_curves(runs, TWO_LAYER)
@@ -309,20 +308,20 @@ class EpochDoubleDescent(Reproduction):
                   (auth, AUTHORS, "two-layer, authors' setting"),
                   (two, TWO_LAYER, "two-layer ReLU net (constructed)")) if a]  # fmt: skip
         figure = curve_figure(panels, out_dir)
-        md.append(f"![epoch-wise double descent]({figure.name})")
-        return Report("\n\n".join(md), figures=[figure], claims=verdicts)
+        return Report.of(md, figure, "epoch-wise double descent", verdicts)
 
     def _analyse_paper(self, runs, experiment: str, out_dir: Path) -> Report:
         curves = [[1 - v for _, v in history(r.run_id, "val/acc")] for r in runs]
         n = min(len(c) for c in curves)
-        mean = [mean_ci([c[t] for c in curves]) for t in range(n)]
         fig, (ax,) = new_figure(1, width=6.0, height=4.0)
-        band(ax, list(range(1, n + 1)), mean, "ResNet-18 k=64, 20% noise", COLORS[0], marker=".")
+        label = "ResNet-18 k=64, 20% noise"
+        curve_band(ax, list(range(1, n + 1)), [c[:n] for c in curves], label, COLORS[0], marker=".")
         ax.set(xscale="log", xlabel="epoch", ylabel="val error", title="Epoch-wise double descent")
         path = save(fig, out_dir / "epoch_double_descent.png")
         claim = _claim("paper_dd", "ResNet-18 k=64, 20% label noise: val error descends "
                        "twice", "per seed: second_descent of the val-error curve", "above",
                        0.0, "Nakkiran et al. 2019, Fig. 2 (approx.): a shape, no size")  # fmt: skip
         verdict: Verdict = judge(claim, [second_descent(c) for c in curves])
-        md = f"Experiment `{experiment}`, {len(runs)} runs.\n\n![curve]({path.name})"
-        return Report(md, figures=[path], claims=[verdict])
+        return Report.of(
+            [f"Experiment `{experiment}`, {len(runs)} runs."], path, "curve", [verdict]
+        )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from regbench.report import RunRecord, mean_ci, table
-from regbench.report.plots import COLORS, band, clip_to, log_labels, new_figure, save
+from regbench.report.plots import COLORS, clip_to, curve_band, log_labels, new_figure, save
 
 
 def linear_text(r: RunRecord | None) -> str:
@@ -78,8 +78,7 @@ def curve_figure(panels, out_dir: Path) -> Path:
     fig, axes = new_figure(len(panels), width=6.0, height=4.0)
     for ax, (arms, labels, title) in zip(axes, panels, strict=True):
         for k, (arm, (steps, curves)) in enumerate(arms.items()):
-            mean = [mean_ci(col) for col in zip(*curves.values(), strict=True)]
-            band(ax, steps, mean, labels[arm], COLORS[k], marker=".")
+            curve_band(ax, steps, list(curves.values()), labels[arm], COLORS[k], marker=".")
         ax.set(xscale="log", xlabel="gradient step t", ylabel="test error (MSE)",
                title=f"Epoch-wise double descent: {title}")  # fmt: skip
         log_labels(ax, "x")

@@ -45,19 +45,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from regbench.report import load_runs, mean_ci, table
+from regbench.report import table
 from regbench.report.claims import Claim, judge, paired_by_seed
-from regbench.report.plots import COLORS, band, clip_to, log_ticks, new_figure, save
+from regbench.report.markdown import ci_cell, num_cell
+from regbench.report.plots import arm_bands, clip_to, log_ticks, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
+from regbench.reproductions.seed_pairs import PTS, by_arm_seed, error_on_test
 
-BATCHES = [2, 4, 8, 32]
-TINY_BATCHES = [2, 32]
+BATCHES = {"cpu": [2, 4, 8, 32], "tiny": [2, 32]}
 NORMS = ["batch", "group"]
 BATCH_KEY = "+experiment/gnbn_batch"
 TINY = ["data.n_train=300", "data.n_test=200", "trainer.max_epochs=1"]
 PUBLISHED = {("batch", 32): 23.6, ("batch", 2): 34.7, ("group", 32): 24.1, ("group", 2): 24.1}
-PTS = {"scale": 100, "digits": 2, "unit": " pts"}
 
 CLAIMS = {
     "bn_small": Claim(
@@ -107,21 +107,13 @@ class GnVsBnBatch(Reproduction):
     )
     default_seeds = {"tiny": 2, "cpu": 3}
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        tiny = scale == "tiny"
-        base = ["experiment=gn_vs_bn_batch"] + (TINY if tiny else [])
-        batches = TINY_BATCHES if tiny else BATCHES
-        return base, {BATCH_KEY: [f"b{b}" for b in batches], "model.norm": NORMS}
+    axes = {BATCH_KEY: {k: [f"b{b}" for b in bs] for k, bs in BATCHES.items()}, "model.norm": NORMS}
+    tiny = TINY
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        runs = load_runs(
-            experiment, key=lambda r: (r.p("model.norm"), r.p("gnbn_batch", int), r.seed)
-        )
-        self.require_runs(runs, experiment)
-        err: dict[tuple[str, int], dict[int, float]] = {}
-        for r in runs:
-            key = (r.p("model.norm"), r.p("gnbn_batch", int))
-            err.setdefault(key, {})[r.seed] = 1 - r.metrics["test/acc"]
+        point = lambda r: (r.p("model.norm"), r.p("gnbn_batch", int))  # noqa: E731
+        runs = self.finished_runs(experiment, point)
+        err = by_arm_seed(runs, point, error_on_test)
         batches = sorted({b for _, b in err})
         lo, hi = min(batches), max(batches)
 
@@ -137,9 +129,7 @@ class GnVsBnBatch(Reproduction):
         for b in batches:
             row = [b]
             for n in NORMS:
-                vals = list(e(n, b).values())
-                row.append(mean_ci(vals).fmt(2, 100) if vals else "")
-                row.append(f"{PUBLISHED[(n, b)]:.1f}" if (n, b) in PUBLISHED else "")
+                row += [ci_cell(e(n, b), 2, 100), num_cell(PUBLISHED.get((n, b)), 1)]
             rows.append(row)
         heads = ["batch"] + [f"{h} ({n})" for n in NORMS for h in ("test err %", "published %")]
         md = [
@@ -149,22 +139,12 @@ class GnVsBnBatch(Reproduction):
             table(heads, rows),
         ]
         fig = self._figure(err, batches, out_dir)
-        md.append(f"![GN vs BN over batch size]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        return Report.of(md, fig, "GN vs BN over batch size", verdicts)
 
     @staticmethod
     def _figure(err, batches: list[int], out_dir: Path) -> Path:
         fig, (ax,) = new_figure(1, width=5.5, height=3.8)
-        for i, n in enumerate(NORMS):
-            bs = [b for b in batches if err.get((n, b))]
-            band(
-                ax,
-                bs,
-                [mean_ci(list(err[(n, b)].values())) for b in bs],
-                f"{n} norm",
-                COLORS[i],
-                scale=100,
-            )
+        arm_bands(ax, err, NORMS, [f"{n} norm" for n in NORMS], scale=100)
         log_ticks(ax, batches)
         clip_to(ax, 0, 100)
         ax.set(

@@ -33,7 +33,8 @@ import torch
 from regbench import streams
 from regbench.report import history, load_runs, mean_ci, table
 from regbench.report.claims import Claim, Verdict, judge
-from regbench.report.plots import COLORS, band, new_figure, save
+from regbench.report.markdown import ci_cell
+from regbench.report.plots import COLORS, band, curve_band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction, grid
 from regbench.reproductions.direct import parent_run, run_once
@@ -192,10 +193,10 @@ def summary_rows(fwd: dict, trn: dict, pred: dict, ratio: dict) -> list[list]:
             [
                 LABELS[i],
                 f"{pred[i]:.2f}",
-                mean_ci([r.metrics["log2_ratio_30"] for r in f]).fmt(2),
-                mean_ci([r.metrics["init/loss"] for r in f]).fmt(3),
-                mean_ci([r.metrics["train/loss"] for r in trn[i].values()]).fmt(3),
-                mean_ci(ratio[i]).fmt(3),
+                ci_cell([r.metrics["log2_ratio_30"] for r in f], 2),
+                ci_cell([r.metrics["init/loss"] for r in f], 3),
+                ci_cell([r.metrics["train/loss"] for r in trn[i].values()], 3),
+                ci_cell(ratio[i], 3),
             ]
         )
     return rows
@@ -255,10 +256,7 @@ class HeInit(Reproduction):
             ),
         )
         fwd, trn = split_runs(runs)
-        if not any(fwd.values()):
-            raise SystemExit(
-                f"no finished runs in {experiment!r}; run `regbench reproduce {self.name}`"
-            )
+        self.require_runs([r for by_seed in fwd.values() for r in by_seed.values()], experiment)
         pred = {
             i: mean_ci([r.metrics["predicted_30"] for r in fwd[i].values()]).mean for i in INITS
         }
@@ -271,8 +269,7 @@ class HeInit(Reproduction):
             NOTE,
         ]
         fig = self._figure(fwd, trn, out_dir)
-        md.append(f"![he init]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        return Report.of(md, fig, "he init", verdicts)
 
     @staticmethod
     def _figure(fwd, trn, out_dir: Path) -> Path:
@@ -281,15 +278,7 @@ class HeInit(Reproduction):
         fig, (ax, ax2) = new_figure(2, width=5.2, height=3.8)
         for k, i in enumerate(INITS):
             hs = [[v for _, v in history(r.run_id, "log2_q_ratio")] for r in fwd[i].values()]
-            layers = list(range(1, len(hs[0]) + 1))
-            band(
-                ax,
-                layers,
-                [mean_ci(c) for c in zip(*hs, strict=True)],
-                LABELS[i],
-                COLORS[k],
-                marker=".",
-            )
+            curve_band(ax, list(range(1, len(hs[0]) + 1)), hs, LABELS[i], COLORS[k], marker=".")
             hl = [[v for _, v in history(r.run_id, "train/loss")] for r in trn[i].values()]
             if hl and hl[0]:
                 init_loss = mean_ci([r.metrics["init/loss"] for r in fwd[i].values()]).mean

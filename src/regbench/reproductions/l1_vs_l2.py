@@ -43,10 +43,12 @@ import numpy as np
 
 from regbench.report import history, load_runs, mean_ci, table
 from regbench.report.claims import Claim, Verdict, judge, paired
+from regbench.report.markdown import ci_cell
 from regbench.report.plots import COLORS, band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction, grid
 from regbench.reproductions.direct import finished, parent_run, run_once
+from regbench.reproductions.seed_pairs import error_on_test
 from regbench.reproductions.sparse_logistic import (
     DIMS,
     GAUSS,
@@ -196,9 +198,9 @@ def logreg_rows(lr: dict) -> list[list]:
         for a in ("l1", "l2"):
             vals = lr[a].values()
             row += [
-                mean_ci([v["excess_logloss"][d] for v in vals]).fmt(4),
-                mean_ci([math.log10(v["lam"][d]) for v in vals]).fmt(2),
-                mean_ci([v["small_frac"][d] for v in vals]).fmt(2, 100),
+                ci_cell([v["excess_logloss"][d] for v in vals], 4),
+                ci_cell([math.log10(v["lam"][d]) for v in vals], 2),
+                ci_cell([v["small_frac"][d] for v in vals], 2, 100),
             ]
         rows.append(row)
     return rows
@@ -213,8 +215,8 @@ def mlp_rows(mlp: dict) -> list[list]:
                 [
                     f"{reg}, {strength:g}",
                     len(rs),
-                    mean_ci([r.metrics[FIRST] for r in rs]).fmt(2, 100),
-                    mean_ci([1 - r.metrics["test/acc"] for r in rs]).fmt(2, 100),
+                    ci_cell([r.metrics[FIRST] for r in rs], 2, 100),
+                    ci_cell([error_on_test(r) for r in rs], 2, 100),
                 ]
             )
     return rows
@@ -266,10 +268,8 @@ class L1VsL2(Reproduction):
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         runs = load_runs(experiment)
         lr = logreg_curves(runs)
-        if not lr["l1"] or not lr["l2"]:
-            raise SystemExit(
-                f"no finished runs in {experiment!r}; run `regbench reproduce {self.name}`"
-            )
+        for arm in ("l1", "l2"):
+            self.require_runs(lr[arm], experiment)
         mlp = mlp_runs(runs)
         md = [
             f"Experiment `{experiment}`: logistic regression with {SETUP['k']} relevant "
@@ -297,8 +297,7 @@ class L1VsL2(Reproduction):
             ),  # fmt: skip
         ]
         fig = self._figure(lr, out_dir)
-        md.append(f"![l1 vs l2]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=judge_claims(lr, mlp))
+        return Report.of(md, fig, "l1 vs l2", judge_claims(lr, mlp))
 
     @staticmethod
     def _figure(lr, out_dir: Path) -> Path:

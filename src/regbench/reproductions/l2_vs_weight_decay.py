@@ -60,13 +60,14 @@ from pathlib import Path
 
 import torch
 
-from regbench.report import RunRecord, load_runs, mean_ci, table
+from regbench.report import RunRecord, load_runs, table
 from regbench.report.claims import INCONCLUSIVE, Claim, Verdict, judge, paired_by_seed
+from regbench.report.markdown import ci_cell
 from regbench.report.plots import new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction, grid
 from regbench.reproductions.direct import parent_run, run_once
-from regbench.reproductions.seed_pairs import TINY_DATA, he_init_from_stream, slope
+from regbench.reproductions.seed_pairs import PTS, TINY_DATA, he_init_from_stream, slope
 
 GRIDS = {
     "cpu": ([1e-4, 3.16e-4, 1e-3, 3.16e-3, 1e-2], [1e-4, 3.16e-4, 1e-3, 3.16e-3, 1e-2]),
@@ -161,9 +162,7 @@ def claims(lrs: list[float], decays: list[float]) -> dict[str, Claim]:
             min_seeds=5,
             kind="paired",
             curves=(GRID,),
-            scale=100,
-            digits=2,
-            unit=" pts",
+            **PTS,
         ),
         "coupling": Claim(
             key="coupling",
@@ -263,10 +262,11 @@ class L2VsWeightDecay(Reproduction):
     )
     default_seeds = {"tiny": 2, "cpu": 6}  # the coupling claim is a position: 6 seeds
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        lrs, decays = GRIDS[scale]
-        base = ["experiment=l2_vs_weight_decay"] + (TINY if scale == "tiny" else [])
-        return base, {"optim.lr": lrs, "optim.weight_decay": decays}
+    axes = {
+        "optim.lr": {s: lrs for s, (lrs, _) in GRIDS.items()},
+        "optim.weight_decay": {s: decays for s, (_, decays) in GRIDS.items()},
+    }
+    tiny = TINY
 
     def train(self, scale: str, seeds: list[int], n_jobs: int) -> str | None:
         """The exact checks (direct runs), the Adam+L2 grid (rate x decay), then one
@@ -326,8 +326,7 @@ class L2VsWeightDecay(Reproduction):
         verdicts.append(self._coupling_verdict(c["coupling"], coupling, at_edge))
         md = [self._text(experiment, ident, trained, full, best, slopes, at_edge)]
         fig = self._figure(val, lrs, decays, full, out_dir)
-        md.append(f"![rate x decay, Adam+L2 vs AdamW]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        return Report.of(md, fig, "rate x decay, Adam+L2 vs AdamW", verdicts)
 
     @staticmethod
     def _coupling_verdict(claim: Claim, values: list[float], at_edge: dict) -> Verdict:
@@ -358,7 +357,7 @@ class L2VsWeightDecay(Reproduction):
     def _text(experiment, ident, trained, full, best, slopes, at_edge) -> str:
         rows = []
         for a in ARMS:
-            err = mean_ci(best[a].values()).fmt(2, 100) if best[a] else ""
+            err = ci_cell(best[a], 2, 100)
             per_seed = str([round(slopes[a][s], 2) for s in full])
             rows.append([ARMS[a], len(best[a]), err, per_seed, f"{100 * at_edge[a]:.0f}%"])
         gaps = {

@@ -40,9 +40,10 @@ import torch
 from regbench import streams
 from regbench.report import RunRecord, load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge
+from regbench.report.markdown import ci_cell
 from regbench.report.plots import COLORS, band, clip_to, log_ticks, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
-from regbench.reproductions.base import Report, Reproduction, grid
+from regbench.reproductions.base import Report, Reproduction
 from regbench.reproductions.direct import parent_run, run_once
 from regbench.reproductions.dropout_eval import load_trained, mask_log_probs, nll_acc
 
@@ -171,8 +172,11 @@ class McVsWeightScaling(Reproduction):
         "masks vs weight scaling; the exact geometric-mean identity for one softmax layer."
     )
     default_seeds = {"tiny": 2, "cpu": 5}
+    axes = {"model.dropout": [0.5]}
+    tiny = TINY
 
     def train(self, scale: str, seeds: list[int], n_jobs: int) -> str | None:
+        """The exact checks (direct runs), then the grid of trained nets."""
         extra = TINY if scale == "tiny" else []
         experiment = self.experiment_name(scale)
         with parent_run(experiment, f"{self.name}-exact", scale) as pid:
@@ -187,9 +191,7 @@ class McVsWeightScaling(Reproduction):
                     lambda r=rate, s=seed: geometric_mean_check(r, s, extra),
                     label=self.name,
                 )
-        base = ["experiment=mc_vs_weight_scaling", *extra]
-        results = grid(experiment, base, {"model.dropout": [0.5]}, seeds, n_jobs, experiment)
-        return self.check(results, experiment, scale)
+        return super().train(scale, seeds, n_jobs)
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         runs = load_runs(
@@ -197,11 +199,8 @@ class McVsWeightScaling(Reproduction):
         )
         exact = [r for r in runs if r.params.get("check") == "geometric_mean"]
         trained = sorted((r for r in runs if "model.width" in r.params), key=lambda r: r.seed)
-        if not exact or not trained:
-            raise SystemExit(
-                f"no finished runs in experiment {experiment!r}; run "
-                f"`regbench reproduce {self.name}` first"
-            )
+        self.require_runs(exact, experiment)
+        self.require_runs(trained, experiment)
         curves = {r.seed: mc_curve(r) for r in trained}
         cs = list(curves.values())
         verdicts = [
@@ -210,8 +209,7 @@ class McVsWeightScaling(Reproduction):
             judge(CLAIMS["geo"], [r.metrics["exact/geo_vs_ws"] for r in exact]),
         ]
         fig = self._figure(curves, out_dir)
-        md = [self._tables(exact, curves), f"![MC vs weight scaling]({fig.name})"]
-        return Report("\n\n".join(md), claims=verdicts, figures=[fig])
+        return Report.of([self._tables(exact, curves)], fig, "MC vs weight scaling", verdicts)
 
     @staticmethod
     def _tables(exact: list[RunRecord], curves: dict) -> str:
@@ -260,4 +258,4 @@ class McVsWeightScaling(Reproduction):
 
 
 def _fmt(pairs: list[tuple[float, float]]) -> list[str]:
-    return [mean_ci([a for _, a in pairs]).fmt(2, 100), mean_ci([n for n, _ in pairs]).fmt(3)]
+    return [ci_cell([a for _, a in pairs], 2, 100), ci_cell([n for n, _ in pairs], 3)]

@@ -40,14 +40,14 @@ Tiny scale (tests): 3 widths, 200 samples, 3 epochs, 1 seed; it cannot resolve a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from regbench.report import load_runs, table
 from regbench.report.axes import group_by_axes, per_seed, summarize_seeds
-from regbench.report.claims import Claim, Verdict, judge, paired_by_seed
+from regbench.report.claims import Claim, Verdict, paired_by_seed
 from regbench.report.plots import (
     COLORS,
     DODGE_PT,
@@ -60,6 +60,7 @@ from regbench.report.plots import (
 )
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
+from regbench.reproductions.seed_pairs import judge_defined, seed_curves
 
 # The notebook's widths: np.unique(np.geomspace(2, 300, 20, dtype=int)), 19 values.
 WIDTHS = [int(w) for w in np.unique(np.geomspace(2, 300, 20, dtype=int))]
@@ -267,14 +268,8 @@ def claim_values(curves: dict, setup: Setup = NOTEBOOK) -> dict[str, dict[int, f
 def verdicts(curves: dict, n_seeds: int, setup: Setup = NOTEBOOK) -> list[Verdict]:
     """Judge every claim; a seed whose statistic is undefined (no interior peak, no width
     that interpolates) leaves the claim short of seeds, and the note says so."""
-    out, cl = [], claims(setup)
-    for key, vals in claim_values(curves, setup).items():
-        v = judge(cl[key], [vals[s] for s in sorted(vals)])
-        if len(vals) < n_seeds:
-            extra = f"statistic undefined in {n_seeds - len(vals)} of {n_seeds} seeds"
-            v = replace(v, note="; ".join(filter(None, [v.note, extra])))
-        out.append(v)
-    return out
+    cl = claims(setup)
+    return [judge_defined(cl[k], vals, n_seeds) for k, vals in claim_values(curves, setup).items()]
 
 
 @REPRODUCTIONS.register("model_double_descent")
@@ -288,20 +283,12 @@ class ModelDoubleDescent(Reproduction):
     default_seeds = {"tiny": 1, "cpu": 3, "paper": 3}
     objective = "test/acc"  # no val split: all 4000 train samples are used
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        """Both noise arms x every width (same seeds: the clean arm is a paired control)."""
-        base = {
-            "cpu": ["experiment=model_double_descent"],
-            "tiny": [
-                "experiment=model_double_descent",
-                "data.n_train=200",
-                "data.n_test=200",
-                "trainer.max_epochs=3",
-            ],
-            "paper": ["experiment=model_double_descent_paper"],
-        }[scale]
-        widths = {"cpu": WIDTHS, "tiny": TINY_WIDTHS, "paper": PAPER_WIDTHS}[scale]
-        return base, {"data.label_noise": [NOISE, CLEAN], "model.width": widths}
+    # both noise arms x every width (same seeds: the clean arm is a paired control)
+    axes = {
+        "data.label_noise": [NOISE, CLEAN],
+        "model.width": {"cpu": WIDTHS, "tiny": TINY_WIDTHS, "paper": PAPER_WIDTHS},
+    }
+    tiny = ["data.n_train=200", "data.n_test=200", "trainer.max_epochs=3"]
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
         groups = group_by_axes(
@@ -312,12 +299,8 @@ class ModelDoubleDescent(Reproduction):
         train = per_seed(groups, lambda r: 1 - r.metrics["diag/train_acc_evalmode"])
         curves: dict[float, dict[int, tuple]] = {}
         for noise in sorted({n for n, _ in groups}, reverse=True):
-            ws = sorted(w for n, w in groups if n == noise)
-            seeds = sorted(set.intersection(*(set(test[noise, w]) for w in ws)))
-            curves[noise] = {
-                s: (ws, [test[noise, w][s] for w in ws], [train[noise, w][s] for w in ws])
-                for s in seeds
-            }
+            ws = [w for n, w in groups if n == noise]
+            curves[noise] = seed_curves(*({w: v[noise, w] for w in ws} for v in (test, train)))
         n_seeds = len(curves.get(NOISE, {}))
         setup = SETUPS[scale]
         figure = self._figure(summarize_seeds(test), summarize_seeds(train), out_dir, setup)
@@ -327,9 +310,8 @@ class ModelDoubleDescent(Reproduction):
             "Train error is on the noisy training labels, eval mode, after training. "
             f"Published: {setup.source}.",
             self._table(summarize_seeds(test), summarize_seeds(train), setup),
-            f"![model-wise double descent]({figure.name})",
         ]
-        return Report("\n\n".join(md), figures=[figure], claims=verdicts(curves, n_seeds, setup))
+        return Report.of(md, figure, "model-wise double descent", verdicts(curves, n_seeds, setup))
 
     @staticmethod
     def _table(test: dict, train: dict, setup: Setup = NOTEBOOK) -> str:

@@ -209,10 +209,7 @@ class RandomFeaturesDD(Reproduction):
         from regbench.report import history
 
         runs = load_runs(experiment, key=lambda r: r.seed)
-        if not runs:
-            raise SystemExit(
-                f"no finished runs in {experiment!r}; run `regbench reproduce {self.name}`"
-            )
+        self.require_runs(runs, experiment)
         n = runs[0].p("n", int)
         curves = {
             k: [history(r.run_id, k) for r in runs] for k in ("test/err", "train/err", "norm")
@@ -258,8 +255,7 @@ class RandomFeaturesDD(Reproduction):
             "claim (from MNIST, where errors are far lower) cannot hold on this data set."
         )
         fig = self._figure(sizes, n, summ, out_dir)
-        md.append(f"![double descent]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        return Report.of(md, fig, "double descent", verdicts)
 
     @staticmethod
     def _figure(sizes, n, summ, out_dir: Path) -> Path:

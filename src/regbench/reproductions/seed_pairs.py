@@ -1,15 +1,19 @@
-"""Helpers shared by the atlas part 3 reproductions (issue 26): per-arm, per-seed values
-read from finished runs, a least-squares slope, He init from a stream, and a figure panel
-that shows the pairing a paired claim uses (one grey line per seed). Runs lost to
-divergence: :mod:`regbench.reproductions.divergence`."""
+"""What reproductions' analyses share: per-arm, per-seed values read from finished runs,
+each seed's curve along a grid axis, the per-seed pairing of two arms, an arm's best
+setting by its mean over seeds, a verdict on the seeds whose statistic is defined, the
+display of a claim in percentage points, a least-squares slope and He init from a stream.
+Figures of these values: :mod:`regbench.report.plots` (``arm_bands``, ``paired_panel``);
+runs lost to divergence: :mod:`regbench.reproductions.divergence`."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Sequence
+import operator
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from regbench.report import RunRecord, mean_ci
-from regbench.report.plots import COLORS
+from regbench.report.claims import Claim, Verdict, judge
 
 #: MNIST-1D MLP settings every tiny scale shares: seconds per run, same code path
 TINY_DATA = ["data.n_train=600", "data.n_test=200", "model.width=32"]
@@ -19,18 +23,74 @@ CHANCE_ERR = 0.9
 #: MNIST-1D authors' MLP reaches 68% test accuracy (their README), so
 #: sqrt(0.32 * 0.68 / 1000) = 1.475 points
 TEST_SE = math.sqrt(0.32 * 0.68 / 1000)
+#: how a claim on a difference of error fractions reads: in percentage points
+PTS = {"scale": 100, "digits": 2, "unit": " pts"}
+
+
+def error_on_test(r: RunRecord) -> float:
+    """A run's test error, 1 - test accuracy (``test/acc``, logged by every trained run)."""
+    return 1 - r.metrics["test/acc"]
 
 
 def by_arm_seed(
     runs: Sequence[RunRecord],
     arm: Callable[[RunRecord], Hashable],
     stat: Callable[[RunRecord], float],
+    arms: Sequence[Hashable] = (),
 ) -> dict[Hashable, dict[int, float]]:
-    """``stat`` of every run as {arm: {seed: value}}, arms in sorted order."""
-    out: dict[Hashable, dict[int, float]] = {}
+    """``stat`` of every run as {arm: {seed: value}}, seeds in order; arms in sorted order,
+    or, given ``arms``, exactly those, in that order (empty where one has no runs)."""
+    out: dict[Hashable, dict[int, float]] = {a: {} for a in arms}
     for r in runs:
         out.setdefault(arm(r), {})[r.seed] = float(stat(r))
-    return {k: dict(sorted(out[k].items())) for k in sorted(out, key=str)}
+    keys = list(arms) or sorted(out, key=str)
+    return {k: dict(sorted(out[k].items())) for k in keys}
+
+
+def seed_curves(
+    *values: Mapping[float, Mapping[int, float]],
+) -> dict[int, tuple[list[float], ...]]:
+    """Each seed's curves along a grid axis, from per-point values (x -> {seed: value}):
+    {seed: (xs, first values along xs, second values along xs, ...)}, xs the sorted grid
+    values of the first mapping, for the seeds it has at every x."""
+    xs = sorted(values[0])
+    seeds = sorted(set.intersection(*(set(values[0][x]) for x in xs)))
+    return {s: (xs, *([v[x][s] for x in xs] for v in values)) for s in seeds}
+
+
+def judge_defined(claim: Claim, values: Mapping[int, float], n_seeds: int) -> Verdict:
+    """``claim``'s verdict on the seeds whose statistic is defined (``values``: seed ->
+    value); when fewer than ``n_seeds`` have one, its note says how many did not."""
+    v = judge(claim, [values[s] for s in sorted(values)])
+    if len(values) < n_seeds:
+        extra = f"statistic undefined in {n_seeds - len(values)} of {n_seeds} seeds"
+        v = replace(v, note="; ".join(filter(None, [v.note, extra])))
+    return v
+
+
+def pair_seeds(
+    a: Mapping[int, float],
+    b: Mapping[int, float],
+    op: Callable[[float, float], float] = operator.sub,
+) -> dict[int, float]:
+    """``op(a[s], b[s])`` for every seed both arms have, in seed order (by default the
+    per-seed difference a - b that a paired claim judges)."""
+    return {s: op(a[s], b[s]) for s in sorted(set(a) & set(b))}
+
+
+def best_by_mean(
+    values: Mapping[Hashable, Iterable[float] | Mapping[int, float]],
+    candidates: Iterable[Hashable],
+    lowest: bool = True,
+) -> Hashable:
+    """The candidate whose values (per seed) have the lowest mean (highest with
+    ``lowest=False``), the first of ties: an arm's best setting, chosen on validation."""
+
+    def mean(k: Hashable) -> float:
+        v = values[k]
+        return mean_ci(v.values() if isinstance(v, Mapping) else v).mean
+
+    return (min if lowest else max)(candidates, key=mean)
 
 
 def slope(xs: Sequence[float], ys: Sequence[float]) -> float:
@@ -57,27 +117,3 @@ def he_init_from_stream(model, seed: int, purpose: str) -> None:
                 w.copy_(torch.randn(w.shape, generator=g, dtype=w.dtype) * math.sqrt(2 / fan_in))
                 if m.bias is not None:
                     m.bias.zero_()
-
-
-def paired_panel(
-    ax,
-    values: dict[Hashable, dict[int, float]],
-    arms: Sequence[Hashable],
-    labels: Sequence[str],
-    scale: float = 100.0,
-) -> None:
-    """Per-seed values of ``arms`` side by side (dots), one grey line per seed joining its
-    values across arms (the pairing of a paired claim), and each arm's mean with its 95%
-    t-interval (squares)."""
-    seeds = sorted(set.intersection(*(set(values.get(a, {})) for a in arms)) or set())
-    for s in seeds:
-        ax.plot(range(len(arms)), [scale * values[a][s] for a in arms], color="0.75", lw=1)
-    for i, a in enumerate(arms):
-        vals = [scale * v for v in values.get(a, {}).values()]
-        color = COLORS[i % len(COLORS)]
-        ax.scatter([i] * len(vals), vals, color=color, s=14, zorder=2)
-        if vals:
-            sm = mean_ci(vals)
-            half = sm.half if sm.n > 1 else 0.0
-            ax.errorbar(i + 0.12, sm.mean, yerr=half, fmt="s", color=color, capsize=3, zorder=3)
-    ax.set(xticks=range(len(arms)), xticklabels=list(labels))

@@ -46,9 +46,11 @@ from regbench import streams
 from regbench.report import RunRecord, load_runs, mean_ci, table
 from regbench.report.claims import Claim, judge, paired_by_seed
 from regbench.report.groups import Arms
-from regbench.report.plots import COLORS, band, clip_to, new_figure, save
+from regbench.report.markdown import ci_cell
+from regbench.report.plots import COLORS, clip_to, curve_band, new_figure, paired_panel, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
+from regbench.reproductions.seed_pairs import PTS, by_arm_seed, error_on_test
 
 ARMS = ["none", "uniform", "linear"]
 ARM_LABELS = {
@@ -59,7 +61,6 @@ ARM_LABELS = {
 ARM_KEY = "+experiment/sd_arm"
 TINY = ["data.n_train=600", "data.n_test=200", "model.depth=6", "trainer.max_epochs=2"]
 TIMED_STEPS = {"tiny": 20, "cpu": 100}
-PTS = {"scale": 100, "digits": 2, "unit": " pts"}
 FOLK = "a popular reading of stochastic depth ('features move into earlier layers'): no paper"
 
 
@@ -220,9 +221,8 @@ class StochasticDepth(Reproduction):
     default_seeds = {"tiny": 2, "cpu": 4}
     arms = Arms("sd_arm", ARM_LABELS, baseline="none")
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        base = ["experiment=stochastic_depth"] + (TINY if scale == "tiny" else [])
-        return base, {ARM_KEY: ARMS}
+    axes = {ARM_KEY: ARMS}
+    tiny = TINY
 
     def train(self, scale: str, seeds: list[int], n_jobs: int) -> str | None:
         parent = super().train(scale, seeds, n_jobs)
@@ -253,11 +253,8 @@ class StochasticDepth(Reproduction):
         arms = [r for r in runs if "sd_arm" in r.params]
         timing = {r.seed: r.metrics for r in runs if r.params.get("kind") == "timing"}
         self.require_runs(arms, experiment)
-        err = {a: {} for a in ARMS}
-        drops = {a: {} for a in ARMS}
-        for r in arms:
-            err[r.p("sd_arm")][r.seed] = 1 - r.metrics["test/acc"]
-            drops[r.p("sd_arm")][r.seed] = deletion_drops(r)
+        err = by_arm_seed(arms, lambda r: r.p("sd_arm"), error_on_test, ARMS)
+        drops = {a: {r.seed: deletion_drops(r) for r in arms if r.p("sd_arm") == a} for a in ARMS}
         corr = {
             a: {s: _corr(list(range(1, len(d) + 1)), d) for s, d in drops[a].items()} for a in ARMS
         }
@@ -273,14 +270,7 @@ class StochasticDepth(Reproduction):
             judge(CLAIMS["time_sample_mode"], paired_by_seed(ratio_sample, ratio)),
         ]
         rows = [
-            [
-                a,
-                len(err[a]),
-                mean_ci(list(err[a].values())).fmt(2, 100),
-                mean_ci(list(corr[a].values())).fmt(2),
-            ]
-            for a in ARMS
-            if err[a]
+            [a, len(err[a]), ci_cell(err[a], 2, 100), ci_cell(corr[a], 2)] for a in ARMS if err[a]
         ]
         md = [
             f"Experiment `{experiment}`, {len(arms)} training runs and {len(timing)} timing "
@@ -296,31 +286,19 @@ class StochasticDepth(Reproduction):
                 f"{exp.mean:.3f} (Huang et al.: about 0.75 for ResNet-110)."
             )
         fig = self._figure(err, drops, out_dir)
-        md.append(f"![stochastic depth]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        return Report.of(md, fig, "stochastic depth", verdicts)
 
     @staticmethod
     def _figure(err, drops, out_dir: Path) -> Path:
         fig, (ax, ax2) = new_figure(2, width=5.0, height=3.8)
+        paired_panel(ax, err, ARMS, [ARM_LABELS[a].replace(" ", "\n", 1) for a in ARMS])
+        ax.set(ylabel="test error (%)", title="Test error per seed (lines pair seeds)")
         for i, a in enumerate(ARMS):
-            vals = [100 * v for v in err[a].values()]
-            ax.scatter([i] * len(vals), vals, color=COLORS[i], s=14)
-            if len(vals) > 1:
-                sm = mean_ci(vals)
-                ax.errorbar(i + 0.12, sm.mean, yerr=sm.half, fmt="s", color=COLORS[i], capsize=3)
             per_seed = list(drops[a].values())
             if per_seed and all(per_seed):
                 n = min(len(d) for d in per_seed)
-                summaries = [mean_ci([100 * d[k] for d in per_seed]) for k in range(n)]
-                band(ax2, list(range(1, n + 1)), summaries, ARM_LABELS[a], COLORS[i])
-        for s in set.intersection(*(set(err[a]) for a in ARMS)):
-            ax.plot(range(3), [100 * err[a][s] for a in ARMS], color="0.7", lw=1, zorder=0)
-        ax.set(
-            xticks=range(3),
-            xticklabels=[ARM_LABELS[a].replace(" ", "\n", 1) for a in ARMS],
-            ylabel="test error (%)",
-            title="Test error per seed (lines pair seeds)",
-        )
+                pts = [[100 * v for v in d[:n]] for d in per_seed]  # accuracy points
+                curve_band(ax2, list(range(1, n + 1)), pts, ARM_LABELS[a], COLORS[i])
         clip_to(ax, 0, 100)
         clip_to(ax2, -100, 100)  # a drop in accuracy points
         ax2.set(

@@ -55,14 +55,46 @@ class Chunks:
         yield from (torch.tensor(g) for g in self.gaps)
 
 
-class TeacherStudent(pl.LightningModule):
-    """All draws' students as one (B, d) weight; each Lightning step runs the full-batch
-    GD steps up to the next recorded step (the gradient in closed form, S w - X^T y / n,
-    so a GD step is one batched matrix-vector product), then records the metrics."""
+class FullBatchGD(pl.LightningModule):
+    """Full-batch gradient descent of many draws at once, without an optimizer: each
+    Lightning step (a :class:`Chunks` item) runs :meth:`gd_step` that many times, then
+    records the per-draw :meth:`test_error` and :meth:`train_mse` at the step reached."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.t = 0  # GD steps taken
+        self.records: list[tuple[int, dict[str, float]]] = []
+
+    def gd_step(self) -> None:
+        """One full-batch GD step of every draw."""
+        raise NotImplementedError
+
+    def test_error(self) -> Tensor:
+        """Per-draw test error, (B,)."""
+        raise NotImplementedError
+
+    def train_mse(self) -> Tensor:
+        """Per-draw mean squared error on the training set, (B,)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+        for _ in range(int(batch)):
+            self.gd_step()
+        self.t += int(batch)
+        self.records.append((self.t, record(self.test_error(), self.train_mse())))
+
+    def configure_optimizers(self):
+        return None  # plain gradient descent in training_step
+
+
+class TeacherStudent(FullBatchGD):
+    """All draws' students as one (B, d) weight, fitted by full-batch GD with the gradient
+    in closed form, S w - X^T y / n, so a GD step is one batched matrix-vector product."""
 
     def __init__(self, data: dict[str, Tensor], fast_dims: int, fast_lr_scale: float) -> None:
         super().__init__()
-        self.automatic_optimization = False
         x, y = data["x"], data["y"]  # (B, n, d), (B, n)
         n = x.shape[1]
         self.register_buffer("x", x)
@@ -79,8 +111,6 @@ class TeacherStudent(pl.LightningModule):
         self.w = torch.nn.Parameter(
             torch.zeros(x.shape[0], x.shape[2], 1, dtype=x.dtype), requires_grad=False
         )
-        self.t = 0  # GD steps taken
-        self.records: list[tuple[int, dict[str, float]]] = []
 
     def test_error(self) -> Tensor:
         """Population squared error per draw, (B,)."""
@@ -91,16 +121,10 @@ class TeacherStudent(pl.LightningModule):
         return resid.square().mean(1)
 
     @torch.no_grad()
-    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+    def gd_step(self) -> None:
+        # grad of 0.5 * mean (x w - y)^2 = cov w - X^T y / n; w -= step * grad
         w = self.w.data
-        for _ in range(int(batch)):
-            # grad of 0.5 * mean (x w - y)^2 = cov w - X^T y / n; w -= step * grad
-            w.sub_(self.step * torch.baddbmm(self.xty, self.cov, w, beta=-1))
-        self.t += int(batch)
-        self.records.append((self.t, record(self.test_error(), self.train_mse())))
-
-    def configure_optimizers(self):
-        return None  # plain gradient descent in training_step
+        w.sub_(self.step * torch.baddbmm(self.xty, self.cov, w, beta=-1))
 
 
 def train(

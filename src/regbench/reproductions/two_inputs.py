@@ -34,9 +34,9 @@ from pathlib import Path
 
 import torch
 
-from regbench.report import load_runs, mean_ci, table
+from regbench.report import mean_ci, table
 from regbench.report.claims import Claim, Verdict, judge, paired_by_seed
-from regbench.report.plots import COLORS, band, log_labels, new_figure, save
+from regbench.report.plots import COLORS, curve_band, log_labels, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
 from regbench.reproductions.direct import finished, parent_run, run_once
@@ -234,11 +234,7 @@ class TwoInputs(Reproduction):
             return pid
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        runs = load_runs(experiment, key=lambda r: (r.p("arm"), r.seed))
-        if not runs:
-            raise SystemExit(
-                f"no finished runs in {experiment!r}; run `regbench reproduce {self.name}`"
-            )
+        runs = self.finished_runs(experiment, lambda r: r.p("arm"))
         by = {a: {r.seed: r for r in runs if r.p("arm") == a} for a in ARMS}
         n, steps = runs[0].p("n", int), runs[0].p("steps", int)
         verdicts = judge_claims(by, claims(n, steps))
@@ -266,8 +262,7 @@ class TwoInputs(Reproduction):
             f"stops at their closed-form level and never reaches {LEVELS[-1]}.",
         ]
         fig = self._figure(by, steps, out_dir)
-        md.append(f"![w_B paths]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        return Report.of(md, fig, "w_B paths", verdicts)
 
     @staticmethod
     def _figure(by, steps: int, out_dir: Path) -> Path:
@@ -277,15 +272,8 @@ class TwoInputs(Reproduction):
         for k, arm in enumerate(ARMS):
             runs = list(by[arm].values())
             hs = [history(r.run_id, "w_B") for r in runs]
-            ts = [t for t, _ in hs[0]]
-            band(
-                ax,
-                [t + 1 for t in ts],
-                [mean_ci(c) for c in zip(*[[v for _, v in h] for h in hs], strict=True)],
-                arm,
-                COLORS[k],
-                marker="",
-            )
+            ts = [t + 1 for t, _ in hs[0]]
+            curve_band(ax, ts, [[v for _, v in h] for h in hs], arm, COLORS[k], marker="")
             ha = history(runs[0].run_id, "w_A")
             ax2.plot([v for _, v in ha], [v for _, v in hs[0]], color=COLORS[k], label=arm)
             pa, pb = population(arm)

@@ -57,11 +57,10 @@ from __future__ import annotations
 
 import math
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from regbench.reproductions.teacher_student import fit_at_log_steps, record
+from regbench.reproductions.teacher_student import FullBatchGD, fit_at_log_steps
 
 
 def make_draws(
@@ -130,16 +129,14 @@ def tangent_kernel(x: Tensor, w: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
     return k_first * torch.bmm(x, x.transpose(1, 2)), k_out
 
 
-class TwoLayer(pl.LightningModule):
-    """All draws' networks as one (B, k, d) first layer and one (B, k) output layer; each
-    Lightning step runs the full-batch GD steps up to the next recorded step, then records
-    the per-draw test error and train MSE."""
+class TwoLayer(FullBatchGD):
+    """All draws' networks as one (B, k, d) first layer and one (B, k) output layer,
+    fitted by full-batch GD with one step size per layer."""
 
     def __init__(
         self, data: dict[str, Tensor], lr: float, lr_w_scale: float, lr_v_scale: float
     ) -> None:
         super().__init__()
-        self.automatic_optimization = False
         for key in ("x", "y", "x_test", "y_test"):
             self.register_buffer(key, data[key])
         self.w = torch.nn.Parameter(data["w0"].clone(), requires_grad=False)
@@ -149,12 +146,13 @@ class TwoLayer(pl.LightningModule):
         eta = lr / torch.linalg.eigvalsh((k_first + k_out) / n)[:, -1]  # (B,)
         self.register_buffer("step_w", (eta * lr_w_scale)[:, None, None])
         self.register_buffer("step_v", (eta * lr_v_scale)[:, None])
-        self.t = 0  # GD steps taken
-        self.records: list[tuple[int, dict[str, float]]] = []
 
     def test_error(self) -> Tensor:
         """Mean squared error against the noise-free teacher on the test inputs, (B,)."""
         return (forward(self.x_test, self.w, self.v) - self.y_test).square().mean(1)
+
+    def train_mse(self) -> Tensor:
+        return (forward(self.x, self.w, self.v) - self.y).square().mean(1)
 
     @torch.no_grad()
     def gd_step(self) -> Tensor:
@@ -163,17 +161,6 @@ class TwoLayer(pl.LightningModule):
         self.w.sub_(self.step_w * grad_w)
         self.v.sub_(self.step_v * grad_v)
         return resid
-
-    @torch.no_grad()
-    def training_step(self, batch: Tensor, batch_idx: int) -> None:
-        for _ in range(int(batch)):
-            self.gd_step()
-        self.t += int(batch)
-        mse = (forward(self.x, self.w, self.v) - self.y).square().mean(1)
-        self.records.append((self.t, record(self.test_error(), mse)))
-
-    def configure_optimizers(self):
-        return None  # plain gradient descent in training_step
 
 
 def train(
@@ -238,27 +225,28 @@ def authors_forward(x: Tensor, w: Tensor, b: Tensor, v: Tensor, c: Tensor) -> Te
     )
 
 
-class AuthorsTwoLayer(pl.LightningModule):
+class AuthorsTwoLayer(FullBatchGD):
     """The authors' two-layer network for all draws, full-batch GD on sum (f - y)^2 with one
     step size for the first layer (W, b) and one for the output layer (v, c); records the
     relative L1 risk mean|f - y| / mean|y| on the test inputs and the train MSE."""
 
     def __init__(self, data: dict[str, Tensor], lr_first: float, lr_out: float) -> None:
         super().__init__()
-        self.automatic_optimization = False
         for key in ("x", "y", "x_test", "y_test"):
             self.register_buffer(key, data[key])
         for key in ("w", "b", "v", "c"):
             self.register_parameter(key, torch.nn.Parameter(data[f"{key}0"].clone(), False))
         self.lr_first, self.lr_out = lr_first, lr_out
         self.register_buffer("scale", self.y_test.abs().mean(1))  # (B,) the zero predictor
-        self.t = 0
-        self.records: list[tuple[int, dict[str, float]]] = []
 
     def test_error(self) -> Tensor:
         """Relative L1 risk per draw, (B,)."""
         f = authors_forward(self.x_test, self.w, self.b, self.v, self.c)
         return (f - self.y_test).abs().mean(1) / self.scale
+
+    def train_mse(self) -> Tensor:
+        f = authors_forward(self.x, self.w, self.b, self.v, self.c)
+        return (f - self.y).square().mean(1)
 
     @torch.no_grad()
     def gd_step(self) -> None:
@@ -274,17 +262,6 @@ class AuthorsTwoLayer(pl.LightningModule):
         self.b.sub_(self.lr_first * back.sum(1))
         self.v.sub_(self.lr_out * grad_v)
         self.c.sub_(self.lr_out * r.sum(1))
-
-    @torch.no_grad()
-    def training_step(self, batch: Tensor, batch_idx: int) -> None:
-        for _ in range(int(batch)):
-            self.gd_step()
-        self.t += int(batch)
-        f = authors_forward(self.x, self.w, self.b, self.v, self.c)
-        self.records.append((self.t, record(self.test_error(), (f - self.y).square().mean(1))))
-
-    def configure_optimizers(self):
-        return None  # plain gradient descent in training_step
 
 
 def train_authors(

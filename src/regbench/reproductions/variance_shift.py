@@ -198,11 +198,9 @@ class VarianceShift(Reproduction):
     default_seeds = {"tiny": 2, "cpu": 3, "paper": 3}
     arms = Arms("vs_placement", LABELS, baseline="none")
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        """Every placement x rate; :meth:`train` runs ``none`` at one rate only."""
-        base = {"cpu": ["experiment=variance_shift"], "tiny": ["experiment=variance_shift", *TINY],
-                "paper": ["experiment=variance_shift_paper"]}[scale]  # fmt: skip
-        return base, {"+experiment/vs_placement": PLACEMENTS, "vs_rate": RATES[scale]}
+    # every placement x rate; :meth:`train` runs ``none`` at one rate only
+    axes = {"+experiment/vs_placement": PLACEMENTS, "vs_rate": RATES}
+    tiny = TINY
 
     def train(self, scale: str, seeds: list[int], n_jobs: int) -> str | None:
         """Two grids: ``none`` has no dropout, so its rate changes nothing and it runs at
@@ -241,9 +239,8 @@ class VarianceShift(Reproduction):
             "Published (Li et al. 2019, CIFAR-100 DenseNet): 77.42% test accuracy without "
             "dropout vs 68.55% with dropout 0.5 in every bottleneck (a different model and "
             "data set: context, not a claim here).",
-            f"![variance shift]({figure.name})",
         ]
-        return Report("\n\n".join(md), figures=[figure], claims=verdicts)
+        return Report.of(md, figure, "variance shift", verdicts)
 
     @staticmethod
     def _table(S, groups) -> str:

@@ -36,12 +36,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from regbench.report import RunRecord, load_runs, mean_ci, table
+from regbench.report import RunRecord, mean_ci, table
 from regbench.report.claims import Claim, judge, paired_by_seed
+from regbench.report.markdown import ci_cell
 from regbench.report.plots import COLORS, band, new_figure, save
 from regbench.reproductions import REPRODUCTIONS
 from regbench.reproductions.base import Report, Reproduction
-from regbench.reproductions.seed_pairs import TINY_DATA, by_arm_seed
+from regbench.reproductions.seed_pairs import PTS, TINY_DATA, by_arm_seed, pair_seeds
 
 ARMS = ["none", "l2", "l1"]
 LABELS = {"none": "no penalty", "l2": "L2 2.5e-4", "l1": "L1 1e-4"}
@@ -49,7 +50,7 @@ ARM_KEY = "+experiment/wmi_arm"
 SPARSITIES = [0.5, 0.8, 0.9]
 TINY = [*TINY_DATA, "trainer.max_epochs=3", "diag.pruning.random_draws=2"]
 HAN = "Han et al. 2015 (arXiv 1506.02626)"
-PTS = {"scale": 100, "digits": 2, "unit": " pts", "min_seeds": 5, "kind": "paired"}
+PAIRED = {**PTS, "min_seeds": 5, "kind": "paired"}
 
 
 def pruned_nets(arm: str) -> str:
@@ -71,7 +72,7 @@ def _mag_claim(arm: str, s: float) -> Claim:
         role_reason="the heuristic magnitude pruning rests on, as course notes state it; "
         "Han et al. prune by magnitude, the comparison with random pruning is not theirs",
         curves=(pruned_nets(arm),),
-        **PTS,
+        **PAIRED,
     )
 
 
@@ -84,7 +85,7 @@ CLAIMS["l1_vs_l2"] = Claim(
     threshold=0.0,
     rationale=f"{HAN} fig. 5: without retraining L1 keeps more accuracy than L2",
     curves=(pruned_nets("l1"), pruned_nets("l2")),
-    **PTS,
+    **PAIRED,
 )
 
 
@@ -102,14 +103,12 @@ class WeightMagnitudeImportance(Reproduction):
     )
     default_seeds = {"tiny": 2, "cpu": 6}
 
-    def grid(self, scale: str) -> tuple[list[str], dict[str, list]]:
-        base = ["experiment=weight_magnitude_importance"] + (TINY if scale == "tiny" else [])
-        return base, {ARM_KEY: ARMS}
+    axes = {ARM_KEY: ARMS}
+    tiny = TINY
 
     def analyse(self, experiment: str, scale: str, out_dir: Path) -> Report:
-        runs = load_runs(experiment, key=lambda r: (r.p("wmi_arm"), r.seed))
-        self.require_runs(runs, experiment)
         arm = lambda r: r.p("wmi_arm")  # noqa: E731
+        runs = self.finished_runs(experiment, arm)
         acc = {("full", 0.0): by_arm_seed(runs, arm, lambda r: r.metrics["diag/test_acc"])}
         for how in ("magnitude", "random"):
             for s in SPARSITIES:
@@ -120,9 +119,7 @@ class WeightMagnitudeImportance(Reproduction):
                 mag, rnd = acc[("magnitude", s)].get(a, {}), acc[("random", s)].get(a, {})
                 verdicts.append(judge(CLAIMS[f"mag_{a}_{s:g}"], paired_by_seed(mag, rnd)))
         full, mag9 = acc[("full", 0.0)], acc[("magnitude", 0.9)]
-        drop = {a: paired_by_seed(full.get(a, {}), mag9.get(a, {})) for a in ("l1", "l2")}
-        seeds = {a: sorted(set(full.get(a, {})) & set(mag9.get(a, {}))) for a in drop}
-        drop_by = {a: dict(zip(seeds[a], drop[a], strict=True)) for a in drop}
+        drop_by = {a: pair_seeds(full.get(a, {}), mag9.get(a, {})) for a in ("l1", "l2")}
         verdicts.append(judge(CLAIMS["l1_vs_l2"], paired_by_seed(drop_by["l2"], drop_by["l1"])))
         md = [
             f"Experiment `{experiment}`, {len(runs)} runs; test accuracy after pruning every "
@@ -131,8 +128,7 @@ class WeightMagnitudeImportance(Reproduction):
             table(self._heads(), self._rows(acc)),
         ]
         fig = self._figure(acc, out_dir)
-        md.append(f"![magnitude vs random pruning]({fig.name})")
-        return Report("\n\n".join(md), figures=[fig], claims=verdicts)
+        return Report.of(md, fig, "magnitude vs random pruning", verdicts)
 
     @staticmethod
     def _heads() -> list[str]:
@@ -148,10 +144,10 @@ class WeightMagnitudeImportance(Reproduction):
             if a not in acc[("full", 0.0)]:
                 continue
             row = [LABELS[a], len(acc[("full", 0.0)][a])]
-            row.append(mean_ci(acc[("full", 0.0)][a].values()).fmt(1, 100))
+            row.append(ci_cell(acc[("full", 0.0)][a], 1, 100))
             for s in SPARSITIES:
                 for how in ("magnitude", "random"):
-                    row.append(mean_ci(acc[(how, s)][a].values()).fmt(1, 100))
+                    row.append(ci_cell(acc[(how, s)][a], 1, 100))
             rows.append(row)
         return rows
 
