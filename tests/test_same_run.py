@@ -54,7 +54,7 @@ CASES = [
         "drop_path_batch",
         ["model=resmlp", "model.depth=2", "model.drop_path_mode=batch"],
         "model.survival_last=0.8",
-        False,
+        True,
     ),
     ("mixup", ["reg=[mixup]", "reg.mixup.alpha=0.4"], "reg.mixup.alpha=1.0", True),
     ("augment1d", ["reg=[augment1d]"], "optim.lr=0.002", True),

@@ -8,8 +8,16 @@ loss (cross-entropy plus the loss terms), one optimizer step per mini-batch foll
 the constraints, the epoch's scheduler step, validation every
 ``check_val_every_n_epoch`` epochs, the test at the end, with the same epoch means. The
 regularizers run as their stacked forms, built from each model's own objects
-(:mod:`regbench.reg.stacked`). A model whose ``train/loss`` is not finite at an epoch's
-end fails with the message the module raises, and leaves the group; the others go on.
+(:mod:`regbench.reg.stacked`). Image batches (uint8) are normalised on the device by the
+data module's own ``normalize``, as alone. A model whose ``train/loss`` is not finite at an
+epoch's end fails with the message the module raises, and leaves the group; the others go
+on.
+
+Per-batch stochastic depth leaves a dropped block's parameters out of the step alone
+(``grad`` None); here every model's branch ran, so the step's ``touched`` mask tells the
+optimizer which entries sat out: those of the blocks a model dropped, unless a loss term
+reads them (then they have a gradient alone too; which parameters each loss term reads
+is asked of autograd once, :func:`penalty_segments`).
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from torch import Tensor
 
 from regbench.batched.optim import Schedules, StackedOptimizer, clip_grad_norms
 from regbench.batched.plan import Member
-from regbench.batched.program import StackedMLP
+from regbench.batched.program import StackedNet
 from regbench.data.batches import TensorBatches, limit_batches
 from regbench.streams import TRAIN
 
@@ -41,6 +49,7 @@ class Stacked:
 
     @classmethod
     def of(cls, members: Sequence[Member], split: str, device) -> Stacked:
+        """As stored (uint8 images stay uint8 until a batch is normalised)."""
         xs = [getattr(m.splits, f"x_{split}") for m in members]
         ys = [getattr(m.splits, f"y_{split}") for m in members]
         return cls(torch.stack(xs).to(device), torch.stack(ys).to(device))
@@ -81,13 +90,17 @@ def gather_rows(t: Tensor, perm: Tensor, rows: Tensor) -> Tensor:
     return flat.view(S, N, *t.shape[2:])
 
 
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
 @torch.no_grad()
-def evaluate(prog: StackedMLP, data: Stacked, batch_size: int) -> dict[str, Tensor]:
+def evaluate(prog: StackedNet, data: Stacked, batch_size: int, prep=_identity) -> dict[str, Tensor]:
     """Eval-mode loss and accuracy per model, as the module's epoch means."""
     S, N = data.y.shape
     sums = torch.zeros(S, 2, device=data.y.device)
     for i in range(0, N, batch_size):
-        x, y = data.x[:, i : i + batch_size], data.y[:, i : i + batch_size]
+        x, y = prep(data.x[:, i : i + batch_size]), data.y[:, i : i + batch_size]
         logits = prog.forward(x, training=False)
         acc = (predictions(logits) == y).float().mean(1)
         sums += torch.stack([losses(logits, y), acc], 1) * y.shape[1]
@@ -101,7 +114,10 @@ class GroupLoop:
         self.alive = list(range(len(members)))  # original indices of the models still training
         cfg0 = members[0].cfg
         self.cfg0, self.epochs = cfg0, int(cfg0.trainer.max_epochs)
-        self.prog = StackedMLP([m.model for m in members], self.device)
+        self.prog = StackedNet([m.model for m in members], self.device)
+        # uint8 images: the data module's normalisation (per channel, broadcast over the
+        # model axis); every member reads the same data set, so the same statistics
+        self.prep = members[0].prep or _identity
         cfgs = [m.cfg for m in members]
         self.opt = StackedOptimizer(self.prog.flat, self.prog.decay_free_flat, cfgs)
         self.sched = Schedules(cfgs, self.epochs)
@@ -130,6 +146,9 @@ class GroupLoop:
             type(t).stacked([r.transforms[j] for r in regs])
             for j, t in enumerate(regs[0].transforms)
         ]
+        self.covered = None  # parameter segments a loss term reads (per-batch skips only)
+        if self.prog.skips:
+            self.covered = penalty_segments(self.prog, self.penalties.values())
 
     # --- one epoch --------------------------------------------------------------------
     def _penalties(self, logits: Tensor, target: Tensor) -> dict[str, Tensor]:
@@ -163,6 +182,7 @@ class GroupLoop:
         returns the batch's (S, k) values in the order of the epoch's keys."""
         for clock in self.clocks:  # this step's draws, in every model's own streams
             clock.now = (TRAIN, self.t)
+        x = self.prep(x)
         target = y
         for transform in self.transforms:  # x (S, B, ...), in config order
             x, target = transform(x, target)
@@ -178,7 +198,7 @@ class GroupLoop:
         clip = self.cfg0.trainer.gradient_clip_val
         if clip:
             clip_grad_norms(flat, float(clip))
-        self.opt.step()
+        self.opt.step(self._touched())
         self.t += 1
         if self.constraints:
             weights = Weights(self.prog.views(flat.detach()))
@@ -187,6 +207,18 @@ class GroupLoop:
         acc = (predictions(logits) == y).float().mean(1)
         return torch.stack([loss, loss_data, acc, *terms.values()], 1).detach()
 
+    def _touched(self) -> Tensor | None:
+        """(S, P) bool: the entries that took part in this step (None: all of them)."""
+        dropped = self.prog.dropped_segments() if self.prog.skips else []
+        if not dropped:
+            return None
+        seg = torch.ones(len(self.alive), len(self.prog.sizes), dtype=torch.bool)
+        for lo, hi, models in dropped:
+            seg[models, lo:hi] = False
+        seg |= self.covered
+        sizes = torch.tensor(self.prog.sizes)
+        return seg.repeat_interleave(sizes, dim=1).to(self.device, non_blocking=True)
+
     # --- the whole run ----------------------------------------------------------------
     def fit(self, report: Report, fail: Fail, diag_every: int, diagnose) -> None:
         check_val = int(self.cfg0.trainer.check_val_every_n_epoch)
@@ -194,7 +226,7 @@ class GroupLoop:
             train = self.train_epoch(epoch)
             val = None
             if self.val is not None and (epoch + 1) % check_val == 0:
-                val = evaluate(self.prog, self.val, self.members[0].eval_batch_size)
+                val = evaluate(self.prog, self.val, self.members[0].eval_batch_size, self.prep)
             train_cpu = {k: v.tolist() for k, v in train.items()}
             val_cpu = {} if val is None else {f"val/{k}": v.tolist() for k, v in val.items()}
             failed = []
@@ -225,7 +257,7 @@ class GroupLoop:
         for i in self.alive:
             diagnose(i, self.epochs - 1)
         members = [self.members[i] for i in self.alive]
-        test = evaluate(self.prog, Stacked.of(members, "test", self.device), EVAL_BATCH)
+        test = evaluate(self.prog, Stacked.of(members, "test", self.device), EVAL_BATCH, self.prep)
         test_cpu = {f"test/{k}": v.tolist() for k, v in test.items()}
         return {i: {k: v[j] for k, v in test_cpu.items()} for j, i in enumerate(self.alive)}
 
@@ -239,6 +271,25 @@ class GroupLoop:
         self.val = None if self.val is None else self.val.select(idx)
         self.alive = [self.alive[j] for j in keep]
         self._stack_regularizers()
+
+
+def penalty_segments(prog: StackedNet, penalties) -> Tensor:
+    """(P_segments,) bool: the parameter segments some loss term reads, asked of autograd
+    (``grad`` None: not read), with stand-in parameters, logits and targets."""
+
+    class Params:
+        params = [t.detach().clone().requires_grad_() for t in prog.views(prog.flat)]
+
+    S = prog.flat.shape[0]
+    logits = torch.zeros(S, 1, 2, device=prog.flat.device)
+    targets = torch.zeros(S, 1, dtype=torch.long, device=prog.flat.device)
+    read = torch.zeros(len(Params.params), dtype=torch.bool)
+    for p in penalties:
+        out = p(Params, logits, targets, 0)
+        if out.requires_grad:
+            grads = torch.autograd.grad(out.sum(), Params.params, allow_unused=True)
+            read |= torch.tensor([g is not None for g in grads])
+    return read
 
 
 def _diverged(loss: float, epoch: int) -> FloatingPointError:

@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from regbench.batched.signature import signature
+from regbench.batched.signature import conv_dims, signature
 from regbench.reg.stacked import NOISE
 from regbench.tracking import flatten
 
@@ -54,6 +55,10 @@ OVERHEAD = 20_000
 MODEL_OVERHEAD = 3_000
 MAX_GROUP = 64
 EXEC_TAG = "regbench.exec"
+#: conv nets that run one by one on a CPU (by spatial dims), with the reason; on a GPU
+#: they batch. Measured on the 2-core AMD EPYC (forward + backward, see
+#: regbench.batched.conv): placeholder, filled in below from the measurements.
+CPU_SINGLE: dict[int, str] = {}
 
 
 @dataclass
@@ -68,6 +73,7 @@ class Member:
     eval_batch_size: int = 1000
     diag: object = None  # the run's DiagnosticsCallback (its settings), if enabled
     net: nn.Module | None = None  # a model built without data (planning a claim)
+    prep: object = None  # the data module's batch preparation (uint8 images -> floats)
     _regs: object = None
 
     @property
@@ -117,12 +123,27 @@ def unbatchable(m: Member) -> str | None:
         return "model.test_mode=mc runs one by one"
     if str(m.cfg.trainer.precision) != "32-true":
         return f"trainer.precision={m.cfg.trainer.precision} runs one by one"
-    why = reg_reason(m)
+    why = reg_reason(m) or cpu_reason(sig, m.cfg)
     if why or m.module is None:
         return why
-    if m.splits.mean is not None:
-        return "image data (normalised per batch) runs one by one"
     return None
+
+
+def device_of(cfg: DictConfig) -> torch.device:
+    """Lightning's choice for ``trainer.accelerator``: a GPU when asked for or available."""
+    acc = str(cfg.trainer.accelerator)
+    if acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
+def cpu_reason(sig: tuple[str, ...], cfg: DictConfig) -> str | None:
+    """Why a family that batches runs one by one on this run's CPU (None on a GPU, and for
+    the families that pay on CPU): see :data:`CPU_SINGLE`."""
+    if device_of(cfg).type != "cpu":
+        return None
+    dims = conv_dims(sig)
+    return CPU_SINGLE.get(dims)
 
 
 def per_model(key: str) -> bool:

@@ -17,7 +17,10 @@ Stacked forms, by hook (S models, values per model as (S,) tensors):
   parameters (S, *shape) (zero-padded), logits (S, B, K), targets (S, B) or (S, B, K);
 - constraint: ``form(stacked)`` on the parameters, in place, under ``no_grad``;
 - batch transform: ``form(x, targets) -> (x, targets)``, x (S, B, *input);
-- stochastic layer: multiplicative noise, :class:`StackedNoise` below.
+- stochastic layer: multiplicative noise, :class:`StackedNoise` below; a layer that skips
+  a whole residual branch per mini-batch (token prefix :data:`SKIP`) says per model and
+  step whether the branch runs (``keeps()``), so the program can leave a skipped model's
+  parameters out of that step as the single form does (:mod:`regbench.reg.depth`).
 
 Each model's draws come from that model's own streams (:mod:`regbench.streams`; the
 group's loop sets every model's clock), with the same call and shape as its single form,
@@ -36,6 +39,11 @@ from regbench.streams import Drawn
 #: signature tokens of noise layers start with this: an empty slot (``nn.Identity``, the
 #: layer at rate 0) merges with them, since the noise is then exactly 1
 NOISE = "noise:"
+#: tokens of layers that may skip a residual branch for a whole mini-batch (per-batch
+#: stochastic depth); an empty slot merges with them too (it never skips)
+SKIP = "skip:"
+#: token prefixes an empty slot merges with
+MERGES_WITH_EMPTY = (NOISE, SKIP)
 
 
 def stackable(obj: object) -> str | None:
