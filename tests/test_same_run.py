@@ -103,8 +103,8 @@ def test_a_run_draws_the_same_alone_and_in_any_group(name, own, other, batched, 
 
 
 def test_crop_flip_draws_the_same_alone_and_among_other_runs(tiny, experiment):
-    """Conv nets on images run one by one (the tag says why); the crops of a run are its
-    own whatever runs beside it."""
+    """Conv nets on images run one by one on CPU (the tag says why); the crops of a run
+    are its own whatever runs beside it."""
     from regbench.train import run
 
     base = [
@@ -129,5 +129,5 @@ def test_crop_flip_draws_the_same_alone_and_among_other_runs(tiny, experiment):
     assert len(crops) == 9  # 3 steps a epoch, 3 epochs
     assert same(crops, group_draws["crop_flip"][9:])  # the mate's 9 come first
     tag = get_client().get_run(out[1]["run_id"]).data.tags[EXEC_TAG]
-    assert tag.startswith("single: model ResNet is not batched")
+    assert tag.startswith("single: 2-D conv nets run one by one on CPU")
     assert rel(losses(alone["run_id"]), losses(out[1]["run_id"])) == 0.0

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from regbench.batched.conv import conv
+from regbench.batched.conv import Buffers, conv
 from regbench.batched.signature import (
     CLOSE,
     FLATTEN,
@@ -109,6 +109,7 @@ class StackedNet:
         self.buffers: dict[tuple[int, str], Tensor] = {}
         self.ops: list[tuple[str, dict]] = []
         self.blocks: list[Block] = []
+        self.buffers_conv = Buffers()
         # each model's features or channels where an op sees its input (as alone)
         chans = [1] * len(models) if sig[0] == "in:signal" else _first_width(per_model)
         opened: list[tuple[Block, list[int]]] = []  # open blocks and their input widths
@@ -263,7 +264,7 @@ class StackedNet:
             return torch.baddbmm(p[op["b"]].unsqueeze(2), w, x)  # (S, out, B)
         if tok.startswith("conv"):
             b = None if op["b"] is None else p[op["b"]]
-            return conv(x, p[op["w"]], b, op["stride"], op["pad"])
+            return conv(x, p[op["w"]], b, op["stride"], op["pad"], i, self.buffers_conv)
         if tok.startswith("act:"):
             return op["mod"](x)
         if tok.startswith(NOISE):
