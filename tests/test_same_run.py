@@ -59,16 +59,37 @@ CASES = [
     ("mixup", ["reg=[mixup]", "reg.mixup.alpha=0.4"], "reg.mixup.alpha=1.0", True),
     ("augment1d", ["reg=[augment1d]"], "optim.lr=0.002", True),
     ("label_noise", ["data.label_noise=0.2"], "data.label_noise=0.1", True),
+    # conv nets (1-D, batched on CPU): dropout inside, stochastic depth per sample, and
+    # input dropout and augmentation on their (B, 1, L) and (B, L) inputs
+    (
+        "conv_dropout",
+        ["model=wrn", "model.depth=10", "model.widen=1", "model.width=4", "model.dropout=0.3"],
+        "model.dropout=0.1",
+        True,
+    ),
+    (
+        "conv_drop_path",
+        ["model=resnet20", "model.width=4", "model.survival_last=0.5"],
+        "model.survival_last=0.8",
+        True,
+    ),
+    (
+        "conv_input_dropout_augment1d",
+        ["model=cnn1d", "model.width=4", "model.input_dropout=0.1", "reg=[augment1d]"],
+        "model.input_dropout=0.2",
+        True,
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "own", "other", "batched"), CASES, ids=[c[0] for c in CASES])
 def test_a_run_draws_the_same_alone_and_in_any_group(name, own, other, batched, tiny, experiment):
     cfg = tiny(*TINY3, *own, "seed=0", experiment_name=experiment)
+    wider = 2 * int(cfg.model.width) if name.startswith("conv") else 48  # padded into a group
     mates = [
         tiny(*TINY3, *own, "seed=1", other, experiment_name=experiment),
         tiny(*TINY3, *own, "seed=5", other, experiment_name=experiment),
-        tiny(*TINY3, *own, "seed=6", "model.width=48", experiment_name=experiment),
+        tiny(*TINY3, *own, "seed=6", f"model.width={wider}", experiment_name=experiment),
     ]
     from regbench.train import run
 

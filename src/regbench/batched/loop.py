@@ -38,6 +38,13 @@ from regbench.streams import TRAIN
 Report = Callable[[int, dict[str, float], int], None]  # (member index, metrics, epoch)
 Fail = Callable[[int, BaseException], None]
 EVAL_BATCH = 1000  # the data module's eval batch size
+#: trainer.precision values a group runs in (plan.py lets only these batch)
+PRECISIONS = {
+    "32-true": torch.float32,
+    "32": torch.float32,
+    "64-true": torch.float64,
+    "64": torch.float64,
+}
 
 
 @dataclass
@@ -48,11 +55,13 @@ class Stacked:
     y: Tensor
 
     @classmethod
-    def of(cls, members: Sequence[Member], split: str, device) -> Stacked:
-        """As stored (uint8 images stay uint8 until a batch is normalised)."""
+    def of(cls, members: Sequence[Member], split: str, device, dtype=torch.float32) -> Stacked:
+        """As stored, floats in the run's precision (uint8 images stay uint8 until a
+        batch is normalised)."""
         xs = [getattr(m.splits, f"x_{split}") for m in members]
         ys = [getattr(m.splits, f"y_{split}") for m in members]
-        return cls(torch.stack(xs).to(device), torch.stack(ys).to(device))
+        x = torch.stack(xs).to(device)
+        return cls(x.to(dtype) if x.is_floating_point() else x, torch.stack(ys).to(device))
 
     def select(self, idx: Tensor) -> Stacked:
         return Stacked(self.x[idx], self.y[idx])
@@ -114,15 +123,22 @@ class GroupLoop:
         self.alive = list(range(len(members)))  # original indices of the models still training
         cfg0 = members[0].cfg
         self.cfg0, self.epochs = cfg0, int(cfg0.trainer.max_epochs)
+        # trainer.precision: 32-true, or 64-true (Lightning's DoublePrecision: the model and
+        # the float inputs in float64)
+        self.dtype = PRECISIONS[str(cfg0.trainer.precision)]
+        for m in members:
+            m.model.to(self.dtype)
         self.prog = StackedNet([m.model for m in members], self.device)
         # uint8 images: the data module's normalisation (per channel, broadcast over the
         # model axis); every member reads the same data set, so the same statistics
-        self.prep = members[0].prep or _identity
+        prep = members[0].prep or _identity
+        self.prep = prep if self.dtype == torch.float32 else lambda x: prep(x).to(self.dtype)
         cfgs = [m.cfg for m in members]
         self.opt = StackedOptimizer(self.prog.flat, self.prog.decay_free_flat, cfgs)
         self.sched = Schedules(cfgs, self.epochs)
-        self.train = Stacked.of(members, "train", self.device)
-        self.val = Stacked.of(members, "val", self.device) if len(members[0].splits.y_val) else None
+        self.train = Stacked.of(members, "train", self.device, self.dtype)
+        has_val = len(members[0].splits.y_val) > 0
+        self.val = Stacked.of(members, "val", self.device, self.dtype) if has_val else None
         self.orders = [
             TensorBatches(m.splits.x_train, m.splits.y_train, 1, True, m.cfg.seed) for m in members
         ]
@@ -257,7 +273,8 @@ class GroupLoop:
         for i in self.alive:
             diagnose(i, self.epochs - 1)
         members = [self.members[i] for i in self.alive]
-        test = evaluate(self.prog, Stacked.of(members, "test", self.device), EVAL_BATCH, self.prep)
+        test_data = Stacked.of(members, "test", self.device, self.dtype)
+        test = evaluate(self.prog, test_data, EVAL_BATCH, self.prep)
         test_cpu = {f"test/{k}": v.tolist() for k, v in test.items()}
         return {i: {k: v[j] for k, v in test_cpu.items()} for j, i in enumerate(self.alive)}
 

@@ -28,8 +28,10 @@ from torch import Tensor
 from regbench.optim import OPTIMIZERS, build_scheduler
 
 
-def per_model(values: Sequence[float], device) -> Tensor:
-    return torch.tensor([float(v) for v in values], device=device)
+def per_model(values: Sequence[float], like: Tensor) -> Tensor:
+    """(S,) per-model values in ``like``'s device and dtype (float64 lr for a float64 run,
+    as torch.optim's Python-float lr is there)."""
+    return torch.tensor([float(v) for v in values], device=like.device, dtype=like.dtype)
 
 
 class Schedules:
@@ -79,7 +81,7 @@ class StackedOptimizer:
 
     def __init__(self, flat: Tensor, decay_free: Tensor, cfgs: Sequence[DictConfig]):
         self.key = optim_key(cfgs[0])
-        self.name, dev = self.key[0], flat.device
+        self.name, dev = self.key[0], flat
         self.flat = flat
         wd = per_model([c.optim.get("weight_decay", 0.0) for c in cfgs], dev).unsqueeze(1)
         # (S, P) when biases and norm parameters are exempt, else (S, 1)
@@ -94,7 +96,7 @@ class StackedOptimizer:
         self.steps: Tensor | None = None  # (S, P) Adam step counts once some entry skipped
 
     def set_lr(self, lrs: Sequence[float]) -> None:
-        self.lr = per_model(lrs, self.lr.device).unsqueeze(1)
+        self.lr = per_model(lrs, self.lr).unsqueeze(1)
         self.neg_lr = -self.lr
 
     @torch.no_grad()

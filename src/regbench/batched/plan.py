@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from regbench.batched.signature import conv_dims, signature
-from regbench.reg.stacked import NOISE
+from regbench.reg.stacked import MERGES_WITH_EMPTY
 from regbench.tracking import flatten
 
 #: config keys that may differ inside a group (prefix match for scheduler.*, logger.*)
@@ -132,7 +132,7 @@ def unbatchable(m: Member) -> str | None:
         return sig
     if m.cfg.model.get("test_mode", "deterministic") != "deterministic":
         return "model.test_mode=mc runs one by one"
-    if str(m.cfg.trainer.precision) != "32-true":
+    if str(m.cfg.trainer.precision) not in ("32-true", "32", "64-true", "64"):
         return f"trainer.precision={m.cfg.trainer.precision} runs one by one"
     why = reg_reason(m) or cpu_reason(sig, m.cfg)
     if why or m.module is None:
@@ -174,7 +174,7 @@ def group_key(m: Member) -> tuple:
     flat = flatten(m.cfg)
     fixed = tuple(sorted((k, v) for k, v in flat.items() if not per_model(k) and k not in own))
     sig = signature(m.model)
-    coarse = tuple("d" if t == "id" or t.startswith(NOISE) else t for t in sig)
+    coarse = tuple("d" if t == "id" or t.startswith(MERGES_WITH_EMPTY) else t for t in sig)
     return fixed, coarse
 
 

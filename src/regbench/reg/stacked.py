@@ -55,22 +55,26 @@ def stackable(obj: object) -> str | None:
 
 
 def per_model_tensor(values: Sequence[float], like: Tensor | torch.device) -> Tensor:
-    """(S,) float32 tensor of per-model values on ``like``'s device."""
-    device = like.device if isinstance(like, Tensor) else like
-    return torch.tensor([float(v) for v in values], device=device)
+    """(S,) tensor of per-model values on ``like``'s device, in its float dtype (float32
+    for a device): the precision the single form's Python floats take in its ops."""
+    if isinstance(like, Tensor):
+        dtype = like.dtype if like.is_floating_point() else torch.float32
+        return torch.tensor([float(v) for v in values], device=like.device, dtype=dtype)
+    return torch.tensor([float(v) for v in values], device=like)
 
 
 class PerModel:
-    """Per-model values of a stacked form, as an (S,) float32 tensor made once per device."""
+    """Per-model values of a stacked form, as an (S,) tensor made once per device and dtype."""
 
     def __init__(self, values: Sequence[float]) -> None:
         self.values = [float(v) for v in values]
-        self._on: dict[torch.device, Tensor] = {}
+        self._on: dict[tuple, Tensor] = {}
 
     def on(self, like: Tensor) -> Tensor:
-        t = self._on.get(like.device)
+        key = (like.device, like.dtype)
+        t = self._on.get(key)
         if t is None:
-            t = self._on[like.device] = per_model_tensor(self.values, like)
+            t = self._on[key] = per_model_tensor(self.values, like)
         return t
 
 
