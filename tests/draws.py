@@ -47,7 +47,7 @@ def _record(monkeypatch) -> dict:
 
     wrap(Noise, "draw", copied)
     wrap(GaussianDropout, "draw", copied)
-    wrap(DropPath, "skip", lambda b: b, lambda m: m.training and m.mode == "batch")
+    wrap(DropPath, "dropped", lambda b: b, lambda m: m.mode == "batch")
     wrap(Augment1d, "draws", lambda d: tuple(map(copied, d)))
     wrap(Mixup, "draws", lambda d: (d[0], copied(d[1])))
     crops = log.setdefault("crop_flip", [])

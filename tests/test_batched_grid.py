@@ -1,6 +1,6 @@
 """Batched grids through the sweep machinery: ``run_grid`` batched against one by one
 (same states, metrics, params and tag keys; a diverging point fails per seed), and a
-SIGKILLed batched grid that resumes to every point COMPLETE."""
+SIGKILLed batched grid (MLPs, and the 1-D CNN) that resumes to every point COMPLETE."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import time
 
 import optuna
+import pytest
 import yaml
 from optuna.trial import TrialState
 
@@ -53,7 +54,8 @@ def test_run_grid_batched_matches_one_by_one_and_fails_per_seed(tmp_path, monkey
         )
 
 
-def test_a_killed_batched_grid_resumes(experiment, tmp_path):
+@pytest.mark.parametrize("model", ["mlp", "cnn1d"])
+def test_a_killed_batched_grid_resumes(model, experiment, tmp_path):
 
     from regbench.sweep import run_study
     from regbench.sweep.spec import parse_spec
@@ -66,7 +68,7 @@ def test_a_killed_batched_grid_resumes(experiment, tmp_path):
         "seeds": [0, 1],
         "sampler": "grid",
         "heartbeat": {"interval": 1, "grace_period": 2},
-        "overrides": [*TINY, "trainer.max_epochs=150", "optim=sgd"],
+        "overrides": [*TINY, "trainer.max_epochs=150", "optim=sgd", f"model={model}"],
         "space": {"model.width": {"type": "categorical", "choices": [8, 16]}},
     }
     path = tmp_path / "kb.yaml"

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from regbench.batched.optim import Schedules, StackedOptimizer, clip_grad_norms
-from regbench.batched.program import StackedMLP
+from regbench.batched.program import StackedNet
 from regbench.nn import build_model
 from regbench.optim import build_optimizer, build_scheduler
 
@@ -65,7 +65,7 @@ def grads_like(models, g: torch.Generator) -> tuple[list[list[torch.Tensor]], to
                 p.copy_(v)
         per_model.append(grads)
         holders.append(holder)
-    return per_model, StackedMLP(holders, "cpu").flat.detach()
+    return per_model, StackedNet(holders, "cpu").flat.detach()
 
 
 @pytest.mark.parametrize("schedule", list(SCHEDULES))
@@ -84,7 +84,7 @@ def check(cfgs) -> None:
     singles = copy.deepcopy(models)
     opts = [build_optimizer(c.optim, m) for c, m in zip(cfgs, singles, strict=True)]
     scheds = [build_scheduler(c.scheduler, o, EPOCHS) for c, o in zip(cfgs, opts, strict=True)]
-    prog = StackedMLP(models, "cpu")
+    prog = StackedNet(models, "cpu")
     stacked = StackedOptimizer(prog.flat, prog.decay_free_flat, cfgs)
     schedules = Schedules(cfgs, EPOCHS)
     clip = cfgs[0].trainer.gradient_clip_val

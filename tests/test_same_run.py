@@ -54,21 +54,42 @@ CASES = [
         "drop_path_batch",
         ["model=resmlp", "model.depth=2", "model.drop_path_mode=batch"],
         "model.survival_last=0.8",
-        False,
+        True,
     ),
     ("mixup", ["reg=[mixup]", "reg.mixup.alpha=0.4"], "reg.mixup.alpha=1.0", True),
     ("augment1d", ["reg=[augment1d]"], "optim.lr=0.002", True),
     ("label_noise", ["data.label_noise=0.2"], "data.label_noise=0.1", True),
+    # conv nets (1-D, batched on CPU): dropout inside, stochastic depth per sample, and
+    # input dropout and augmentation on their (B, 1, L) and (B, L) inputs
+    (
+        "conv_dropout",
+        ["model=wrn", "model.depth=10", "model.widen=1", "model.width=4", "model.dropout=0.3"],
+        "model.dropout=0.1",
+        True,
+    ),
+    (
+        "conv_drop_path",
+        ["model=resnet20", "model.width=4", "model.survival_last=0.5"],
+        "model.survival_last=0.8",
+        True,
+    ),
+    (
+        "conv_input_dropout_augment1d",
+        ["model=cnn1d", "model.width=4", "model.input_dropout=0.1", "reg=[augment1d]"],
+        "model.input_dropout=0.2",
+        True,
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "own", "other", "batched"), CASES, ids=[c[0] for c in CASES])
 def test_a_run_draws_the_same_alone_and_in_any_group(name, own, other, batched, tiny, experiment):
     cfg = tiny(*TINY3, *own, "seed=0", experiment_name=experiment)
+    wider = 2 * int(cfg.model.width) if name.startswith("conv") else 48  # padded into a group
     mates = [
         tiny(*TINY3, *own, "seed=1", other, experiment_name=experiment),
         tiny(*TINY3, *own, "seed=5", other, experiment_name=experiment),
-        tiny(*TINY3, *own, "seed=6", "model.width=48", experiment_name=experiment),
+        tiny(*TINY3, *own, "seed=6", f"model.width={wider}", experiment_name=experiment),
     ]
     from regbench.train import run
 
@@ -103,8 +124,8 @@ def test_a_run_draws_the_same_alone_and_in_any_group(name, own, other, batched, 
 
 
 def test_crop_flip_draws_the_same_alone_and_among_other_runs(tiny, experiment):
-    """Conv nets on images run one by one (the tag says why); the crops of a run are its
-    own whatever runs beside it."""
+    """Conv nets on images run one by one on CPU (the tag says why); the crops of a run
+    are its own whatever runs beside it."""
     from regbench.train import run
 
     base = [
@@ -129,5 +150,5 @@ def test_crop_flip_draws_the_same_alone_and_among_other_runs(tiny, experiment):
     assert len(crops) == 9  # 3 steps a epoch, 3 epochs
     assert same(crops, group_draws["crop_flip"][9:])  # the mate's 9 come first
     tag = get_client().get_run(out[1]["run_id"]).data.tags[EXEC_TAG]
-    assert tag.startswith("single: model ResNet is not batched")
+    assert tag.startswith("single: 2-D conv nets run one by one on CPU")
     assert rel(losses(alone["run_id"]), losses(out[1]["run_id"])) == 0.0

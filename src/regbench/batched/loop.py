@@ -8,8 +8,16 @@ loss (cross-entropy plus the loss terms), one optimizer step per mini-batch foll
 the constraints, the epoch's scheduler step, validation every
 ``check_val_every_n_epoch`` epochs, the test at the end, with the same epoch means. The
 regularizers run as their stacked forms, built from each model's own objects
-(:mod:`regbench.reg.stacked`). A model whose ``train/loss`` is not finite at an epoch's
-end fails with the message the module raises, and leaves the group; the others go on.
+(:mod:`regbench.reg.stacked`). Image batches (uint8) are normalised on the device by the
+data module's own ``normalize``, as alone. A model whose ``train/loss`` is not finite at an
+epoch's end fails with the message the module raises, and leaves the group; the others go
+on.
+
+Per-batch stochastic depth leaves a dropped block's parameters out of the step alone
+(``grad`` None); here every model's branch ran, so the step's ``touched`` mask tells the
+optimizer which entries sat out: those of the blocks a model dropped, unless a loss term
+reads them (then they have a gradient alone too; which parameters each loss term reads
+is asked of autograd once, :func:`penalty_segments`).
 """
 
 from __future__ import annotations
@@ -23,13 +31,20 @@ from torch import Tensor
 
 from regbench.batched.optim import Schedules, StackedOptimizer, clip_grad_norms
 from regbench.batched.plan import Member
-from regbench.batched.program import StackedMLP
+from regbench.batched.program import StackedNet
 from regbench.data.batches import TensorBatches, limit_batches
 from regbench.streams import TRAIN
 
 Report = Callable[[int, dict[str, float], int], None]  # (member index, metrics, epoch)
 Fail = Callable[[int, BaseException], None]
 EVAL_BATCH = 1000  # the data module's eval batch size
+#: trainer.precision values a group runs in (plan.py lets only these batch)
+PRECISIONS = {
+    "32-true": torch.float32,
+    "32": torch.float32,
+    "64-true": torch.float64,
+    "64": torch.float64,
+}
 
 
 @dataclass
@@ -40,10 +55,13 @@ class Stacked:
     y: Tensor
 
     @classmethod
-    def of(cls, members: Sequence[Member], split: str, device) -> Stacked:
+    def of(cls, members: Sequence[Member], split: str, device, dtype=torch.float32) -> Stacked:
+        """As stored, floats in the run's precision (uint8 images stay uint8 until a
+        batch is normalised)."""
         xs = [getattr(m.splits, f"x_{split}") for m in members]
         ys = [getattr(m.splits, f"y_{split}") for m in members]
-        return cls(torch.stack(xs).to(device), torch.stack(ys).to(device))
+        x = torch.stack(xs).to(device)
+        return cls(x.to(dtype) if x.is_floating_point() else x, torch.stack(ys).to(device))
 
     def select(self, idx: Tensor) -> Stacked:
         return Stacked(self.x[idx], self.y[idx])
@@ -81,13 +99,17 @@ def gather_rows(t: Tensor, perm: Tensor, rows: Tensor) -> Tensor:
     return flat.view(S, N, *t.shape[2:])
 
 
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
 @torch.no_grad()
-def evaluate(prog: StackedMLP, data: Stacked, batch_size: int) -> dict[str, Tensor]:
+def evaluate(prog: StackedNet, data: Stacked, batch_size: int, prep=_identity) -> dict[str, Tensor]:
     """Eval-mode loss and accuracy per model, as the module's epoch means."""
     S, N = data.y.shape
     sums = torch.zeros(S, 2, device=data.y.device)
     for i in range(0, N, batch_size):
-        x, y = data.x[:, i : i + batch_size], data.y[:, i : i + batch_size]
+        x, y = prep(data.x[:, i : i + batch_size]), data.y[:, i : i + batch_size]
         logits = prog.forward(x, training=False)
         acc = (predictions(logits) == y).float().mean(1)
         sums += torch.stack([losses(logits, y), acc], 1) * y.shape[1]
@@ -101,12 +123,22 @@ class GroupLoop:
         self.alive = list(range(len(members)))  # original indices of the models still training
         cfg0 = members[0].cfg
         self.cfg0, self.epochs = cfg0, int(cfg0.trainer.max_epochs)
-        self.prog = StackedMLP([m.model for m in members], self.device)
+        # trainer.precision: 32-true, or 64-true (Lightning's DoublePrecision: the model and
+        # the float inputs in float64)
+        self.dtype = PRECISIONS[str(cfg0.trainer.precision)]
+        for m in members:
+            m.model.to(self.dtype)
+        self.prog = StackedNet([m.model for m in members], self.device)
+        # uint8 images: the data module's normalisation (per channel, broadcast over the
+        # model axis); every member reads the same data set, so the same statistics
+        prep = members[0].prep or _identity
+        self.prep = prep if self.dtype == torch.float32 else lambda x: prep(x).to(self.dtype)
         cfgs = [m.cfg for m in members]
         self.opt = StackedOptimizer(self.prog.flat, self.prog.decay_free_flat, cfgs)
         self.sched = Schedules(cfgs, self.epochs)
-        self.train = Stacked.of(members, "train", self.device)
-        self.val = Stacked.of(members, "val", self.device) if len(members[0].splits.y_val) else None
+        self.train = Stacked.of(members, "train", self.device, self.dtype)
+        has_val = len(members[0].splits.y_val) > 0
+        self.val = Stacked.of(members, "val", self.device, self.dtype) if has_val else None
         self.orders = [
             TensorBatches(m.splits.x_train, m.splits.y_train, 1, True, m.cfg.seed) for m in members
         ]
@@ -130,6 +162,9 @@ class GroupLoop:
             type(t).stacked([r.transforms[j] for r in regs])
             for j, t in enumerate(regs[0].transforms)
         ]
+        self.covered = None  # parameter segments a loss term reads (per-batch skips only)
+        if self.prog.skips:
+            self.covered = penalty_segments(self.prog, self.penalties.values())
 
     # --- one epoch --------------------------------------------------------------------
     def _penalties(self, logits: Tensor, target: Tensor) -> dict[str, Tensor]:
@@ -163,6 +198,7 @@ class GroupLoop:
         returns the batch's (S, k) values in the order of the epoch's keys."""
         for clock in self.clocks:  # this step's draws, in every model's own streams
             clock.now = (TRAIN, self.t)
+        x = self.prep(x)
         target = y
         for transform in self.transforms:  # x (S, B, ...), in config order
             x, target = transform(x, target)
@@ -178,7 +214,7 @@ class GroupLoop:
         clip = self.cfg0.trainer.gradient_clip_val
         if clip:
             clip_grad_norms(flat, float(clip))
-        self.opt.step()
+        self.opt.step(self._touched())
         self.t += 1
         if self.constraints:
             weights = Weights(self.prog.views(flat.detach()))
@@ -187,6 +223,18 @@ class GroupLoop:
         acc = (predictions(logits) == y).float().mean(1)
         return torch.stack([loss, loss_data, acc, *terms.values()], 1).detach()
 
+    def _touched(self) -> Tensor | None:
+        """(S, P) bool: the entries that took part in this step (None: all of them)."""
+        dropped = self.prog.dropped_segments() if self.prog.skips else []
+        if not dropped:
+            return None
+        seg = torch.ones(len(self.alive), len(self.prog.sizes), dtype=torch.bool)
+        for lo, hi, models in dropped:
+            seg[models, lo:hi] = False
+        seg |= self.covered
+        sizes = torch.tensor(self.prog.sizes)
+        return seg.repeat_interleave(sizes, dim=1).to(self.device, non_blocking=True)
+
     # --- the whole run ----------------------------------------------------------------
     def fit(self, report: Report, fail: Fail, diag_every: int, diagnose) -> None:
         check_val = int(self.cfg0.trainer.check_val_every_n_epoch)
@@ -194,7 +242,7 @@ class GroupLoop:
             train = self.train_epoch(epoch)
             val = None
             if self.val is not None and (epoch + 1) % check_val == 0:
-                val = evaluate(self.prog, self.val, self.members[0].eval_batch_size)
+                val = evaluate(self.prog, self.val, self.members[0].eval_batch_size, self.prep)
             train_cpu = {k: v.tolist() for k, v in train.items()}
             val_cpu = {} if val is None else {f"val/{k}": v.tolist() for k, v in val.items()}
             failed = []
@@ -225,7 +273,8 @@ class GroupLoop:
         for i in self.alive:
             diagnose(i, self.epochs - 1)
         members = [self.members[i] for i in self.alive]
-        test = evaluate(self.prog, Stacked.of(members, "test", self.device), EVAL_BATCH)
+        test_data = Stacked.of(members, "test", self.device, self.dtype)
+        test = evaluate(self.prog, test_data, EVAL_BATCH, self.prep)
         test_cpu = {f"test/{k}": v.tolist() for k, v in test.items()}
         return {i: {k: v[j] for k, v in test_cpu.items()} for j, i in enumerate(self.alive)}
 
@@ -239,6 +288,25 @@ class GroupLoop:
         self.val = None if self.val is None else self.val.select(idx)
         self.alive = [self.alive[j] for j in keep]
         self._stack_regularizers()
+
+
+def penalty_segments(prog: StackedNet, penalties) -> Tensor:
+    """(P_segments,) bool: the parameter segments some loss term reads, asked of autograd
+    (``grad`` None: not read), with stand-in parameters, logits and targets."""
+
+    class Params:
+        params = [t.detach().clone().requires_grad_() for t in prog.views(prog.flat)]
+
+    S = prog.flat.shape[0]
+    logits = torch.zeros(S, 1, 2, device=prog.flat.device)
+    targets = torch.zeros(S, 1, dtype=torch.long, device=prog.flat.device)
+    read = torch.zeros(len(Params.params), dtype=torch.bool)
+    for p in penalties:
+        out = p(Params, logits, targets, 0)
+        if out.requires_grad:
+            grads = torch.autograd.grad(out.sum(), Params.params, allow_unused=True)
+            read |= torch.tensor([g is not None for g in grads])
+    return read
 
 
 def _diverged(loss: float, epoch: int) -> FloatingPointError:

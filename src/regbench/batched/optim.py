@@ -28,8 +28,10 @@ from torch import Tensor
 from regbench.optim import OPTIMIZERS, build_scheduler
 
 
-def per_model(values: Sequence[float], device) -> Tensor:
-    return torch.tensor([float(v) for v in values], device=device)
+def per_model(values: Sequence[float], like: Tensor) -> Tensor:
+    """(S,) per-model values in ``like``'s device and dtype (float64 lr for a float64 run,
+    as torch.optim's Python-float lr is there)."""
+    return torch.tensor([float(v) for v in values], device=like.device, dtype=like.dtype)
 
 
 class Schedules:
@@ -68,11 +70,18 @@ def optim_key(cfg: DictConfig) -> tuple:
 
 
 class StackedOptimizer:
-    """The update of every model's parameters at once, on the flat (S, P) tensor."""
+    """The update of every model's parameters at once, on the flat (S, P) tensor.
+
+    ``step(touched)``: ``touched`` (S, P) bool says which entries took part in this step
+    (None: all). Alone, a parameter outside the loss graph (a block dropped by per-batch
+    stochastic depth) has ``grad`` None and ``torch.optim`` leaves it out: its momentum,
+    Adam moments and step count stay, no weight decay, no update. Untouched entries do
+    the same here, and Adam's bias corrections then use per-entry step counts.
+    """
 
     def __init__(self, flat: Tensor, decay_free: Tensor, cfgs: Sequence[DictConfig]):
         self.key = optim_key(cfgs[0])
-        self.name, dev = self.key[0], flat.device
+        self.name, dev = self.key[0], flat
         self.flat = flat
         wd = per_model([c.optim.get("weight_decay", 0.0) for c in cfgs], dev).unsqueeze(1)
         # (S, P) when biases and norm parameters are exempt, else (S, 1)
@@ -80,41 +89,70 @@ class StackedOptimizer:
         self.decay = bool((wd != 0).any())  # PyTorch skips the decay term when it is 0
         self.momentum = per_model([c.optim.get("momentum", 0.0) for c in cfgs], dev).unsqueeze(1)
         self.lr = per_model([c.optim.lr for c in cfgs], dev).unsqueeze(1)
+        self.neg_lr = -self.lr
         self.state = torch.zeros_like(flat)  # momentum buffer / exp_avg
         self.state2 = torch.zeros_like(flat) if self.name != "sgd" else None  # exp_avg_sq
         self.t = 0
+        self.steps: Tensor | None = None  # (S, P) Adam step counts once some entry skipped
 
     def set_lr(self, lrs: Sequence[float]) -> None:
-        self.lr = per_model(lrs, self.lr.device).unsqueeze(1)
+        self.lr = per_model(lrs, self.lr).unsqueeze(1)
+        self.neg_lr = -self.lr
 
     @torch.no_grad()
-    def step(self) -> None:
+    def step(self, touched: Tensor | None = None) -> None:
         self.t += 1
         p, g = self.flat, self.flat.grad
         if self.name == "sgd":
-            g = g + self.wd * p if self.decay else g
+            self._sgd(p, g, touched)
+        else:
+            self._adam(p, g, touched)
+
+    def _sgd(self, p: Tensor, g: Tensor, touched: Tensor | None) -> None:
+        g = g + self.wd * p if self.decay else g
+        if touched is None:
             buf = self.state.mul_(self.momentum).add_(g)
-            g = g + self.momentum * buf if self.key[1] else buf
-            p.sub_(self.lr * g)
-            return
+        else:  # an untouched entry's buffer stays as it was
+            buf = torch.where(touched, self.state * self.momentum + g, self.state)
+            self.state.copy_(buf)
+        upd = g + self.momentum * buf if self.key[1] else buf
+        if touched is not None:
+            upd = upd * touched
+        p.addcmul_(upd, self.neg_lr)  # p - lr * update in one pass, lr per model (S, 1)
+
+    def _adam(self, p: Tensor, g: Tensor, touched: Tensor | None) -> None:
         b1, b2 = self.key[1]
         if self.name == "adamw":
-            p.mul_(1 - self.lr * self.wd)
+            shrink = 1 - self.lr * self.wd
+            p.mul_(shrink if touched is None else torch.where(touched, shrink, 1.0))
         elif self.decay:
             g = g + self.wd * p
         m, v = self.state, self.state2
-        m.lerp_(g, 1 - b1)
-        v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
-        denom = (v.sqrt() / math.sqrt(bc2)).add_(self.key[2])
-        p.sub_((m / denom) * (self.lr / bc1))
+        if touched is None and self.steps is None:
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
+            denom = (v.sqrt() / math.sqrt(bc2)).add_(self.key[2])
+            p.sub_((m / denom) * (self.lr / bc1))
+            return
+        if self.steps is None:  # from now on each entry counts its own steps
+            self.steps = torch.full_like(p, float(self.t - 1))
+        on = torch.ones_like(p, dtype=torch.bool) if touched is None else touched
+        self.steps.add_(on.to(p.dtype))
+        m.copy_(torch.where(on, torch.lerp(m, g, 1 - b1), m))
+        v.copy_(torch.where(on, v * b2 + (1 - b2) * g * g, v))
+        bc1, bc2 = 1 - b1**self.steps, 1 - b2**self.steps
+        denom = (v.sqrt() / bc2.sqrt()).add_(self.key[2])
+        p.sub_(torch.where(on, (m / denom) * (self.lr / bc1), 0.0))
 
     def select(self, keep: Sequence[int], flat: Tensor) -> None:
         idx = torch.tensor(list(keep), device=self.lr.device)
         self.flat = flat
         self.wd, self.momentum, self.lr = self.wd[idx], self.momentum[idx], self.lr[idx]
+        self.neg_lr = -self.lr
         self.state = self.state[idx]
         self.state2 = None if self.state2 is None else self.state2[idx]
+        self.steps = None if self.steps is None else self.steps[idx]
 
 
 @torch.no_grad()

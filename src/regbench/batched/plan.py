@@ -8,20 +8,24 @@ dropout rates, label noise, the schedule, the logging cadence, and the width, pa
 its object's answer too (a ``stacked`` form, :mod:`regbench.reg.stacked`): this module
 knows no regularizer by name. Width groups are cut so that
 padding never costs more than a separate group would: a group's step costs about
-``OVERHEAD + S * max_params`` (per-op overhead plus arithmetic), so a model joins the
-group of smaller models while ``S * (its params - group max) <= OVERHEAD``.
+``OVERHEAD + S * max_work`` (per-op overhead plus arithmetic, :func:`work`: multiply-adds
+per sample, an MLP's parameter count), so a model joins the group of smaller models while
+``S * (its work - group max) <= OVERHEAD``. Conv nets with 2-D convolutions run one by
+one on a CPU (:data:`CPU_SINGLE`), and batch on a GPU.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
 from omegaconf import DictConfig
-from torch import nn
+from torch import Tensor, nn
 
-from regbench.batched.signature import signature
-from regbench.reg.stacked import NOISE
+from regbench.batched.signature import conv_dims, signature
+from regbench.reg.stacked import MERGES_WITH_EMPTY
 from regbench.tracking import flatten
 
 #: config keys that may differ inside a group (prefix match for scheduler.*, logger.*)
@@ -44,7 +48,8 @@ PER_MODEL = (
     "trainer.progress_bar",
 )
 # A step's fixed cost (~40 small ops and the autograd walk, a few tenths of a ms on one core)
-# in parameters whose arithmetic (6 * batch * params flops) takes as long: an estimate.
+# in multiply-adds per sample (an MLP's parameters) whose arithmetic (6 * batch * work
+# flops) takes as long: an estimate.
 OVERHEAD = 20_000
 # Each model of a group adds work that does not scale with its parameters (its run's
 # MLflow writes, its order and masks, its share of the loss and metric ops): ~1.3 ms per
@@ -54,6 +59,17 @@ OVERHEAD = 20_000
 MODEL_OVERHEAD = 3_000
 MAX_GROUP = 64
 EXEC_TAG = "regbench.exec"
+#: conv nets that run one by one on a CPU (by their convolutions' spatial dims), with the
+#: reason; on a GPU they batch. One training step of S models batched against S plain
+#: PyTorch steps one after another (torch.optim SGD, no Lightning), one thread of the
+#: 2-core AMD EPYC, measured in one process: cnn1d width 32, S = 8: 0.38-0.65; 1-D
+#: ResNet-20 width 16 / 32, S = 4: 0.71-0.87; pre-activation ResNet-20: 0.81; WRN-10-2:
+#: 0.68; ResNet-20 on 32x32 images, S = 4: 3.5 (oneDNN's direct 2-D convolutions beat
+#: im2col's nine shifted copies at that size). So 1-D conv nets batch on CPU, 2-D do not.
+CPU_SINGLE: dict[int, str] = {
+    2: "2-D conv nets run one by one on CPU (batched im2col convolutions are 3.5x slower "
+    "than oneDNN's there); on CUDA they batch",
+}
 
 
 @dataclass
@@ -68,6 +84,7 @@ class Member:
     eval_batch_size: int = 1000
     diag: object = None  # the run's DiagnosticsCallback (its settings), if enabled
     net: nn.Module | None = None  # a model built without data (planning a claim)
+    prep: object = None  # the data module's batch preparation (uint8 images -> floats)
     _regs: object = None
 
     @property
@@ -115,14 +132,29 @@ def unbatchable(m: Member) -> str | None:
         return sig
     if m.cfg.model.get("test_mode", "deterministic") != "deterministic":
         return "model.test_mode=mc runs one by one"
-    if str(m.cfg.trainer.precision) != "32-true":
+    if str(m.cfg.trainer.precision) not in ("32-true", "32", "64-true", "64"):
         return f"trainer.precision={m.cfg.trainer.precision} runs one by one"
-    why = reg_reason(m)
+    why = reg_reason(m) or cpu_reason(sig, m.cfg)
     if why or m.module is None:
         return why
-    if m.splits.mean is not None:
-        return "image data (normalised per batch) runs one by one"
     return None
+
+
+def device_of(cfg: DictConfig) -> torch.device:
+    """Lightning's choice for ``trainer.accelerator``: a GPU when asked for or available."""
+    acc = str(cfg.trainer.accelerator)
+    if acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
+def cpu_reason(sig: tuple[str, ...], cfg: DictConfig) -> str | None:
+    """Why a family that batches runs one by one on this run's CPU (None on a GPU, and for
+    the families that pay on CPU): see :data:`CPU_SINGLE`."""
+    if device_of(cfg).type != "cpu":
+        return None
+    dims = conv_dims(sig)
+    return CPU_SINGLE.get(dims)
 
 
 def per_model(key: str) -> bool:
@@ -142,25 +174,58 @@ def group_key(m: Member) -> tuple:
     flat = flatten(m.cfg)
     fixed = tuple(sorted((k, v) for k, v in flat.items() if not per_model(k) and k not in own))
     sig = signature(m.model)
-    coarse = tuple("d" if t == "id" or t.startswith(NOISE) else t for t in sig)
+    coarse = tuple("d" if t == "id" or t.startswith(MERGES_WITH_EMPTY) else t for t in sig)
     return fixed, coarse
 
 
-def n_params(m: Member) -> int:
-    return sum(p.numel() for p in m.model.parameters())
+_WORK: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def group_cost(n_models: int, max_params: int) -> int:
-    """A group's estimated cost per step, in parameters' worth of arithmetic."""
-    return OVERHEAD + n_models * (MODEL_OVERHEAD + max_params)
+def work(m: Member) -> int:
+    """Multiply-adds per sample of the member's model, the cost model's unit: each linear
+    weight once (an MLP's work is about its parameter count), each conv weight once per
+    output position. Counted by hooks on one eval-mode pass over a zero sample (no draws,
+    no running statistics moved); without a known input shape, the parameter count."""
+    model = m.model
+    if model in _WORK:
+        return _WORK[model]
+    shape = getattr(model, "input_shape", None)
+    if shape is None:
+        return sum(p.numel() for p in model.parameters())
+    total = 0
+
+    def count(mod: nn.Module, inputs, out: Tensor) -> None:
+        nonlocal total
+        positions = out[0, 0].numel() if out.dim() > 2 else 1
+        total += mod.weight.numel() * positions
+
+    layers = [x for x in model.modules() if isinstance(x, nn.Linear | nn.Conv1d | nn.Conv2d)]
+    handles = [x.register_forward_hook(count) for x in layers]
+    modes = {x: x.training for x in model.modules()}
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *shape, device=next(model.parameters()).device))
+    finally:
+        for h in handles:
+            h.remove()
+        for x, mode in modes.items():
+            x.training = mode
+    _WORK[model] = total
+    return total
+
+
+def group_cost(n_models: int, max_work: int) -> int:
+    """A group's estimated cost per step, in multiply-adds per sample."""
+    return OVERHEAD + n_models * (MODEL_OVERHEAD + max_work)
 
 
 def cut_by_width(members: list[Member], overhead: int = OVERHEAD) -> list[list[Member]]:
     """Members of one key, smallest first, cut where padding would cost more than a group."""
     groups: list[list[Member]] = []
-    for m in sorted(members, key=n_params):
+    for m in sorted(members, key=work):
         g = groups[-1] if groups else None
-        if g and len(g) < MAX_GROUP and len(g) * (n_params(m) - n_params(g[-1])) <= overhead:
+        if g and len(g) < MAX_GROUP and len(g) * (work(m) - work(g[-1])) <= overhead:
             g.append(m)
         else:
             groups.append([m])

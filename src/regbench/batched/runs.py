@@ -15,24 +15,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-import torch
 from omegaconf import DictConfig
 
 from regbench import tracking
-from regbench.batched.plan import EXEC_TAG, Member, make_groups, unbatchable
+from regbench.batched.plan import EXEC_TAG, Member, device_of, make_groups, unbatchable
 from regbench.tracking import artifacts, lineage
 from regbench.tracking.cost import CostTimer, timer
 from regbench.tracking.epoch_logger import MlflowEpochLogger
 
 Result = dict | BaseException
-
-
-def device_of(cfg: DictConfig) -> torch.device:
-    """Lightning's choice for ``trainer.accelerator``: a GPU when asked for or available."""
-    acc = str(cfg.trainer.accelerator)
-    if acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda", 0)
-    return torch.device("cpu")
 
 
 def build_member(cfg: DictConfig, label: Sequence[str], tags: dict | None) -> Member:
@@ -42,6 +33,7 @@ def build_member(cfg: DictConfig, label: Sequence[str], tags: dict | None) -> Me
     splits, data, module = build(cfg)
     m = Member(cfg, list(label), dict(tags or {}), splits, module, data.eval_batch_size)
     m.diag = next((c for c in module.reg.callbacks if isinstance(c, DiagnosticsCallback)), None)
+    m.prep = data.normalize if splits.mean is not None else None
     return m
 
 
@@ -228,8 +220,8 @@ def _diagnoser(members: Sequence[Member], loggers, device):
         if m.diag is None:
             return
         s, d = m.splits, m.diag
-        train = EvalData(s.x_train, s.y_train, d.eval_batch_size, device)
-        test = EvalData(s.x_test, s.y_test, d.eval_batch_size, device)
+        train = EvalData(s.x_train, s.y_train, d.eval_batch_size, device, m.prep)
+        test = EvalData(s.x_test, s.y_test, d.eval_batch_size, device, m.prep)
         # its train-mode pass draws from the member's own streams (DIAG counters)
         bs = int(m.cfg.data.batch_size)
         values = diagnose(m.model, train, test, bs, d.threshold, epoch, d.probes)

@@ -21,4 +21,7 @@ def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int)
     builder: Callable[..., nn.Module] = MODELS.get(cfg.name, "model.name")
     model = builder(cfg, tuple(input_shape), int(num_classes))
     scale_init(model, cfg.get("init_scale", 1.0))  # after the builder's own init scheme
+    # what one sample looks like, for whoever plans work on the model without its data
+    # (a batched group's cost: regbench.batched.plan)
+    model.input_shape = tuple(int(n) for n in input_shape)
     return model

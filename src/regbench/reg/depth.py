@@ -24,9 +24,15 @@ Two modes (``model.drop_path_mode``):
 
 Per sample, the keep draw is multiplicative noise (:class:`~regbench.reg.stacked.Noise`)
 of shape (B, 1, ..., 1) from the layer's stream, so a batched group draws each model's
-the same way. Batch mode has no stacked form: a dropped block's parameters get no
-gradient at all in that step (the optimizer skips them), which a stacked program that
-runs every model's branch cannot reproduce; such models train one by one.
+the same way. Per batch, the stacked form (:class:`StackedSkip`) asks every model's layer
+for its decision of the step (:meth:`DropPath.dropped`, the same host draw as alone) and
+multiplies each model's branch output by its keep bit, so a dropped model's block adds an
+exact zero. Alone, a dropped block's parameters get no gradient at all (``grad`` None),
+so ``torch.optim`` leaves them out of the step: no momentum or weight decay, no Adam step
+count, and the BatchNorm layers in the branch keep their running statistics. The batched
+program reproduces all three from the keep bits (:mod:`regbench.batched.program`,
+:mod:`regbench.batched.optim`); when every model of a group drops a block, its branch is
+not run at all.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from torch import Tensor, nn
 
 from regbench.errors import choice, in_range, positive_int
 from regbench.reg.dropout import keep_mask
-from regbench.reg.stacked import NOISE, Noise
+from regbench.reg.stacked import NOISE, SKIP, Noise, PerModel, lead_view
 
 
 def drop_path(
@@ -85,23 +91,52 @@ class DropPath(Noise, nn.Module):
         block is dropped and its branch must not be computed."""
         if self.mode != "batch" or not self.training or self.survival_prob >= 1.0:
             return False
-        return self.host().random() >= self.survival_prob  # a host draw: no device sync
+        return self.dropped()
+
+    def dropped(self) -> bool:
+        """This step's per-batch decision (the clock's counter): True drops the block. A
+        host draw, so no device sync; the batched form asks every model's layer the same."""
+        return self.host().random() >= self.survival_prob
 
     def forward(self, x: Tensor) -> Tensor:
         if self.mode == "batch" and self.training:
             return x  # survived this mini-batch (skip() said so): kept, not rescaled
         return self.noised(x, self.training)
 
-    def stack_key(self) -> str | None:
-        return NOISE + "drop_path" if self.mode == "sample" else None
+    def stack_key(self) -> str:
+        return NOISE + "drop_path" if self.mode == "sample" else SKIP + "drop_path"
 
-    single_reason = (
-        "model.drop_path_mode=batch: a dropped block's parameters skip the optimizer "
-        "step, which a stacked program cannot reproduce"
-    )
+    @classmethod
+    def stacked(cls, layers):
+        """Per sample: the noise form (:class:`~regbench.reg.stacked.StackedNoise`); per
+        batch: :class:`StackedSkip`."""
+        real = [m for m in layers if isinstance(m, DropPath)]
+        return StackedSkip(layers) if real and real[0].mode == "batch" else super().stacked(layers)
 
     def extra_repr(self) -> str:
         return f"survival_prob={self.survival_prob:g}, mode={self.mode}"
+
+
+class StackedSkip:
+    """S per-batch DropPath layers of one residual block (``nn.Identity``: survival 1, never
+    dropped). ``keeps()`` is every model's decision of the step, drawn by its own layer as
+    alone; ``form(x, training, keep)`` multiplies each model's branch output by its keep
+    bit in training (``keep`` (S,) 0/1 on x's device; None when all are kept) and by its
+    survival probability at eval, as the single form. x: (S, ...), models on dim 0."""
+
+    def __init__(self, layers) -> None:
+        self.layers: list[DropPath | None] = [
+            m if isinstance(m, DropPath) else None for m in layers
+        ]
+        self.scales = PerModel([1.0 if m is None else m.eval_scale for m in self.layers])
+
+    def keeps(self) -> list[bool]:
+        return [m is None or not m.dropped() for m in self.layers]
+
+    def __call__(self, x: Tensor, training: bool, keep: Tensor | None = None) -> Tensor:
+        if training:
+            return x if keep is None else x * lead_view(keep, x.dim())
+        return x * lead_view(self.scales.on(x), x.dim())
 
 
 def linear_decay_survival(num_blocks: int, p_last: float, key: str = "p_last") -> list[float]:

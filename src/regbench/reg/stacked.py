@@ -17,7 +17,10 @@ Stacked forms, by hook (S models, values per model as (S,) tensors):
   parameters (S, *shape) (zero-padded), logits (S, B, K), targets (S, B) or (S, B, K);
 - constraint: ``form(stacked)`` on the parameters, in place, under ``no_grad``;
 - batch transform: ``form(x, targets) -> (x, targets)``, x (S, B, *input);
-- stochastic layer: multiplicative noise, :class:`StackedNoise` below.
+- stochastic layer: multiplicative noise, :class:`StackedNoise` below; a layer that skips
+  a whole residual branch per mini-batch (token prefix :data:`SKIP`) says per model and
+  step whether the branch runs (``keeps()``), so the program can leave a skipped model's
+  parameters out of that step as the single form does (:mod:`regbench.reg.depth`).
 
 Each model's draws come from that model's own streams (:mod:`regbench.streams`; the
 group's loop sets every model's clock), with the same call and shape as its single form,
@@ -36,6 +39,11 @@ from regbench.streams import Drawn
 #: signature tokens of noise layers start with this: an empty slot (``nn.Identity``, the
 #: layer at rate 0) merges with them, since the noise is then exactly 1
 NOISE = "noise:"
+#: tokens of layers that may skip a residual branch for a whole mini-batch (per-batch
+#: stochastic depth); an empty slot merges with them too (it never skips)
+SKIP = "skip:"
+#: token prefixes an empty slot merges with
+MERGES_WITH_EMPTY = (NOISE, SKIP)
 
 
 def stackable(obj: object) -> str | None:
@@ -47,22 +55,26 @@ def stackable(obj: object) -> str | None:
 
 
 def per_model_tensor(values: Sequence[float], like: Tensor | torch.device) -> Tensor:
-    """(S,) float32 tensor of per-model values on ``like``'s device."""
-    device = like.device if isinstance(like, Tensor) else like
-    return torch.tensor([float(v) for v in values], device=device)
+    """(S,) tensor of per-model values on ``like``'s device, in its float dtype (float32
+    for a device): the precision the single form's Python floats take in its ops."""
+    if isinstance(like, Tensor):
+        dtype = like.dtype if like.is_floating_point() else torch.float32
+        return torch.tensor([float(v) for v in values], device=like.device, dtype=dtype)
+    return torch.tensor([float(v) for v in values], device=like)
 
 
 class PerModel:
-    """Per-model values of a stacked form, as an (S,) float32 tensor made once per device."""
+    """Per-model values of a stacked form, as an (S,) tensor made once per device and dtype."""
 
     def __init__(self, values: Sequence[float]) -> None:
         self.values = [float(v) for v in values]
-        self._on: dict[torch.device, Tensor] = {}
+        self._on: dict[tuple, Tensor] = {}
 
     def on(self, like: Tensor) -> Tensor:
-        t = self._on.get(like.device)
+        key = (like.device, like.dtype)
+        t = self._on.get(key)
         if t is None:
-            t = self._on[like.device] = per_model_tensor(self.values, like)
+            t = self._on[key] = per_model_tensor(self.values, like)
         return t
 
 

@@ -87,7 +87,7 @@ def _reason(member) -> str | None:
 
 def claim(study: optuna.Study, ctx: WorkerContext, objective: Objective) -> list[optuna.Trial]:
     """Under the lock: mark the trials of the heaviest waiting group RUNNING."""
-    from regbench.batched.plan import group_cost, make_groups, n_params
+    from regbench.batched.plan import group_cost, make_groups, work
 
     planned = _plan_members(study, ctx, objective)
     alone = [t for t, m in planned if m.cfg is None or _reason(m)]
@@ -103,7 +103,7 @@ def claim(study: optuna.Study, ctx: WorkerContext, objective: Objective) -> list
     def cost(trials) -> float:
         numbers = {t.number for t in trials}
         ms = [m for t, m in planned if t.number in numbers and m.net is not None]
-        return group_cost(len(trials) * n_seeds, max((n_params(m) for m in ms), default=0))
+        return group_cost(len(trials) * n_seeds, max((work(m) for m in ms), default=0))
 
     claimed = []
     for t in max(groups, key=cost):
