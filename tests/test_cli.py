@@ -93,6 +93,30 @@ def test_bench_prints_a_ratio_line_per_width(capsys):
     assert all(r.info.status == "FINISHED" for r in runs[:2])
 
 
+def test_bench_batched_conv_line_times_a_group_against_one_seed():
+    """The cnn1d group line (issue 22): 8 seeds as one program, its ratio the printed
+    program time over one seed's plain loop, every model tracked as its own run."""
+    import re
+
+    from regbench.bench.batched import bench_batched
+    from regbench.bench.mlp import _overrides, hand_loop
+
+    before = len(runs_of("bench"))
+    base = [*_overrides(128, 1), "data.n_train=400"]
+    line = bench_batched(base, hand_loop, "cnn1d width=32", reps=1, epochs=1)
+    m = re.match(
+        r"batched cnn1d width=32 seeds=8 epochs=1 program=([\d.]+)s "
+        r"hand_loop\(1 seed\)=([\d.]+)s \(target <= 5.00: (ok|MISSED)\) ratio=([\d.]+) ",
+        line,
+    )
+    assert m, line
+    prog, hand, ratio = float(m[1]), float(m[2]), float(m[4])
+    assert ratio == pytest.approx(prog / hand, abs=2 * (5e-4 + 5e-4 / hand + 5e-4 * prog / hand**2))
+    runs = runs_of("bench")  # warm-up and one timed pass, 8 tracked runs each
+    assert len(runs) == before + 16
+    assert all(r.data.tags.get("regbench.exec") == "batched" for r in runs[:16])
+
+
 def test_no_command_is_usage_and_exit_2_and_help_is_usage_and_exit_0(capsys):
     with pytest.raises(SystemExit) as e:
         main([])
