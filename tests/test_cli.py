@@ -127,6 +127,22 @@ def test_no_command_is_usage_and_exit_2_and_help_is_usage_and_exit_0(capsys):
     assert capsys.readouterr().out.startswith("usage: regbench <command> [args]")
 
 
+@pytest.mark.parametrize(
+    "cmd", ["sweep", "compare", "reproduce", "report", "site", "bench", "doctor"]
+)
+def test_every_subcommand_help_says_what_it_does_with_defaults_and_examples(cmd, capsys):
+    """The newcomer's walk: `regbench CMD --help` is usage, a description, every option
+    and an example line of the command itself, exit 0."""
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: regbench {cmd} ")
+    assert "``" not in out  # no docstring markup
+    examples = out.split("\nexamples:\n", 1)[1].splitlines()
+    assert any(line.strip().startswith(f"regbench {cmd}") for line in examples), out
+
+
 def test_train_help_lists_the_groups_users_compose_with_defaults_and_examples(capsys):
     main(["train", "--help"])
     out = capsys.readouterr().out
