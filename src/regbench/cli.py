@@ -158,13 +158,25 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _dispatch(cmd, rest)
     except KeyboardInterrupt:  # Ctrl-C: the run is KILLED in MLflow, the study resumable
-        print(
-            f"regbench {cmd}: interrupted; runs in progress are marked KILLED "
-            "(a sweep resumes when the same command is run again)",
-            file=sys.stderr,
-            flush=True,
-        )
+        runtime.INTERRUPTED.set()  # a grid's parent run, closed at exit, ends KILLED too
+        print(f"regbench {cmd}: interrupted; {_after_interrupt(cmd, rest)}", file=sys.stderr)
+        sys.stderr.flush()
         raise SystemExit(130) from None
+
+
+def _after_interrupt(cmd: str, rest: list[str]) -> str:
+    """What a Ctrl-C left behind and what rerunning the command does, per command."""
+    if cmd == "train" and ("-m" in rest or "--multirun" in rest):
+        return (
+            "runs in progress and the grid's parent run are marked KILLED; a train -m grid "
+            "does not resume (rerunning it trains every job again; a study file with "
+            "sampler: grid, run by regbench sweep, resumes)"
+        )
+    if cmd == "sweep":
+        return "runs in progress are marked KILLED; the same command resumes the study"
+    if cmd == "reproduce":
+        return "runs in progress are marked KILLED; the same command reuses finished runs"
+    return "runs in progress are marked KILLED"
 
 
 def _dispatch(cmd: str, rest: list[str]) -> None:
