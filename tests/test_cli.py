@@ -190,3 +190,21 @@ def test_a_refused_value_answers_before_lightning_is_imported():
     assert done.stderr.strip().endswith(
         "data.batch_size=0 is not valid; it must be an integer >= 1"
     )
+
+
+def test_the_ui_link_names_the_store_the_run_is_in(tmp_path, monkeypatch):
+    """The newcomer's walk: a run in MLFLOW_TRACKING_URI=sqlite:///other.db printed "make
+    ui, then http://127.0.0.1:5000/...", but make ui serves the default store only."""
+    from regbench.cli import ui_link
+    from regbench.tracking import tracked_run
+
+    with tracked_run("ui-link", "r") as run:
+        pass
+    assert ui_link(run.run_id).startswith("make ui, then http://127.0.0.1:5000/#/experiments/")
+    uri = f"sqlite:///{tmp_path / 'other.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with tracked_run("ui-link", "r") as run:
+        pass
+    link = ui_link(run.run_id)
+    assert link.startswith(f"uv run mlflow ui --backend-store-uri {uri}, then http://127.0.0.1")
+    assert link.endswith(f"/runs/{run.run_id}?workflowType=machine_learning")

@@ -32,14 +32,21 @@ examples:
 
 
 def ui_link(run_id: str) -> str:
-    """The run's page in ``make ui``. ``workflowType=machine_learning`` opens MLflow 3.17's
-    model-training view (runs, metrics); without it the UI opens on its GenAI view."""
-    from regbench.tracking import get_client
+    """Where to see the run: ``make ui`` and the run's page there for the default store;
+    for ``MLFLOW_TRACKING_URI``, the server's page, or the ``mlflow ui`` command that
+    serves that store (``make ui`` shows the default store only).
+    ``workflowType=machine_learning`` opens MLflow 3.17's model-training view (runs,
+    metrics); without it the UI opens on its GenAI view."""
+    from regbench.tracking import default_tracking_uri, get_client, tracking_uri
 
     exp_id = get_client().get_run(run_id).info.experiment_id
-    return (
-        f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{run_id}?workflowType=machine_learning"
-    )
+    page = f"#/experiments/{exp_id}/runs/{run_id}?workflowType=machine_learning"
+    uri = tracking_uri()
+    if uri == default_tracking_uri():
+        return f"make ui, then http://127.0.0.1:5000/{page}"
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/{page}"
+    return f"uv run mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"
 
 
 def _fail(cmd: str, error: Exception) -> None:
@@ -137,7 +144,7 @@ def _run_one(cfg, overrides: list[str]) -> float:
     print(
         f"\nrun {metrics['run_id']} finished: test/acc={metrics['test/acc']:.4f} "
         f"test/loss={metrics['test/loss']:.4f}\n"
-        f"open it in MLflow: make ui, then {ui_link(metrics['run_id'])}"
+        f"open it in MLflow: {ui_link(metrics['run_id'])}"
     )
     return metrics["test/acc"]
 
