@@ -67,6 +67,12 @@ CASES = [
     ("train reg.l1.strength=0.1", "select it with reg=[l1]"),
     ("train +reg.l1.strength=0.1", "select it with reg=[l1]"),
     ("train reg=[l2] reg.l1.strength=0.1", "select it with reg=[l2,l1]"),
+    # the newcomer's walk: a typo in a selected entry's field, and in the group's name
+    (
+        "train reg=[l1] reg.l1.strenght=0.1",
+        "reg.l1.strenght: unknown key; did you mean reg.l1.strength?",
+    ),
+    ("train regg=[l1]", "regg: unknown key; did you mean reg?"),
     ("train model.widht=64", "did you mean model.width?"),
     ("train optim.momentum=0.9", "optim=sgd"),
     ("doctor --family banana", "--family='banana'"),

@@ -127,6 +127,22 @@ def test_no_command_is_usage_and_exit_2_and_help_is_usage_and_exit_0(capsys):
     assert capsys.readouterr().out.startswith("usage: regbench <command> [args]")
 
 
+@pytest.mark.parametrize(
+    "cmd", ["sweep", "compare", "reproduce", "report", "site", "bench", "doctor"]
+)
+def test_every_subcommand_help_says_what_it_does_with_defaults_and_examples(cmd, capsys):
+    """The newcomer's walk: `regbench CMD --help` is usage, a description, every option
+    and an example line of the command itself, exit 0."""
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: regbench {cmd} ")
+    assert "``" not in out  # no docstring markup
+    examples = out.split("\nexamples:\n", 1)[1].splitlines()
+    assert any(line.strip().startswith(f"regbench {cmd}") for line in examples), out
+
+
 def test_train_help_lists_the_groups_users_compose_with_defaults_and_examples(capsys):
     main(["train", "--help"])
     out = capsys.readouterr().out
@@ -174,3 +190,21 @@ def test_a_refused_value_answers_before_lightning_is_imported():
     assert done.stderr.strip().endswith(
         "data.batch_size=0 is not valid; it must be an integer >= 1"
     )
+
+
+def test_the_ui_link_names_the_store_the_run_is_in(tmp_path, monkeypatch):
+    """The newcomer's walk: a run in MLFLOW_TRACKING_URI=sqlite:///other.db printed "make
+    ui, then http://127.0.0.1:5000/...", but make ui serves the default store only."""
+    from regbench.cli import ui_link
+    from regbench.tracking import tracked_run
+
+    with tracked_run("ui-link", "r") as run:
+        pass
+    assert ui_link(run.run_id).startswith("make ui, then http://127.0.0.1:5000/#/experiments/")
+    uri = f"sqlite:///{tmp_path / 'other.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with tracked_run("ui-link", "r") as run:
+        pass
+    link = ui_link(run.run_id)
+    assert link.startswith(f"uv run mlflow ui --backend-store-uri {uri}, then http://127.0.0.1")
+    assert link.endswith(f"/runs/{run.run_id}?workflowType=machine_learning")

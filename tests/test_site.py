@@ -311,3 +311,15 @@ def test_report_body_leaves_out_the_claims_section_in_either_layout():
             '<figure><img src="f.svg" alt="f"></figure>'
         )
         assert used == {"f.svg"}
+
+
+def test_seeds_needed_says_when_its_power_is_family_wise():
+    """The newcomer's walk: a finding's "seeds needed" read "3; 4 for 80% power" beside its
+    own note "80% power at the observed effect: about 3 seeds" (the column took Holm's
+    alpha/m number, the note the claim's own): the column now names its level."""
+    from regbench.site.render import _needed
+
+    own = {"kind": "mean", "seeds_required": 3, "seeds_80": 3}
+    assert _needed(own) == "3; 3 for 80% power"
+    assert _needed({**own, "seeds_80_family": 4}) == "3; 4 for 80% power family-wise (Holm)"
+    assert _needed({"kind": "exact", "seeds_80": 3}) == "exact"

@@ -28,3 +28,22 @@ def test_processes_opening_a_fresh_store_at_once_all_succeed(tmp_path):
     for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err.decode()[-2000:]
         assert int(out.decode().split()[-1]) >= 1
+
+
+def test_a_sqlite_store_elsewhere_keeps_its_artifacts_beside_it(tmp_path, monkeypatch):
+    """The newcomer's walk: with MLFLOW_TRACKING_URI=sqlite:///other.db the runs went to
+    other.db and their artifacts to ./mlruns/<experiment id>/ of the working directory
+    (MLflow's default), inside the project's own store folder. They now go to
+    artifacts/<experiment>/ beside the database file, as the default store's do."""
+    from regbench.tracking import tracked_run
+
+    store, cwd = tmp_path / "store", tmp_path / "cwd"
+    store.mkdir(), cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'other.db'}")
+    note = tmp_path / "note.txt"
+    note.write_text("x")
+    with tracked_run("elsewhere", "r") as run:
+        run.log_artifact(note)
+    assert (store / "artifacts" / "elsewhere" / run.run_id / "artifacts" / "note.txt").is_file()
+    assert list(cwd.iterdir()) == []

@@ -32,14 +32,21 @@ examples:
 
 
 def ui_link(run_id: str) -> str:
-    """The run's page in ``make ui``. ``workflowType=machine_learning`` opens MLflow 3.17's
-    model-training view (runs, metrics); without it the UI opens on its GenAI view."""
-    from regbench.tracking import get_client
+    """Where to see the run: ``make ui`` and the run's page there for the default store;
+    for ``MLFLOW_TRACKING_URI``, the server's page, or the ``mlflow ui`` command that
+    serves that store (``make ui`` shows the default store only).
+    ``workflowType=machine_learning`` opens MLflow 3.17's model-training view (runs,
+    metrics); without it the UI opens on its GenAI view."""
+    from regbench.tracking import default_tracking_uri, get_client, tracking_uri
 
     exp_id = get_client().get_run(run_id).info.experiment_id
-    return (
-        f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{run_id}?workflowType=machine_learning"
-    )
+    page = f"#/experiments/{exp_id}/runs/{run_id}?workflowType=machine_learning"
+    uri = tracking_uri()
+    if uri == default_tracking_uri():
+        return f"make ui, then http://127.0.0.1:5000/{page}"
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/{page}"
+    return f"uv run mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"
 
 
 def _fail(cmd: str, error: Exception) -> None:
@@ -137,7 +144,7 @@ def _run_one(cfg, overrides: list[str]) -> float:
     print(
         f"\nrun {metrics['run_id']} finished: test/acc={metrics['test/acc']:.4f} "
         f"test/loss={metrics['test/loss']:.4f}\n"
-        f"open it in MLflow: make ui, then {ui_link(metrics['run_id'])}"
+        f"open it in MLflow: {ui_link(metrics['run_id'])}"
     )
     return metrics["test/acc"]
 
@@ -158,13 +165,25 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _dispatch(cmd, rest)
     except KeyboardInterrupt:  # Ctrl-C: the run is KILLED in MLflow, the study resumable
-        print(
-            f"regbench {cmd}: interrupted; runs in progress are marked KILLED "
-            "(a sweep resumes when the same command is run again)",
-            file=sys.stderr,
-            flush=True,
-        )
+        runtime.INTERRUPTED.set()  # a grid's parent run, closed at exit, ends KILLED too
+        print(f"regbench {cmd}: interrupted; {_after_interrupt(cmd, rest)}", file=sys.stderr)
+        sys.stderr.flush()
         raise SystemExit(130) from None
+
+
+def _after_interrupt(cmd: str, rest: list[str]) -> str:
+    """What a Ctrl-C left behind and what rerunning the command does, per command."""
+    if cmd == "train" and ("-m" in rest or "--multirun" in rest):
+        return (
+            "runs in progress and the grid's parent run are marked KILLED; a train -m grid "
+            "does not resume (rerunning it trains every job again; a study file with "
+            "sampler: grid, run by regbench sweep, resumes)"
+        )
+    if cmd == "sweep":
+        return "runs in progress are marked KILLED; the same command resumes the study"
+    if cmd == "reproduce":
+        return "runs in progress are marked KILLED; the same command reuses finished runs"
+    return "runs in progress are marked KILLED"
 
 
 def _dispatch(cmd: str, rest: list[str]) -> None:

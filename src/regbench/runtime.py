@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
+
+#: Set by the command line when Ctrl-C ends the process (before SystemExit(130)): exit
+#: handlers that close a parent run read it, so an interrupted grid ends KILLED, as its
+#: child runs do, not FAILED.
+INTERRUPTED = threading.Event()
 
 #: Lightning's package loggers, and the loggers its info lines come from: rank_zero_info
 #: ("GPU available", "TPU available", the tips advertising other services, "`Trainer.fit`

@@ -89,8 +89,8 @@ def train_help() -> str:
             "examples:",
             "  regbench train model.width=64 trainer.max_epochs=3 seed=7",
             "  regbench train model.norm=batch model.dropout=0.5 "
-            "model.block=[linear,dropout,norm,act]",
-            "  regbench train optim=sgd optim.lr=0.05 scheduler=step reg=[l2]",
+            "'model.block=[linear,dropout,norm,act]'",
+            "  regbench train optim=sgd optim.lr=0.05 scheduler=step 'reg=[l2]'",
             "  regbench train -m 'reg=[l1],[l2],[]' seed=0,1,2 trainer.max_epochs=3",
         ]
     )

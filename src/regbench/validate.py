@@ -439,6 +439,8 @@ def _unknown_key(key: str, overrides: list[str]) -> str:
     raw = OmegaConf.to_container(cfg, resolve=False) if cfg is not None else {}
     keys = [k for k, _ in _leaves(raw, "")]
     keys += sorted({k.rsplit(".", i)[0] for k in keys for i in range(1, k.count(".") + 1)})
+    # the groups too: reg and experiment have no key in a config that selects none of them
+    keys += sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "shared")
     if near := difflib.get_close_matches(key, keys, n=1, cutoff=0.8):
         return f"{key}: unknown key; did you mean {near[0]}?"
     parent = key.rpartition(".")[0]
@@ -460,7 +462,10 @@ def _selection_hint(key: str, given: str, cfg: DictConfig | None) -> str | None:
         if not (folder / f"{option}.yaml").exists():
             names = sorted(p.stem for p in folder.glob("*.yaml"))
             return f"{option!r} is not a reg option; choose from: {', '.join(names)}"
-        chosen = [*((cfg.get("reg") or {}) if cfg is not None else {}), option]
+        selected = list((cfg.get("reg") or {}) if cfg is not None else {})
+        if option in selected:  # selected: the rest of the key is the typo (reg.l1.strenght)
+            return None
+        chosen = [*selected, option]
         return (
             f"{option} is not selected in reg; select it with reg=[{','.join(chosen)}] "
             f"(then {given.lstrip('+~')})"

@@ -24,10 +24,25 @@ MARKER = ".regbench-site"
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="regbench site",
-        description="Build a static HTML site of every reproduction's verdicts, numbers and "
-        "figures from the MLflow store (MLFLOW_TRACKING_URI or mlruns/).",
+        description=(
+            "Build a static HTML site of every reproduction's verdicts, numbers and figures,\n"
+            "and of every `regbench compare` report, from the MLflow store\n"
+            "(MLFLOW_TRACKING_URI, else mlruns/). It only reads the store; the pages open\n"
+            "without a server (open index.html), or serve them with `make site`."
+        ),
+        epilog=(
+            "examples:\n"
+            "  regbench site                        # writes reports/site/index.html\n"
+            "  regbench site --out /tmp/site        # elsewhere (new, empty or an earlier site)\n"
+            "  make site                            # build, then serve on http://127.0.0.1:8000"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", help="folder to write (default: reports/site/)")
+    p.add_argument(
+        "--out",
+        help="folder to write, replaced whole: new, empty or an earlier site "
+        "(default: reports/site/)",
+    )
     return p
 
 

@@ -115,11 +115,15 @@ def _common(view: StoreView) -> dict:
 
 
 def _needed(c: dict) -> str:
-    """The seeds the claim's verdict needs, and for 80% power where the report says."""
+    """The seeds the claim's verdict needs, and for 80% power where the report says: at
+    the family-wise level where the claim is in Holm's family (each test at alpha/m, so
+    more seeds than the claim's own note, which is at alpha, says: named as such)."""
     if c.get("kind") == "exact":
         return "exact"
     need = f"{c.get('seeds_required') or c.get('min_seeds', '')}"
-    power = c.get("seeds_80_family") or c.get("seeds_80")
+    if power := c.get("seeds_80_family"):
+        return f"{need}; {power} for 80% power family-wise (Holm)"
+    power = c.get("seeds_80")
     return need + (f"; {power} for 80% power" if power else "")
 
 

@@ -9,7 +9,8 @@ A Hydra callback (registered under ``hydra.callbacks`` in ``conf/train.yaml``):
   variables again and limits torch to ``cores // n_jobs`` threads, so that
   ``hydra/launcher=joblib hydra.launcher.n_jobs=2`` does not oversubscribe the machine.
 - ``on_multirun_end`` marks the parent FINISHED, or FAILED if a job failed. Hydra skips
-  this hook when a job raises, so an exit handler closes the parent in that case.
+  this hook when a job raises, so an exit handler closes the parent in that case: KILLED
+  after a Ctrl-C (``runtime.INTERRUPTED``), else FAILED.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class MultirunTracking(Callback):
         run = client.create_run(exp_id, run_name=self.name, tags=tags)
         self.parent_run_id = run.info.run_id
         os.environ[PARENT_ENV], os.environ[SWEEP_ENV] = self.parent_run_id, self.sweep_id
-        atexit.register(self._close, "FAILED")  # no-op once on_multirun_end has run
+        atexit.register(self._close_at_exit)  # no-op once on_multirun_end has run
         print(
             f"{self.name}: MLflow parent run {self.parent_run_id} in "
             f"experiment '{config.experiment_name}'",
@@ -116,6 +117,11 @@ class MultirunTracking(Callback):
                 f"to pick the reference; default: the first):\n  {compare_command(self.name)}",
                 flush=True,
             )
+
+    def _close_at_exit(self) -> None:
+        from regbench.runtime import INTERRUPTED
+
+        self._close("KILLED" if INTERRUPTED.is_set() else "FAILED")
 
     def _close(self, status: str) -> None:
         if self.parent_run_id is None:

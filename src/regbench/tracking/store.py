@@ -150,18 +150,28 @@ EXPERIMENT_KIND = "custom_model_development"
 NOTE_TAG = "mlflow.note.content"  # the description the UI shows for a run or experiment
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` store (absolute), else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").split("?")[0]
+    return Path(path).expanduser().resolve() if path and path != ":memory:" else None
+
+
 def ensure_experiment(client, name: str) -> str:
-    """The experiment's id, created if needed (artifacts under ``mlruns/artifacts`` on
-    the default store) and marked as a model-training experiment (also when an older
-    version created it)."""
+    """The experiment's id, created if needed and marked as a model-training experiment
+    (also when an older version created it). A SQLite store keeps its artifacts in
+    ``artifacts/`` beside its file (``mlruns/artifacts`` for the default store):
+    MLflow's default, ``./mlruns/<id>`` under whatever the working directory is, would
+    file a ``MLFLOW_TRACKING_URI=sqlite:///other.db`` store's artifacts inside the
+    project's default store folder. A server or another database keeps its own rule."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.tags.get(EXPERIMENT_KIND_TAG) is None:
             client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
-    location = None
-    if tracking_uri() == default_tracking_uri():
-        location = (mlruns_dir() / "artifacts" / name).as_uri()
+    db = sqlite_file(tracking_uri())
+    location = (db.parent / "artifacts" / name).as_uri() if db is not None else None
     try:
         exp_id = client.create_experiment(
             name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
