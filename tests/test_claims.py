@@ -370,3 +370,11 @@ def test_table_cells_escape_pipes():
 
     # "fraction |w| < 0.01 RMS(w)" would otherwise split into extra columns
     assert table(["statistic"], [["|w| < 0.01"]]).splitlines()[2] == r"| \|w\| < 0.01 |"
+
+
+def test_a_threshold_that_rounds_to_zero_is_printed_as_it_is():
+    """two_inputs' exact-zero check (|w_B| below 1e-300) read "claim < 0.000"."""
+    exact = Claim("z", "exactly 0", "|w|", "below", 1e-300, "by construction", exact=True)
+    assert exact.threshold_text() == "< 1e-300"
+    assert Claim("m", "m", "s", "above", 0.5, "r").threshold_text() == "> 0.500"
+    assert Claim("n", "n", "s", "below", 0.0, "r").threshold_text() == "< 0.000"

@@ -178,6 +178,8 @@ def test_comparison_page_shows_the_compare_report(store: SiteStore):
     html = (folder / "index.html").read_text()
     assert "Paired per-seed difference from the baseline" in html
     assert '<img src="metrics_vs_setting.png"' in html and (folder / "summary.json").is_file()
+    # the command compare recorded on the parent run (with a --baseline, it would be there)
+    assert "Rebuild with <code>regbench compare two_inputs</code>" in html
 
 
 def test_building_the_site_changes_nothing_in_the_store(store: SiteStore):
@@ -323,3 +325,19 @@ def test_seeds_needed_says_when_its_power_is_family_wise():
     assert _needed(own) == "3; 3 for 80% power"
     assert _needed({**own, "seeds_80_family": 4}) == "3; 4 for 80% power family-wise (Holm)"
     assert _needed({"kind": "exact", "seeds_80": 3}) == "exact"
+
+
+def test_compare_records_its_command_line_on_the_parent_run(store: SiteStore):
+    from regbench.report.compare import COMMAND_TAG
+    from regbench.tracking import get_client
+
+    with pytest.MonkeyPatch.context() as mp:
+        store.env(mp)
+        client = get_client()
+        tagged = [
+            r
+            for e in client.search_experiments()
+            for r in client.search_runs([e.experiment_id])
+            if COMMAND_TAG in r.data.tags
+        ]
+    assert [r.data.tags[COMMAND_TAG] for r in tagged] == ["regbench compare two_inputs"]

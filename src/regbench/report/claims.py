@@ -143,6 +143,10 @@ class Claim:
 
     def threshold_text(self) -> str:
         t = self.num(self.threshold)
+        if self.threshold and abs(self.threshold * self.scale) < 0.5 * 10.0**-self.digits:
+            # a threshold that rounds to 0 at the claim's digits (two_inputs' exact zero,
+            # 1e-300) read as "< 0.000", which no value meets
+            t = f"{self.threshold * self.scale:.0e}{self.unit}"
         d = f"{self.delta * self.scale:.{self.digits}f}{self.unit}"
         return {
             "above": f"> {t}",

@@ -165,15 +165,21 @@ def _log_table(client, run_id: str, rows: list[dict], path: Path, artifact_file:
         client.log_table(run_id, {c: [r[c] for r in rows] for c in cols}, artifact_file)
 
 
+#: the command line that built a comparison, a tag on its parent run (the site shows it)
+COMMAND_TAG = "regbench.compare.command"
+
+
 def compare(
     name: str,
     baseline: str | None = None,
     experiment: str | None = None,
     metrics: Sequence[str] = (),
     source: Source | None = None,
+    command: str | None = None,
 ) -> tuple[str, Path]:
     """Build the comparison; returns (stdout markdown, report folder). ``source``: the
-    parents and arms of a reproduction (else NAME is looked up as one parent run)."""
+    parents and arms of a reproduction (else NAME is looked up as one parent run);
+    ``command``: the command line, kept as the parent's :data:`COMMAND_TAG`."""
     from regbench.report.plots import save
     from regbench.report.writer import report_dir
     from regbench.tracking import get_client
@@ -233,6 +239,8 @@ def compare(
     with tempfile.TemporaryDirectory() as d:
         _log_table(client, pid, rows, Path(d) / "summary.json", f"{ARTIFACT_DIR}/summary.json")
     (out_dir / "summary.json").write_text(json.dumps(rows, indent=1))
+    if command:  # what rebuilds this comparison, --baseline included
+        client.set_tag(pid, COMMAND_TAG, command)
     client.log_artifact(pid, str(out_dir / "report.md"), ARTIFACT_DIR)
     return "\n\n".join([title, brief]) + "\n", out_dir
 
@@ -294,7 +302,12 @@ def main(argv: list[str], resolve=None) -> None:
             raise ConfigError(
                 f"regbench compare: --scale is for reproductions; {args.name!r} is not one"
             )
-        text, out_dir = compare(args.name, args.baseline, args.experiment, args.metric, source)
+        import shlex
+
+        command = shlex.join(["regbench", "compare", *argv])
+        text, out_dir = compare(
+            args.name, args.baseline, args.experiment, args.metric, source, command
+        )
     except ConfigError as e:
         print(str(e).splitlines()[0], file=sys.stderr)
         raise SystemExit(2) from None

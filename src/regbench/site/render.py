@@ -221,6 +221,8 @@ def write_comparison(env, view: StoreView, comp: Comparison, out: Path) -> dict:
         "name": name,
         "run_id": comp.parent.run_id,
         "experiment": comp.experiment,
+        # the command compare recorded (its --baseline too); older builds: the name only
+        "command": comp.parent.tags.get("regbench.compare.command") or f"regbench compare {name}",
         "body": body,
         "more_figures": [f for f in dict.fromkeys(shown.values()) if f not in used],
         "files": [f for f in ("report.md", "summary.json") if (folder / f).is_file()],
