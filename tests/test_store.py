@@ -47,3 +47,15 @@ def test_a_sqlite_store_elsewhere_keeps_its_artifacts_beside_it(tmp_path, monkey
         run.log_artifact(note)
     assert (store / "artifacts" / "elsewhere" / run.run_id / "artifacts" / "note.txt").is_file()
     assert list(cwd.iterdir()) == []
+
+
+def test_a_group_option_names_a_run_by_its_choice():
+    """`+experiment/vs_placement=before_bn` read 'mlp-experiment/vs_placementbefore_bn-...'
+    in reproductions' run names (newcomer's walk)."""
+    from regbench.config import compose
+    from regbench.tracking import run_name
+
+    cfg = compose(["model.width=64"])
+    assert run_name(cfg, ["+experiment/vs_placement=before_bn", "model.width=64"]) == (
+        "mlp-before_bn-w64-s0"
+    )

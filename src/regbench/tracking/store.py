@@ -248,7 +248,8 @@ def run_name(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> st
         key, _, value = ov.lstrip("+~").partition("=")
         if key in _UNNAMED or key.startswith(("hydra", "logger.")) or not value:
             continue  # not part of what a run is: its seed has its own suffix
-        short = _ABBREV.get(key, key.rsplit(".", 1)[-1])
+        # a group option (+experiment/vs_placement=before_bn) is named by its choice alone
+        short = "" if "/" in key else _ABBREV.get(key, key.rsplit(".", 1)[-1])
         value = value.strip("[]").replace(",", "_").replace(" ", "")
         # an empty list (reg=[]) reads as "noreg", not as a bare "reg"
         parts.append(f"{short}{value}" if value else f"no{key.rsplit('.', 1)[-1]}")
