@@ -72,7 +72,7 @@ def test_sigint_during_train_leaves_the_run_killed(experiment, tmp_path):
 
 def test_sigint_during_a_train_grid_leaves_its_runs_and_parent_killed(experiment, tmp_path):
     """The newcomer's walk: the grid's parent ended FAILED after a Ctrl-C (its children
-    KILLED), and the message said "a sweep resumes", which a train -m grid does not."""
+    KILLED); the message says the same command resumes the grid."""
     args = ["train", "-m", *TINY, "trainer.max_epochs=500", "seed=0,1"]
     proc = _start([*args, f"experiment_name={experiment}"], tmp_path / "grid.log")
     _interrupt_mid_run(proc, experiment, tmp_path / "grid.log", child=True)
@@ -81,7 +81,7 @@ def test_sigint_during_a_train_grid_leaves_its_runs_and_parent_killed(experiment
     assert parent.info.status == "KILLED"
     assert sorted(r.info.status for r in runs) == ["KILLED"] * 3  # parent + 2 seeds
     last = (tmp_path / "grid.log").read_text().strip().splitlines()[-1]
-    assert "a train -m grid does not resume" in last
+    assert "the same command resumes the grid (its finished jobs are kept" in last
 
 
 def test_sigint_during_sweep_then_the_same_study_resumes(experiment, tmp_path):

@@ -115,6 +115,30 @@ def test_train_multirun_a_diverging_job_fails_alone_and_fails_the_parent(experim
     assert parent.info.status == "FAILED"
 
 
+def test_a_failed_grid_run_again_resumes_keeping_its_finished_jobs(experiment, tmp_path):
+    """The newcomer's walk: rerunning an interrupted or failed `train -m` grid retrained
+    every job under a new parent. Now the same command reopens the parent, keeps the
+    finished job's run and trains only the rest (here the diverging job, which fails
+    again)."""
+    grid = ["experiment=model_double_descent", "trainer.max_epochs=1", "optim.lr=0.01,1e6"]
+    grid += ["trainer.limit_train_batches=1.0"]  # every batch: the 1e6 job diverges
+    first, parent, children = _train_m(experiment, tmp_path, *grid)
+    assert first.returncode == 1 and parent.info.status == "FAILED"
+    [kept] = [c for c in children if c.info.status == "FINISHED"]
+    again, parent2, children2 = _train_m(experiment, tmp_path, *grid)
+    assert again.returncode == 1 and parent2.info.run_id == parent.info.run_id
+    assert f"resuming the grid (it ended FAILED); MLflow parent run {parent.info.run_id}, " in (
+        again.stdout
+    )
+    assert "training 1 job(s), batched where they can be (1 finished before, kept)" in (
+        again.stdout
+    )
+    status = sorted((c.data.params["optim.lr"], c.info.status) for c in children2)
+    assert status == [("0.01", "FINISHED"), ("1000000.0", "FAILED"), ("1000000.0", "FAILED")]
+    assert [c.info.run_id for c in children2 if c.info.status == "FINISHED"] == [kept.info.run_id]
+    assert parent2.info.status == "FAILED"
+
+
 def test_train_multirun_one_by_one_with_batching_off(experiment, tmp_path):
     env = {"REGBENCH_BATCHED": "0"}
     done, parent, children = _train_m(experiment, tmp_path, "model.width=16,32", env=env)

@@ -175,9 +175,9 @@ def _after_interrupt(cmd: str, rest: list[str]) -> str:
     """What a Ctrl-C left behind and what rerunning the command does, per command."""
     if cmd == "train" and ("-m" in rest or "--multirun" in rest):
         return (
-            "runs in progress and the grid's parent run are marked KILLED; a train -m grid "
-            "does not resume (rerunning it trains every job again; a study file with "
-            "sampler: grid, run by regbench sweep, resumes)"
+            "runs in progress and the grid's parent run are marked KILLED; the same command "
+            "resumes the grid (its finished jobs are kept; with the default batched "
+            "launcher)"
         )
     if cmd == "sweep":
         return "runs in progress are marked KILLED; the same command resumes the study"

@@ -20,6 +20,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from regbench.sweep.multirun import JOB_TAG, finished_jobs
+
 
 def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
     from hydra.core.hydra_config import HydraConfig
@@ -51,8 +53,14 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         cfgs.append(task_cfg)
         labels.append(list(config.hydra.overrides.task))
     _check_all(cfgs, labels)
-    print(f"training {len(cfgs)} job(s), batched where they can be", flush=True)
-    results = run_members(cfgs, labels)
+    results = _resumed(cfgs, labels)
+    todo = [i for i, r in enumerate(results) if r is None]
+    kept = f" ({len(cfgs) - len(todo)} finished before, kept)" if len(todo) < len(cfgs) else ""
+    print(f"training {len(todo)} job(s), batched where they can be{kept}", flush=True)
+    tags = [{JOB_TAG: " ".join(labels[i])} for i in todo]
+    trained = run_members([cfgs[i] for i in todo], [labels[i] for i in todo], tags=tags)
+    for i, res in zip(todo, trained, strict=True):
+        results[i] = res
     out = []
     for idx, (config, cfg, label, res) in enumerate(
         zip(configs, cfgs, labels, results, strict=True), initial_job_idx
@@ -79,6 +87,20 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
             )
         callbacks.on_job_end(config=config, job_return=ret)
         out.append(ret)
+    return out
+
+
+def _resumed(cfgs: list, labels: list) -> list:
+    """Per job: the result of its FINISHED run under this grid's parent (a resumed grid,
+    :mod:`regbench.sweep.multirun`), or None (to train)."""
+    from regbench import tracking
+
+    parent = os.environ.get(tracking.PARENT_ENV)
+    done = finished_jobs(tracking.get_client(), parent) if parent else {}
+    out = []
+    for label in labels:
+        run = done.get(" ".join(label))
+        out.append(None if run is None else {"run_id": run.info.run_id, **run.data.metrics})
     return out
 
 

@@ -11,6 +11,11 @@ A Hydra callback (registered under ``hydra.callbacks`` in ``conf/train.yaml``):
 - ``on_multirun_end`` marks the parent FINISHED, or FAILED if a job failed. Hydra skips
   this hook when a job raises, so an exit handler closes the parent in that case: KILLED
   after a Ctrl-C (``runtime.INTERRUPTED``), else FAILED.
+- **Resume**: when the experiment's newest grid with the same overrides did not finish
+  (KILLED or FAILED), the same command reopens that parent run instead of a new one, and
+  the batched launcher reuses its FINISHED jobs (each job's run is tagged
+  :data:`JOB_TAG` with its overrides; :func:`finished_jobs`) and trains the rest. A
+  finished grid run again starts a new parent and trains every job.
 """
 
 from __future__ import annotations
@@ -28,6 +33,40 @@ from regbench.tracking import PARENT_ENV
 
 SWEEP_ENV = "REGBENCH_SWEEP_ID"
 SWEEP_TAG = "sweep.id"
+JOB_TAG = "sweep.job"  # a grid job's run: the job's overrides, space-joined
+OVERRIDES_TAG = "sweep.overrides"
+
+
+def unfinished_grid(client, exp_id: str, overrides: str):
+    """The experiment's newest ``train -m`` parent run with these overrides, if it did not
+    finish (KILLED or FAILED: interrupted, or a job failed); else None."""
+    runs = client.search_runs(
+        [exp_id],
+        "tags.`sweep.kind` = 'multirun' and tags.`sweep.role` = 'parent'",
+        order_by=["attributes.start_time DESC"],
+        max_results=200,
+    )
+    same = [r for r in runs if r.data.tags.get(OVERRIDES_TAG) == overrides[:5000]]
+    if same and same[0].info.status in ("KILLED", "FAILED"):
+        return same[0]
+    return None
+
+
+def finished_jobs(client, parent_run_id: str) -> dict[str, Any]:
+    """A grid parent's FINISHED job runs by their :data:`JOB_TAG` (newest first wins)."""
+    exp_id = client.get_run(parent_run_id).info.experiment_id
+    runs = client.search_runs(
+        [exp_id],
+        f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=5000,
+    )
+    out: dict[str, Any] = {}
+    for r in runs:
+        job = r.data.tags.get(JOB_TAG)
+        if job is not None:
+            out.setdefault(job, r)
+    return out
 
 
 def available_cores() -> int:
@@ -72,16 +111,20 @@ class MultirunTracking(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from regbench import tracking
 
-        self.sweep_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         overrides = list(config.hydra.overrides.task)
         client = tracking.get_client()
         exp_id = tracking.ensure_experiment(client, str(config.experiment_name))
+        old = unfinished_grid(client, exp_id, " ".join(overrides))
+        if old is not None:  # an interrupted grid: reopen it, its finished jobs are kept
+            self._reopen(client, old)
+            return
+        self.sweep_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         self.name = f"multirun-{self.sweep_id}"
         tags = {
             SWEEP_TAG: self.sweep_id,
             "sweep.kind": "multirun",
             "sweep.role": "parent",
-            "sweep.overrides": " ".join(overrides)[:5000],
+            OVERRIDES_TAG: " ".join(overrides)[:5000],
             tracking.NOTE_TAG: (
                 f"Hydra multirun grid `regbench train -m {' '.join(overrides)}`: one child "
                 f"run per grid point and seed. Seed-averaged table and figures: "
@@ -95,6 +138,19 @@ class MultirunTracking(Callback):
         print(
             f"{self.name}: MLflow parent run {self.parent_run_id} in "
             f"experiment '{config.experiment_name}'",
+            flush=True,
+        )
+
+    def _reopen(self, client, run) -> None:
+        self.parent_run_id, self.name = run.info.run_id, run.info.run_name
+        self.sweep_id = run.data.tags.get(SWEEP_TAG)
+        client.update_run(self.parent_run_id, status="RUNNING")
+        os.environ[PARENT_ENV], os.environ[SWEEP_ENV] = self.parent_run_id, self.sweep_id
+        atexit.register(self._close_at_exit)
+        done = len(finished_jobs(client, self.parent_run_id))
+        print(
+            f"{self.name}: resuming the grid (it ended {run.info.status}); MLflow parent run "
+            f"{self.parent_run_id}, {done} finished job(s) kept",
             flush=True,
         )
 
