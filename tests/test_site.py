@@ -341,3 +341,36 @@ def test_compare_records_its_command_line_on_the_parent_run(store: SiteStore):
             if COMMAND_TAG in r.data.tags
         ]
     assert [r.data.tags[COMMAND_TAG] for r in tagged] == ["regbench compare two_inputs"]
+
+
+def test_a_reproduction_with_a_failed_run_lists_it_on_both_pages(tmp_path_factory, capsys):
+    """A divergence-tolerant grid (bn_learning_rate) leaves FAILED runs beside its report:
+    the index said '{{ r.failed }} failed runs' from a list and the build crashed
+    (TypeError: '>' not supported between 'list' and 'int'), seen on a cpu-scale store."""
+    from regbench.cli import main
+    from regbench.tracking import get_client
+
+    s = build_store(tmp_path_factory.mktemp("site_failed"))
+    with pytest.MonkeyPatch.context() as mp:
+        s.env(mp)
+        client = get_client()
+        exp = client.get_experiment_by_name("reproduce-two_inputs-tiny")
+        runs = client.search_runs([exp.experiment_id])
+        child = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
+        failed = client.create_run(
+            exp.experiment_id,
+            run_name="diverged-s9",
+            tags={
+                "mlflow.parentRunId": child.data.tags["mlflow.parentRunId"],
+                "error": "train/loss became nan at epoch 0",
+            },
+        )
+        client.set_terminated(failed.info.run_id, "FAILED")
+        out = tmp_path_factory.mktemp("site_failed_out") / "site"
+        main(["site", "--out", str(out)])
+    index = (out / "index.html").read_text()
+    assert '<div class="warn">1 failed run</div>' in index
+    (page,) = (out / "r").glob("two_inputs-tiny*/index.html")
+    html = page.read_text()
+    assert "<b>1 run failed</b> in this store" in html
+    assert "<code>diverged-s9</code> FAILED: train/loss became nan at epoch 0" in html

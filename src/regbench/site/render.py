@@ -199,7 +199,7 @@ def write_reproduction(env, view: StoreView, repro: Reproduction, out: Path) -> 
         "family": any("family_status" in c for c in data.get("claims") or []),
         "body": body,
         "more_figures": [f for f in dict.fromkeys(shown.values()) if f not in used],
-        "failed": repro.failed,
+        "failed_runs": repro.failed,  # the runs themselves ("failed" is their count)
         "provenance": content.provenance(repro),
         "rerun": content.rerun(repro),
         "files": [f for f in ("report.md", "claims.json") if (folder / f).is_file()],
