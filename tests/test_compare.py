@@ -239,3 +239,17 @@ def test_a_reproduction_is_compared_over_all_its_grids_by_its_declared_arms(
         in text
     )
     assert "model.block" not in text  # follows from the arm: not part of the label
+
+
+def test_differences_equal_up_to_rounding_get_no_interval():
+    """Accuracy differences equal on paper differ in their last bits (0.3 - 0.2 and
+    0.4 - 0.3): such a 1e-17 spread printed as a zero-width interval, '+0.0333 [+0.0333,
+    +0.0333]' on the newcomer's walk."""
+    from regbench.report.groups import fmt_diff, fmt_summary
+    from regbench.report.stats import mean_ci
+
+    a, b = 0.3 - 0.2, 0.4 - 0.3
+    assert a != b  # the case: equal on paper, not in float
+    assert fmt_diff(mean_ci([a, b])) == "+0.1000 (the same on all 2 seeds: no interval)"
+    assert fmt_summary(mean_ci([0.1 + 0.2, 0.3])) == "0.3000 (equal on all 2 seeds)"
+    assert fmt_diff(mean_ci([0.03, 0.04])) == "+0.0350 [-0.0285, +0.0985]"

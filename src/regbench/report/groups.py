@@ -292,7 +292,14 @@ def shared_metric(groups: Sequence[Group], metric: str) -> bool:
 def interval_shown(s: Summary | None, shared: bool = False) -> bool:
     """Whether ``s`` has an interval worth printing: two or more seeds, some spread, and
     not a number shared within batched groups (a zero-width interval reads as certainty)."""
-    return s is not None and s.n > 1 and not shared and s.sd > 0
+    return s is not None and s.n > 1 and not shared and not no_spread(s)
+
+
+def no_spread(s: Summary) -> bool:
+    """Equal values up to float rounding: differences of equal accuracies (0.2833 - 0.25
+    and 0.3167 - 0.2833) differ in the last bits, and their 1e-17 spread printed as a
+    zero-width interval [+0.0333, +0.0333] (seen on the newcomer's walk)."""
+    return s.sd <= 1e-9 * max(1.0, abs(s.mean))
 
 
 def fmt_summary(
@@ -307,7 +314,7 @@ def fmt_summary(
         return f"{s.mean:.{digits}f} (batched share†){short}"
     if s.n < 2 or math.isnan(s.half):
         return f"{s.mean:.{digits}f} (n=1)"
-    if s.sd == 0:
+    if no_spread(s):
         return f"{s.mean:.{digits}f} (equal on all {s.n} seeds){short}"
     return f"{s.mean:.{digits}f} ± {s.half:.{digits}f}{short}"
 
@@ -319,6 +326,6 @@ def fmt_diff(s: Summary | None, digits: int = 4, shared: bool = False) -> str:
         return f"{s.mean:+.{digits}f} (batched shares†: no interval)"
     if s.n < 2 or math.isnan(s.half):
         return f"{s.mean:+.{digits}f} (1 seed)"
-    if s.sd == 0:
+    if no_spread(s):
         return f"{s.mean:+.{digits}f} (the same on all {s.n} seeds: no interval)"
     return f"{s.mean:+.{digits}f} [{s.lo:+.{digits}f}, {s.hi:+.{digits}f}]"
