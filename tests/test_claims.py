@@ -378,3 +378,17 @@ def test_a_threshold_that_rounds_to_zero_is_printed_as_it_is():
     assert exact.threshold_text() == "< 1e-300"
     assert Claim("m", "m", "s", "above", 0.5, "r").threshold_text() == "> 0.500"
     assert Claim("n", "n", "s", "below", 0.0, "r").threshold_text() == "< 0.000"
+
+
+def test_an_interval_narrower_than_the_digits_shows_its_own():
+    """epoch_double_descent's single-minimum claims read '0.0000 [0.0000, 0.0000]' at cpu
+    scale (float32 bumps of 1e-8..1e-7 on every draw): a zero-width interval on paper."""
+    c = Claim("one_min", "a single minimum", "bump height", "below", 0.01, "r", digits=4)
+    x = [3e-8, 6e-8, 6e-8, 9e-8, 9e-8, 6e-8]
+    v = judge(c, x)
+    assert v.status == SUPPORTED
+    m = sum(x) / 6
+    half = sps.t.ppf(0.975, 5) * math.sqrt(sum((a - m) ** 2 for a in x) / 5 / 6)
+    assert v.estimate() == f"{m:.2g} [{m - half:.2g}, {m + half:.2g}]"
+    assert "0.0000" not in v.estimate()
+    assert judge(c, [0.0, 0.002, 0.001]).estimate().startswith("0.0010 [")

@@ -255,6 +255,10 @@ class Verdict:
             )
         if s.n < 2:
             return f"{c.num(s.mean)} (one seed, no interval)"
+        if c.num(s.lo) == c.num(s.hi):
+            # an interval narrower than the claim's digits printed as zero width
+            # ('0.0000 [0.0000, 0.0000]' for float32 bumps of 1e-8..1e-7): show its digits
+            return f"{s.mean * c.scale:.2g}{c.unit} [{s.lo * c.scale:.2g}, {s.hi * c.scale:.2g}]"
         return f"{c.num(s.mean)} [{c.num(s.lo)}, {c.num(s.hi)}]"
 
     def effect_text(self) -> str:
