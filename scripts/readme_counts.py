@@ -1,7 +1,8 @@
 """Fill the README's reproductions table from the cpu-scale reports: per role the
 SUPPORTED / REFUTED / INCONCLUSIVE counts of ``reports/<name>/claims.json`` (family-wise
 for findings and folk claims, as the report counts them) and, with ``--times FILE``, the
-wall time of each reproduction from a log of ``=== WALL <name> <seconds> s`` lines.
+wall time of each reproduction from a log of ``=== WALL <name> <seconds> s`` lines
+(the first line of a name counts).
 
     python scripts/readme_counts.py reports README.md [--times queue.log]
 
@@ -41,7 +42,7 @@ def cell(n: dict[str, int]) -> str:
 def walls(log: Path) -> dict[str, float]:
     out = {}
     for m in re.finditer(r"^=== WALL (\w+) ([\d.]+) s$", log.read_text(), re.M):
-        out[m[1]] = float(m[2])
+        out.setdefault(m[1], float(m[2]))  # the first: the default path
     return out
 
 
