@@ -99,6 +99,22 @@ def accuracy(model: nn.Module, data: EvalData, train_mode: bool = False, epoch: 
 
 
 @torch.no_grad()
+def eval_pass(model: nn.Module, data, handles: list) -> None:
+    """Every batch of ``data`` ((x, y) pairs) through ``model`` in eval mode, for the
+    forward hooks ``handles`` to record; the model's mode is restored and the hooks removed
+    afterwards, also when a batch raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        for x, _ in data:
+            model(x)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+
+
+@torch.no_grad()
 def input_moments(model: nn.Module, data: EvalData) -> dict[str, tuple[Tensor, Tensor]]:
     """Per-channel mean and variance, each (C,), of every BN layer's input over
     ``data``, eval mode."""
@@ -117,16 +133,7 @@ def input_moments(model: nn.Module, data: EvalData) -> dict[str, tuple[Tensor, T
 
         return pre
 
-    handles = [m.register_forward_pre_hook(hook(name)) for name, m in bns.items()]
-    was_training = model.training
-    model.eval()
-    try:
-        for x, _ in data:
-            model(x)
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+    eval_pass(model, data, [m.register_forward_pre_hook(hook(name)) for name, m in bns.items()])
     return {
         name: (s1 / max(n, 1), (s2 - s1 * s1 / n) / max(n - 1, 1))
         for name, (n, s1, s2) in acc.items()

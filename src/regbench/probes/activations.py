@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from regbench.diagnostics import eval_pass
 from regbench.probes.evaluation import Batches, activation_layers
 
 
@@ -33,15 +34,7 @@ def layer_outputs(model: nn.Module, data: Batches) -> list[Tensor]:
         m.register_forward_hook(lambda _m, _i, out, i=i: chunks[i].append(out.detach().cpu()))
         for i, m in enumerate(layers)
     ]
-    was_training = model.training
-    model.eval()
-    try:
-        for x, _ in data:
-            model(x)
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
+    eval_pass(model, data, hooks)
     return [torch.cat(chunks[i]) for i in range(len(layers))]
 
 
