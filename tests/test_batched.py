@@ -187,3 +187,44 @@ def test_only_per_model_keys_may_differ_inside_a_group():
 
     assert per_model("model.dropout") and per_model("scheduler.eta_min")
     assert not per_model("model.dropout_kind") and not per_model("model.depth")
+
+
+def _step_grads(loop, direct: bool) -> torch.Tensor:
+    """One training step's (S, P) gradient, written by the products or through autograd."""
+    import torch.nn.functional as F
+
+    from regbench.streams import TRAIN
+
+    loop.prog.use_direct_grads(direct, min_entries=0)
+    for clock in loop.clocks:
+        clock.now = (TRAIN, 0)
+    x, y = loop.prep(loop.train.x[:, :50]), loop.train.y[:, :50]
+    logits = loop.prog.forward(x, training=True)
+    S = logits.shape[0]
+    loop.prog.backward(sum(F.cross_entropy(logits[s], y[s]) for s in range(S)))
+    return loop.prog.flat.grad.clone()
+
+
+def test_direct_gradients_are_autograds_and_only_where_every_parameter_is_a_product(tiny):
+    """The products' written-out gradients (batched/conv.py ``Product``, ``_Conv``) equal
+    autograd's bitwise, padded widths and dropout masks included; programs where a loss
+    term or a norm's affine parameters read the parameters keep autograd's."""
+    from regbench.batched.loop import GroupLoop
+
+    cases = {  # overrides of both models -> whether the program writes its gradients
+        ("model.dropout=0.3",): True,
+        ("model=cnn1d",): True,
+        ("model.norm=batch",): False,  # BN's weight and bias are not a product's
+        ("reg=[l2]", "reg.l2.strength=0.01"): False,  # a loss term reads the weights
+        ("model.dropconnect=0.2",): False,  # masked weights
+    }
+    for extra, direct in cases.items():
+        cfgs = [tiny(*extra, f"model.width={w}", f"seed={s}") for s, w in enumerate((6, 8))]
+        loop = GroupLoop([build_member(c, [], None) for c in cfgs], "cpu")
+        assert not loop.prog.direct, "tiny programs keep autograd's (program.DIRECT_MIN)"
+        loop.prog.use_direct_grads(not bool(loop.covered.any()), min_entries=0)
+        assert loop.prog.direct is direct, extra
+        if direct:
+            written, autograd = _step_grads(loop, True), _step_grads(loop, False)
+            assert float(autograd.abs().max()) > 0.0
+            assert torch.equal(written, autograd), (extra, (written - autograd).abs().max())

@@ -91,15 +91,52 @@ class Buffers:
         return buf
 
 
-class _Conv(torch.autograd.Function):
-    """S convolutions as im2col + one batched GEMM, with the backward written out:
-    weight gradients from the saved columns, the input's as the column gradients
-    (W^T @ grad) added back over the k^d shifts. The columns are a kept buffer, saved
-    for backward: rewriting it before the backward ran fails (autograd's version check)
-    instead of computing a wrong gradient."""
+#: where a layer's weight and bias gradients go: views of the flat gradient, and a scalar
+#: leaf that requires grad (the parameters themselves are detached views, so without it
+#: autograd would not record the layer)
+Out = tuple[Tensor, Tensor | None, Tensor] | None
+
+
+class Product(torch.autograd.Function):
+    """``W @ X (+ b)`` for S models, W (S, O, K), X (S, K, N), b (S, O) or None, whose
+    backward writes the weight and bias gradients into ``out``, views of the program's
+    flat gradient (:mod:`regbench.batched.program`): no per-layer gradient tensors, and
+    no copy of them into the flat gradient (``torch.bmm`` writes to a strided view at no
+    cost). Used when every parameter of a program feeds such a product."""
 
     @staticmethod
-    def forward(ctx, x, w, b, stride: int, pad: int, op: int, buffers: Buffers):
+    def forward(ctx, x: Tensor, w: Tensor, b: Tensor | None, out: Out, anchor: Tensor) -> Tensor:
+        ctx.save_for_backward(x, w)
+        ctx.out = out
+        return torch.bmm(w, x) if b is None else torch.baddbmm(b.unsqueeze(2), w, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, w = ctx.saved_tensors
+        gw_out, gb_out, _ = ctx.out
+        torch.bmm(grad, x.transpose(1, 2), out=gw_out)
+        if gb_out is not None:
+            torch.sum(grad, 2, out=gb_out)
+        gx = torch.bmm(w.transpose(1, 2), grad) if ctx.needs_input_grad[0] else None
+        return gx, None, None, None, None
+
+
+def product(x: Tensor, w: Tensor, b: Tensor | None, out: Out = None) -> Tensor:
+    """``W @ X (+ b)`` (S, O, N): through autograd, or with the gradients into ``out``."""
+    if out is not None:
+        return Product.apply(x, w, b, out, out[2])
+    return torch.bmm(w, x) if b is None else torch.baddbmm(b.unsqueeze(2), w, x)
+
+
+class _Conv(torch.autograd.Function):
+    """S convolutions as im2col + one batched GEMM, with the backward written out:
+    weight gradients from the saved columns (into ``out`` if given, as :class:`Product`),
+    the input's as the column gradients (W^T @ grad) added back over the k^d shifts. The
+    columns are a kept buffer, saved for backward: rewriting it before the backward ran
+    fails (autograd's version check) instead of computing a wrong gradient."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, stride, pad, op: int, buffers: Buffers, out: Out, anchor):
         S, O, C, *ks = w.shape
         k, (B, *sp) = ks[0], x.shape[2:]
         outs = [out_size(n, k, stride, pad) for n in sp]
@@ -111,24 +148,30 @@ class _Conv(torch.autograd.Function):
         w2 = w.reshape(S, O, -1)
         y = torch.bmm(w2, flat) if b is None else torch.baddbmm(b.unsqueeze(2), w2, flat)
         ctx.save_for_backward(cols, w)
-        ctx.geometry = (x.shape, k, stride, ranges, b is not None, buffers)
+        ctx.geometry = (x.shape, k, stride, ranges, b is not None, buffers, out)
         return y.view(S, O, B, *outs)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         cols, w = ctx.saved_tensors
-        shape, k, stride, ranges, bias, buffers = ctx.geometry
+        shape, k, stride, ranges, bias, buffers, out = ctx.geometry
         S, O = w.shape[:2]
         g = grad.reshape(S, O, -1)
         flat = cols.view(S, -1, g.shape[2])
-        gw = torch.bmm(g, flat.transpose(1, 2)).view_as(w) if ctx.needs_input_grad[1] else None
-        gb = g.sum(2) if bias and ctx.needs_input_grad[2] else None
+        gw = gb = None
+        if out is not None:  # straight into the flat gradient
+            torch.bmm(g, flat.transpose(1, 2), out=out[0])
+            if out[1] is not None:
+                torch.sum(g, 2, out=out[1])
+        else:
+            gw = torch.bmm(g, flat.transpose(1, 2)).view_as(w) if ctx.needs_input_grad[1] else None
+            gb = g.sum(2) if bias and ctx.needs_input_grad[2] else None
         gx = None
         if ctx.needs_input_grad[0]:
             gcols = buffers.grad(tuple(cols.shape), g)
             torch.bmm(w.reshape(S, O, -1).transpose(1, 2), g, out=gcols.view_as(flat))
             gx = col2im(gcols, shape, k, stride, ranges)
-        return gx, gw, gb, None, None, None, None
+        return gx, gw, gb, None, None, None, None, None, None
 
 
 def col2im(gcols: Tensor, shape, k: int, stride: int, ranges) -> Tensor:
@@ -148,14 +191,22 @@ def col2im(gcols: Tensor, shape, k: int, stride: int, ranges) -> Tensor:
 
 
 def conv(
-    x: Tensor, w: Tensor, b: Tensor | None, stride: int, pad: int, op: int, buffers: Buffers
+    x: Tensor,
+    w: Tensor,
+    b: Tensor | None,
+    stride: int,
+    pad: int,
+    op: int,
+    buffers: Buffers,
+    out: Out = None,
 ) -> Tensor:
     """S convolutions: x (S, C, B, *sp), weights w (S, O, C, *k) as the conv layers store
     them, biases b (S, O) or None -> (S, O, B, *out). ``op`` names the layer's kept
-    column buffer in ``buffers``."""
+    column buffer in ``buffers``; ``out``: where the weight (as (S, O, C * k^d)) and bias
+    gradients go, or None (autograd's)."""
     S, O, C, *ks = w.shape
     if ks[0] == 1 and stride == 1 and pad == 0:  # a 1x1 convolution is a product with x
-        x2, w2 = x.reshape(S, C, -1), w.reshape(S, O, C)
-        y = torch.bmm(w2, x2) if b is None else torch.baddbmm(b.unsqueeze(2), w2, x2)
+        y = product(x.reshape(S, C, -1), w.reshape(S, O, C), b, out)
         return y.view(S, O, *x.shape[2:])
-    return _Conv.apply(x, w, b, stride, pad, op, buffers)
+    anchor = None if out is None else out[2]
+    return _Conv.apply(x, w, b, stride, pad, op, buffers, out, anchor)

@@ -110,8 +110,8 @@ class StackedOptimizer:
 
     def _sgd(self, p: Tensor, g: Tensor, touched: Tensor | None) -> None:
         g = g + self.wd * p if self.decay else g
-        if touched is None:
-            buf = self.state.mul_(self.momentum).add_(g)
+        if touched is None:  # buf = momentum * buf + g, in one pass
+            buf = torch.addcmul(g, self.state, self.momentum, out=self.state)
         else:  # an untouched entry's buffer stays as it was
             buf = torch.where(touched, self.state * self.momentum + g, self.state)
             self.state.copy_(buf)
