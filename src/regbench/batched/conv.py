@@ -102,7 +102,8 @@ class Product(torch.autograd.Function):
     backward writes the weight and bias gradients into ``out``, views of the program's
     flat gradient (:mod:`regbench.batched.program`): no per-layer gradient tensors, and
     no copy of them into the flat gradient (``torch.bmm`` writes to a strided view at no
-    cost). Used when every parameter of a program feeds such a product."""
+    cost). Used when every parameter of a program feeds such a product and the program
+    is large enough for it to pay (:data:`regbench.batched.program.DIRECT_MIN`)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, w: Tensor, b: Tensor | None, out: Out, anchor: Tensor) -> Tensor:

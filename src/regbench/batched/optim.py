@@ -110,8 +110,10 @@ class StackedOptimizer:
 
     def _sgd(self, p: Tensor, g: Tensor, touched: Tensor | None) -> None:
         g = g + self.wd * p if self.decay else g
-        if touched is None:  # buf = momentum * buf + g, in one pass
-            buf = torch.addcmul(g, self.state, self.momentum, out=self.state)
+        if touched is None:  # torch.optim's two ops, as alone: one addcmul rounds
+            # otherwise, which moved model_double_descent's 10-seed means by up to 0.4
+            # points of test error and 1.2 of train error near interpolation, for ~1%
+            buf = self.state.mul_(self.momentum).add_(g)
         else:  # an untouched entry's buffer stays as it was
             buf = torch.where(touched, self.state * self.momentum + g, self.state)
             self.state.copy_(buf)
