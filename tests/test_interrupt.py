@@ -123,6 +123,17 @@ def test_a_ctrl_c_during_a_store_write_is_held_until_the_write_is_done():
     locked". deferred_sigint() lets the write finish, then raises the KeyboardInterrupt."""
     from regbench.tracking import deferred_sigint
 
+    # Python's own handler, whatever an earlier test in this worker left: a Lightning
+    # Trainer can leave SIGINT ignored (train._restore_sigint), and then deferred_sigint
+    # is a no-op by design (a failure seen once in CI, depending on test order)
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _held_until_the_write_is_done(deferred_sigint)
+    finally:
+        signal.signal(signal.SIGINT, outer)
+
+
+def _held_until_the_write_is_done(deferred_sigint) -> None:
     before = signal.getsignal(signal.SIGINT)
     done = []
     try:
