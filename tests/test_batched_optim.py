@@ -4,8 +4,16 @@ clipping (``clip_grad_norm_``), step by step, for every option the configs expos
 with and without momentum, Nesterov, coupled weight decay, Adam, AdamW's decoupled decay,
 the no-decay group of biases and norm parameters, every schedule of regbench.optim,
 clipping. Three models with their own lr, weight decay and momentum; the same gradients
-reach both sides; after every step each model's parameters agree within 1e-6 of their
-largest entry (the arithmetic differs only in rounding: PyTorch fuses some updates)."""
+reach both sides; after every step each model's parameters agree within :data:`REL` of
+their largest entry (the arithmetic differs only in rounding: PyTorch fuses some updates).
+
+Adam and AdamW divide by sqrt(v): a rounding-level difference in a near-zero gradient
+entry (clipping's norm summed in another order, a fused update) becomes a relative
+difference of that entry's normalised step, about lr in size. Measured over 60 model
+initialisations (6 steps, clipping at 0.5): worst relative gap 2.7e-5, median 3.4e-7
+(SGD with momentum and decay: 2.3e-7 for all 60); so Adam's tolerance is 1e-4, SGD's
+1e-6. The models are built from a fixed seed, so a test does not depend on which tests
+ran before it in its worker (the 1e-6 it once had for Adam failed for some orders)."""
 
 from __future__ import annotations
 
@@ -79,7 +87,13 @@ def test_gradient_clipping_per_model_as_lightning(tiny, optim):
     check(configs(tiny, OPTIMS[optim], SCHEDULES["constant"], "0.5"))
 
 
+#: relative tolerance on the weights after every step, by optimizer (see the docstring)
+REL = {"sgd": 1e-6, "adam": 1e-4, "adamw": 1e-4}
+
+
 def check(cfgs) -> None:
+    torch.manual_seed(0)
+    rel = REL[str(cfgs[0].optim.name)]
     models = [build_model(c.model, (40,), 10) for c in cfgs]
     singles = copy.deepcopy(models)
     opts = [build_optimizer(c.optim, m) for c, m in zip(cfgs, singles, strict=True)]
@@ -108,7 +122,7 @@ def check(cfgs) -> None:
                 for (name, a), b in zip(m.named_parameters(), single.parameters(), strict=True):
                     # rounding (PyTorch fuses some updates: add with alpha is an FMA)
                     err = float((a - b).abs().max() / b.abs().max())
-                    assert err <= 1e-6, (name, err)
+                    assert err <= rel, (name, err)
         schedules.step()
         for s in scheds:
             if s is not None:
