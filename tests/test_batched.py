@@ -151,6 +151,31 @@ def test_padded_units_stay_exactly_zero(tiny):
     assert float((flat * mask).abs().max()) > 0.0
 
 
+def test_models_reading_the_same_inputs_share_one_copy_and_train_the_same(tiny):
+    """Seeds of one data set keep one copy of the training inputs; an epoch from it is
+    bitwise the epoch from S stacked copies (the gather is a copy either way). Different
+    inputs are not shared."""
+    from regbench.batched.loop import GroupLoop, Stacked
+
+    def epoch(share: bool):
+        torch.manual_seed(0)
+        cfgs = [tiny("data.val_fraction=0", f"seed={s}") for s in range(3)]  # one train set
+        loop = GroupLoop([build_member(c, [], None) for c in cfgs], "cpu")
+        assert loop.train.shared and loop.train.x.shape[0] == 1
+        if not share:
+            x = loop.train.x.expand(3, *[-1] * (loop.train.x.dim() - 1)).contiguous()
+            loop.train = Stacked(x, loop.train.y)
+        out = [loop.train_epoch(e) for e in range(2)]
+        return out, loop.prog.flat.detach()
+
+    (a, wa), (b, wb) = epoch(True), epoch(False)
+    assert torch.equal(wa, wb)
+    assert all(torch.equal(x[k], y[k]) for x, y in zip(a, b, strict=True) for k in x)
+    members = [build_member(tiny(f"seed={s}"), [], None) for s in range(2)]  # seeded splits
+    assert not torch.equal(members[0].splits.x_train, members[1].splits.x_train)
+    assert not Stacked.of(members, "train", "cpu", share=True).shared
+
+
 def test_a_diverging_model_fails_alone(tiny, experiment):
     lrs = [0.01, 1e6, 0.02]
     cfgs = [
@@ -198,7 +223,9 @@ def _step_grads(loop, direct: bool) -> torch.Tensor:
     loop.prog.use_direct_grads(direct, min_entries=0)
     for clock in loop.clocks:
         clock.now = (TRAIN, 0)
-    x, y = loop.prep(loop.train.x[:, :50]), loop.train.y[:, :50]
+    y = loop.train.y[:, :50]
+    x = loop.train.x[:, :50]  # one shared copy when the models read the same inputs
+    x = loop.prep(x.expand(len(y), *[-1] * (x.dim() - 1)))
     logits = loop.prog.forward(x, training=True)
     S = logits.shape[0]
     loop.prog.backward(sum(F.cross_entropy(logits[s], y[s]) for s in range(S)))

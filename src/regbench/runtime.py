@@ -7,6 +7,7 @@ they were. It is idempotent.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import threading
@@ -61,6 +62,40 @@ def plain_cuda_check() -> None:
         del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
 
 
+#: glibc's mallopt parameters (malloc.h) and the values :func:`keep_freed_memory` sets:
+#: blocks up to 32 MiB (glibc's largest mmap threshold on 64-bit) come from the heap, and
+#: up to 256 MiB of free heap stays with the process
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD, TRIM_THRESHOLD = 32 << 20, 256 << 20
+
+
+def keep_freed_memory() -> bool:
+    """Keep freed tensor memory in the process (glibc only; True if set).
+
+    A training step allocates the same tensors every step (activations, their gradients:
+    2.4 MB each in model_double_descent's width-300 group). glibc's malloc serves blocks
+    above its mmap threshold with fresh pages and gives freed memory back to the kernel
+    above its trim threshold (both adapt to what was freed, so the outcome depends on
+    the process's allocation history), and every fresh page costs a page fault on first
+    touch: ~2.3 us per 4 KiB page on this 2-core AMD EPYC VM, 1.4 ms to fill a fresh
+    2.4 MB tensor against 0.04 ms reused. Measured on that group, one thread: 10-34K
+    faults per epoch with glibc's defaults, and in one process nearly every activation
+    faulted (ReLU, its backward and the bias copies 22% of a profiled epoch, against 7%
+    with these settings); 0 faults per epoch with them. PyTorch's CPU tuning guide
+    recommends another allocator (jemalloc, tcmalloc) for the same reason; these two
+    settings do it without one. Memory cost: up to 256 MiB of freed heap kept."""
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return False
+        mallopt = ctypes.CDLL(None).mallopt
+    except (ValueError, OSError, AttributeError):  # not glibc (macOS, musl)
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
+
+
 def setup() -> None:
     quiet_lightning()
     plain_cuda_check()
+    keep_freed_memory()

@@ -49,22 +49,29 @@ PRECISIONS = {
 
 @dataclass
 class Stacked:
-    """Per-model tensors of one split: x (S, N, *shape), y (S, N)."""
+    """Per-model tensors of one split: x (S, N, *shape), y (S, N). A ``shared`` x is one
+    copy (1, N, *shape) that every model reads (the same inputs, e.g. seeds and label
+    noise levels of one data set)."""
 
     x: Tensor
     y: Tensor
+    shared: bool = False
 
     @classmethod
-    def of(cls, members: Sequence[Member], split: str, device, dtype=torch.float32) -> Stacked:
+    def of(
+        cls, members: Sequence[Member], split: str, device, dtype=torch.float32, share=False
+    ) -> Stacked:
         """As stored, floats in the run's precision (uint8 images stay uint8 until a
-        batch is normalised)."""
+        batch is normalised); with ``share``, one x when every member's is equal."""
         xs = [getattr(m.splits, f"x_{split}") for m in members]
         ys = [getattr(m.splits, f"y_{split}") for m in members]
-        x = torch.stack(xs).to(device)
-        return cls(x.to(dtype) if x.is_floating_point() else x, torch.stack(ys).to(device))
+        shared = share and all(x is xs[0] or torch.equal(x, xs[0]) for x in xs[1:])
+        x = torch.stack(xs[:1] if shared else xs).to(device)
+        x = x.to(dtype) if x.is_floating_point() else x
+        return cls(x, torch.stack(ys).to(device), shared)
 
     def select(self, idx: Tensor) -> Stacked:
-        return Stacked(self.x[idx], self.y[idx])
+        return Stacked(self.x if self.shared else self.x[idx], self.y[idx], self.shared)
 
 
 @dataclass
@@ -93,14 +100,15 @@ def predictions(logits: Tensor) -> Tensor:
 def gather_rows(t: Tensor, perm: Tensor, rows: Tensor, out: Tensor | None = None) -> Tensor:
     """``t[rows, perm]`` for t (S, N, ...) and perm (S, N): each model's samples in its
     own order, as one ``index_select`` on the flattened rows (~3x faster than advanced
-    indexing on two dimensions), into ``out`` if given (same shape as ``t``): an epoch's
-    copy of the training set is tens of MB, and a fresh one each epoch costs its page
-    faults, 3.5x the copy itself (64 models of MNIST-1D, 41 MB: 44 ms fresh, 13 ms into a
-    kept buffer, one thread of this 2-core AMD EPYC)."""
-    S, N = t.shape[:2]
-    idx = (perm + rows * N).view(-1)
+    indexing on two dimensions), into ``out`` if given (perm's shape + ``t``'s rest): an
+    epoch's copy of the training set is tens of MB, and a fresh one each epoch costs its
+    page faults, 3.5x the copy itself (64 models of MNIST-1D, 41 MB: 44 ms fresh, 13 ms
+    into a kept buffer, one thread of this 2-core AMD EPYC). A t of one row (1, N, ...)
+    is shared: every model's order reads it."""
+    S, N = perm.shape
+    idx = (perm if t.shape[0] == 1 else perm + rows * N).view(-1)
     flat_out = None if out is None else out.view(S * N, *t.shape[2:])
-    flat = torch.index_select(t.reshape(S * N, *t.shape[2:]), 0, idx, out=flat_out)
+    flat = torch.index_select(t.reshape(-1, *t.shape[2:]), 0, idx, out=flat_out)
     return flat.view(S, N, *t.shape[2:])
 
 
@@ -141,7 +149,7 @@ class GroupLoop:
         cfgs = [m.cfg for m in members]
         self.opt = StackedOptimizer(self.prog.flat, self.prog.decay_free_flat, cfgs)
         self.sched = Schedules(cfgs, self.epochs)
-        self.train = Stacked.of(members, "train", self.device, self.dtype)
+        self.train = Stacked.of(members, "train", self.device, self.dtype, share=True)
         self.shuffled: Stacked | None = None  # the epoch's order of it, a kept buffer
         has_val = len(members[0].splits.y_val) > 0
         self.val = Stacked.of(members, "val", self.device, self.dtype) if has_val else None
@@ -187,8 +195,11 @@ class GroupLoop:
         n_batches = limit_batches(-(-N // bs), self.cfg0.trainer.limit_train_batches)
         perm = torch.stack([self.orders[i].order(epoch) for i in self.alive]).to(self.device)
         rows = torch.arange(len(self.alive), device=self.device).unsqueeze(1)
-        if self.shuffled is None or self.shuffled.x.shape != self.train.x.shape:
-            self.shuffled = Stacked(torch.empty_like(self.train.x), torch.empty_like(self.train.y))
+        if self.shuffled is None or self.shuffled.y.shape != self.train.y.shape:
+            x = self.train.x
+            self.shuffled = Stacked(
+                x.new_empty(*perm.shape, *x.shape[2:]), self.train.y.new_empty(perm.shape)
+            )
         x_all = gather_rows(self.train.x, perm, rows, self.shuffled.x)
         y_all = gather_rows(self.train.y, perm, rows, self.shuffled.y)
         self.opt.set_lr(self.sched.lrs())
