@@ -78,12 +78,15 @@ def keep_freed_memory() -> bool:
     above its trim threshold (both adapt to what was freed, so the outcome depends on
     the process's allocation history), and every fresh page costs a page fault on first
     touch: ~2.3 us per 4 KiB page on this 2-core AMD EPYC VM, 1.4 ms to fill a fresh
-    2.4 MB tensor against 0.04 ms reused. Measured on that group, one thread: 10-34K
-    faults per epoch with glibc's defaults, and in one process nearly every activation
-    faulted (ReLU, its backward and the bias copies 22% of a profiled epoch, against 7%
-    with these settings); 0 faults per epoch with them. PyTorch's CPU tuning guide
-    recommends another allocator (jemalloc, tcmalloc) for the same reason; these two
-    settings do it without one. Memory cost: up to 256 MiB of freed heap kept."""
+    2.4 MB tensor against 0.04 ms reused. Measured on that group, one thread: with
+    glibc's defaults 10-34K faults per epoch in some processes, none in others, and in
+    one nearly every activation faulted (ReLU, its backward and the bias copies 22% of a
+    profiled epoch, against 7% with these settings); 0 faults per epoch with them. End
+    to end the gain was below this VM's noise (model_double_descent --seeds 10 gave the
+    same values in a like time): what this removes is a per-process variable. PyTorch's
+    CPU tuning guide recommends another allocator (jemalloc, tcmalloc) for the same
+    reason; these two settings do it without one. Memory cost: up to 256 MiB of freed
+    heap kept."""
     try:
         if not os.confstr("CS_GNU_LIBC_VERSION"):
             return False
