@@ -163,8 +163,7 @@ def test_models_reading_the_same_inputs_share_one_copy_and_train_the_same(tiny):
         loop = GroupLoop([build_member(c, [], None) for c in cfgs], "cpu")
         assert loop.train.shared and loop.train.x.shape[0] == 1
         if not share:
-            x = loop.train.x.expand(3, *[-1] * (loop.train.x.dim() - 1)).contiguous()
-            loop.train = Stacked(x, loop.train.y)
+            loop.train = Stacked(loop.train.per_model().contiguous(), loop.train.y)
         out = [loop.train_epoch(e) for e in range(2)]
         return out, loop.prog.flat.detach()
 
@@ -223,9 +222,7 @@ def _step_grads(loop, direct: bool) -> torch.Tensor:
     loop.prog.use_direct_grads(direct, min_entries=0)
     for clock in loop.clocks:
         clock.now = (TRAIN, 0)
-    y = loop.train.y[:, :50]
-    x = loop.train.x[:, :50]  # one shared copy when the models read the same inputs
-    x = loop.prep(x.expand(len(y), *[-1] * (x.dim() - 1)))
+    x, y = loop.prep(loop.train.per_model()[:, :50]), loop.train.y[:, :50]
     logits = loop.prog.forward(x, training=True)
     S = logits.shape[0]
     loop.prog.backward(sum(F.cross_entropy(logits[s], y[s]) for s in range(S)))

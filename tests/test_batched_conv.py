@@ -219,9 +219,7 @@ def test_one_float32_step_of_each_family_matches_its_models(family, tiny):
 
     members = [build_member(c, [], None) for c in configs(tiny, None, family, [])]
     loop = GroupLoop(members, "cpu")
-    y = loop.train.y[:, :32]
-    x = loop.train.x[:, :32]  # one shared copy when the models read the same inputs
-    x = x.expand(len(members), *[-1] * (x.dim() - 1))
+    x, y = loop.train.per_model()[:, :32], loop.train.y[:, :32]
     x = loop.prep(x)
     for training in (False, True):
         for clock in loop.clocks:

@@ -55,7 +55,14 @@ class Stacked:
 
     x: Tensor
     y: Tensor
-    shared: bool = False
+
+    @property
+    def shared(self) -> bool:
+        return self.x.shape[0] == 1
+
+    def per_model(self) -> Tensor:
+        """x as (S, N, *shape): a view of the one copy when shared."""
+        return self.x.expand(self.y.shape[0], *self.x.shape[1:])
 
     @classmethod
     def of(
@@ -68,10 +75,10 @@ class Stacked:
         shared = share and all(x is xs[0] or torch.equal(x, xs[0]) for x in xs[1:])
         x = torch.stack(xs[:1] if shared else xs).to(device)
         x = x.to(dtype) if x.is_floating_point() else x
-        return cls(x, torch.stack(ys).to(device), shared)
+        return cls(x, torch.stack(ys).to(device))
 
     def select(self, idx: Tensor) -> Stacked:
-        return Stacked(self.x if self.shared else self.x[idx], self.y[idx], self.shared)
+        return Stacked(self.x if self.shared else self.x[idx], self.y[idx])
 
 
 @dataclass
