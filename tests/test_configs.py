@@ -151,3 +151,22 @@ def test_the_cases_cover_every_file_under_conf():
     covered |= {"shared/model.yaml", "shared/vision.yaml"}
     files = {str(p.relative_to(CONF_DIR)) for p in Path(CONF_DIR).rglob("*.yaml")}
     assert files - covered == set()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["experiment=model_double_descent", "model.width=300"],
+        ["model=resnet20", "data.label_noise=0.1"],
+        ["+data.probe_seed=${seed}"],  # a value that reads the seed: composed per seed
+    ],
+)
+def test_seeds_composed_once_are_the_configs_composed_per_seed(overrides):
+    from regbench.config import compose_seeds
+
+    seeds = [0, 3, 11]
+    got = compose_seeds(overrides, seeds)
+    assert got == [compose([*overrides, f"seed={s}"]) for s in seeds]
+    assert [c.seed for c in got] == seeds
+    if "probe_seed" in overrides[0]:
+        assert [c.data.probe_seed for c in got] == seeds

@@ -17,7 +17,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from regbench.config import compose
+from regbench.config import compose, compose_seeds
 
 #: label -> (overrides on top of the MLP bench's, seeds, target ratio)
 GROUPS: dict[str, tuple[list[str], int, float]] = {
@@ -58,7 +58,7 @@ def bench_batched(base: list[str], hand_loop, group: str, reps: int, epochs: int
     extra, seeds, target = GROUPS[group]
     if any(o.startswith("model=") for o in extra):  # another model: not the MLP's keys
         base = [o for o in base if not o.startswith("model.")]
-    cfgs = [compose([*base, *extra, f"seed={s}"]) for s in range(seeds)]
+    cfgs = compose_seeds([*base, *extra], range(seeds))
     tracked_seconds(cfgs)  # warm-up, as the other lines
     hand_loop(cfgs[0])
     hand, prog, tracked = [], [], []

@@ -117,7 +117,7 @@ def run_claimed(study: optuna.Study, trials: list[optuna.Trial], objective: Obje
     from optuna.storages._heartbeat import get_heartbeat_thread
 
     from regbench.batched.runs import run_members
-    from regbench.config import compose
+    from regbench.config import compose_seeds
 
     ctx = objective.ctx
     with ExitStack() as stack:
@@ -128,10 +128,9 @@ def run_claimed(study: optuna.Study, trials: list[optuna.Trial], objective: Obje
             try:
                 label, base, results = objective.prepare(t)
                 states[t.number] = results
-                for seed in ctx.spec.seeds:
-                    if str(seed) not in results:
-                        cfg = compose([*base, f"seed={seed}"])
-                        jobs.append((t, seed, cfg, label))
+                seeds = [s for s in ctx.spec.seeds if str(s) not in results]
+                for seed, cfg in zip(seeds, compose_seeds(base, seeds), strict=True):
+                    jobs.append((t, seed, cfg, label))
             except Exception as e:
                 t.set_user_attr(FAIL_REASON, f"{type(e).__name__}: {e}"[:2000])
                 states[t.number] = e

@@ -158,13 +158,13 @@ class Objective:
     def _run_batched(self, trial: optuna.Trial) -> float:
         """The trial's seeds as one batched group (those that can batch)."""
         from regbench.batched.runs import run_members
-        from regbench.config import compose
+        from regbench.config import compose_seeds
 
         spec, ctx = self.ctx.spec, self.ctx
         label, base, results = self.prepare(trial)
         run_ids = {s: r["run_id"] for s, r in results.items()}
         seeds = [s for s in spec.seeds if str(s) not in results]
-        cfgs = [compose([*base, f"seed={s}"]) for s in seeds]
+        cfgs = compose_seeds(base, seeds)
         tags = [self.tags(trial, s) for s in seeds]
         outs = run_members(cfgs, [label] * len(cfgs), ctx.parent_run_id, tags)
         error = None
