@@ -39,16 +39,16 @@ def compose_seeds(overrides: Sequence[str], seeds: Sequence[int]) -> list[DictCo
     if not seeds:
         return []
     raw = _compose_unresolved([*overrides, f"seed={seeds[0]}"])
-    derived = not _interpolates(OmegaConf.to_container(raw, resolve=False), "seed")
+    reads_seed = _interpolates(OmegaConf.to_container(raw, resolve=False), "seed")
     OmegaConf.resolve(raw)
-    out = [raw]
-    for s in seeds[1:]:
-        if derived and isinstance(s, int) and not isinstance(s, bool):
-            cfg = copy.deepcopy(raw)
-            cfg.seed = s
-        else:
-            cfg = compose([*overrides, f"seed={s}"])
-        out.append(cfg)
+    if reads_seed:
+        return [raw, *(compose([*overrides, f"seed={s}"]) for s in seeds[1:])]
+    return [raw, *(_with_seed(raw, s) for s in seeds[1:])]
+
+
+def _with_seed(cfg: DictConfig, seed: int) -> DictConfig:
+    out = copy.deepcopy(cfg)
+    out.seed = seed
     return out
 
 
