@@ -44,9 +44,10 @@ from regbench.reproductions.model_double_descent import CLEAN, NOISE, WIDTHS
 INPUT, CLASSES = (40,), 10  # MNIST-1D: 40 samples per signal, 10 classes
 
 
-def products(width: int, seeds: int) -> tuple[list[Tensor], int, int]:
+def products(width: int, seeds: int, epochs: int | None) -> tuple[list[Tensor], int, int]:
     """The stacked weights (S, out, in) of the width's program, its batch size and steps
-    per model."""
+    per model (the experiment's epochs unless ``epochs``)."""
+    extra = [] if epochs is None else [f"trainer.max_epochs={epochs}"]
     cfgs = [
         c
         for noise in (NOISE, CLEAN)
@@ -55,6 +56,7 @@ def products(width: int, seeds: int) -> tuple[list[Tensor], int, int]:
                 "experiment=model_double_descent",
                 f"model.width={width}",
                 f"data.label_noise={noise}",
+                *extra,
             ],
             range(seeds),
         )
@@ -95,26 +97,31 @@ def step_seconds(weights: list[Tensor], batch: int, reps: int = 5, n: int = 100)
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=10, help="seeds per arm (default: 10)")
-    p.add_argument("--epochs", type=int, default=None, help="plain loop epochs (default: 500)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs of both (default: the experiment's 500; fewer for a quick look, where "
+        "the plain loop's per-run setup weighs more)",
+    )
     p.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="sweep workers (default: cores)"
     )
     args = p.parse_args()
     runtime.setup()  # the CLI's process settings
     plain = plain_double_descent(WIDTHS, args.epochs)
-    scale = 1.0 if args.epochs is None else args.epochs / 500  # the experiment's 500 epochs
     print(f"plain loop, 1 seed, 1 thread, {len(WIDTHS)} widths: {plain:.1f} s", flush=True)
     torch.set_num_threads(1)
     total = 0.0
     for width in WIDTHS:
-        weights, batch, steps = products(width, args.seeds)
+        weights, batch, steps = products(width, args.seeds, args.epochs)
         sec = step_seconds(weights, batch)
         sizes = [w[0].numel() for w in weights]  # per model; the first layer: no input grad
         flop = 2 * batch * weights[0].shape[0] * (3 * sum(sizes) - sizes[0])
-        total += sec * steps * scale
+        total += sec * steps
         print(
             f"width {width:3d}: {sec * 1e3:7.3f} ms/step, {flop / sec / 1e9:5.1f} GFLOP/s, "
-            f"{sec * steps * scale:6.1f} worker-s for {weights[0].shape[0]} models",
+            f"{sec * steps:6.1f} worker-s for {weights[0].shape[0]} models",
             flush=True,
         )
     floor = total / args.workers
